@@ -1,0 +1,309 @@
+"""The matching engine: pure, clock injected (every call takes ``now``), no I/O.
+
+It holds the waiting cases, the workers and the pending offers, and answers every change
+with a list of effects (offers made, offers expired, workers set away, steps widened, waits
+exceeded). The router service turns effects into events and messages; the simulator feeds
+them back on a virtual clock. Everything it holds can be rebuilt from the event log
+(``enqueue``/``restore_offer``/``restore_assignment``), so a router restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import uuid
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from router.config import RoutingFile
+from router.models import Channel, Offer, OfferStatus, Presence, Requirement, Worker
+from router.matching.queues import QueuedCase, Queues
+from router.matching.targets import preferred, resolve
+from router.matching.workers import WorkerPool, WorkerState
+
+
+@dataclass(frozen=True, slots=True)
+class OfferMade:
+    offer: Offer
+
+
+@dataclass(frozen=True, slots=True)
+class OfferExpired:
+    offer: Offer
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerAway:
+    worker_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepChanged:
+    case_id: str
+    step: str
+
+
+@dataclass(frozen=True, slots=True)
+class WaitExceeded:
+    case_id: str
+    waited_s: float
+
+
+Effect = OfferMade | OfferExpired | WorkerAway | StepChanged | WaitExceeded
+
+
+class EngineError(ValueError):
+    """A call that does not fit the engine's state (unknown case, worker or offer)."""
+
+
+class MatchingEngine:
+    def __init__(self, routing: RoutingFile, workers: Iterable[Worker] = (), *, now: float = 0.0,
+                 new_id: Callable[[], str] | None = None):
+        self.cfg = routing
+        self.pool = WorkerPool(routing.channels)
+        self.queues = Queues()
+        self.cases: dict[str, QueuedCase] = {}
+        self.offers: dict[str, tuple[Offer, QueuedCase]] = {}
+        self.assignments: dict[str, tuple[str, Channel]] = {}  # case -> (worker, channel)
+        self._timers: list[tuple[float, int, str, str, int]] = []
+        self._seq = itertools.count()
+        self._new_id = new_id or (lambda: "o-" + uuid.uuid4().hex[:16])
+        for w in workers:
+            self.pool.upsert(w, now)
+
+    # --- workers ------------------------------------------------------------------------
+
+    def upsert_worker(self, worker: Worker, now: float) -> list[Effect]:
+        w = self.pool.upsert(worker, now)
+        return self._fill_worker(w, now)
+
+    def set_presence(self, worker_id: str, presence: Presence, now: float) -> list[Effect]:
+        w = self._worker(worker_id)
+        effects: list[Effect] = []
+        if presence is not Presence.available:
+            # A worker who leaves gives back the offers they had not answered yet.
+            for offer, _ in [v for v in self.offers.values() if v[0].worker_id == worker_id]:
+                effects += self._offer_closed(offer.offer_id, OfferStatus.withdrawn, now)
+        self.pool.set_presence(w, presence, now)
+        return effects + self._fill_worker(w, now)
+
+    def _worker(self, worker_id: str) -> WorkerState:
+        w = self.pool.get(worker_id)
+        if w is None:
+            raise EngineError(f"unknown worker {worker_id!r}")
+        return w
+
+    # --- cases --------------------------------------------------------------------------
+
+    def enqueue(self, case_id: str, req: Requirement, *, queued_at: float, now: float,
+                excluded: Iterable[str] = (), preferred_worker: str | None = None) -> list[Effect]:
+        """Add a waiting case. ``queued_at`` fixes its age (and its step on a restore)."""
+        if case_id in self.cases or case_id in self.assignments:
+            raise EngineError(f"case {case_id!r} is already routed")
+        name = req.workflow or self.cfg.channel_workflows.get(req.channel) \
+            or self.cfg.default_workflow
+        workflow = self.cfg.workflows.get(name)
+        if workflow is None:
+            raise EngineError(f"unknown workflow {req.workflow!r}")
+        qc = QueuedCase(case_id=case_id, req=req, steps=workflow.steps, queued_at=queued_at,
+                        seq=next(self._seq), excluded=set(excluded))
+        if preferred_worker and preferred_worker not in qc.excluded \
+                and self.pool.get(preferred_worker) is not None:
+            qc.preferred = preferred_worker
+            qc.steps_start = queued_at + self.cfg.preferred_worker.fallback_s
+        else:
+            qc.steps_start = queued_at
+        self.cases[case_id] = qc
+        self._schedule(queued_at + self.cfg.max_wait_s, "wait", case_id, 0)
+        effects = self._place(qc, now)
+        return effects + self._try_case(qc, now)
+
+    def remove_case(self, case_id: str, now: float) -> list[Effect]:
+        """The case left routing (closed, abandoned, or handled elsewhere)."""
+        effects: list[Effect] = []
+        for offer, qc in list(self.offers.values()):
+            if qc.case_id == case_id:
+                effects += self._offer_closed(offer.offer_id, OfferStatus.withdrawn, now,
+                                              requeue=False)
+        qc = self.cases.pop(case_id, None)
+        if qc is not None:
+            self.queues.discard(qc)
+        if case_id in self.assignments:
+            effects += self.release(case_id, now)
+        return effects
+
+    def release(self, case_id: str, now: float) -> list[Effect]:
+        """A connected case ended or moved on: the worker's capacity comes back."""
+        assigned = self.assignments.pop(case_id, None)
+        if assigned is None:
+            return []
+        w = self.pool.get(assigned[0])
+        if w is None:
+            return []
+        self.pool.add_load(w, assigned[1], -1, now)
+        return self._fill_worker(w, now)
+
+    # --- offers -------------------------------------------------------------------------
+
+    def offer_result(self, offer_id: str, status: OfferStatus, now: float) -> list[Effect]:
+        if offer_id not in self.offers:
+            raise EngineError(f"offer {offer_id!r} is not pending")
+        return self._offer_closed(offer_id, status, now)
+
+    def _offer_closed(self, offer_id: str, status: OfferStatus, now: float,
+                      requeue: bool = True) -> list[Effect]:
+        offer, qc = self.offers.pop(offer_id)
+        w = self.pool.get(offer.worker_id)
+        effects: list[Effect] = []
+        if status is OfferStatus.accepted:
+            self.cases.pop(qc.case_id, None)
+            self.assignments[qc.case_id] = (offer.worker_id, qc.req.channel)
+            if w is not None:
+                w.consecutive_timeouts = 0
+            return effects
+        if w is not None:
+            self.pool.add_load(w, qc.req.channel, -1, now)
+        if status in (OfferStatus.rejected, OfferStatus.timed_out):
+            qc.excluded.add(offer.worker_id)
+            if qc.preferred == offer.worker_id and qc.step_index < 0:
+                qc.steps_start = now  # the preferred worker said no: widen at once
+        if status is OfferStatus.timed_out and w is not None:
+            w.consecutive_timeouts += 1
+            if w.consecutive_timeouts >= self.cfg.away_after_timeouts \
+                    and w.presence is Presence.available:
+                self.pool.set_presence(w, Presence.away, now)
+                effects.append(WorkerAway(w.id, f"{w.consecutive_timeouts} offers in a row "
+                                          "timed out"))
+        if requeue and qc.case_id in self.cases:
+            effects += self._place(qc, now)
+            effects += self._try_case(qc, now)
+        if w is not None:
+            effects += self._fill_worker(w, now)
+        return effects
+
+    def _make_offer(self, qc: QueuedCase, w: WorkerState, now: float) -> OfferMade:
+        self.queues.discard(qc)
+        offer = Offer(offer_id=self._new_id(), case_id=qc.case_id, worker_id=w.id,
+                      created_at=now, expires_at=now + self.cfg.offer_timeout_s,
+                      step=qc.step_name)
+        self.pool.add_load(w, qc.req.channel, +1, now)  # the reservation
+        self.offers[offer.offer_id] = (offer, qc)
+        self._schedule(offer.expires_at, "offer", offer.offer_id, 0)
+        return OfferMade(offer)
+
+    # --- restore after a restart ---------------------------------------------------------
+
+    def restore_offer(self, offer: Offer, now: float) -> list[Effect]:
+        """Re-hold a pending offer of a case already enqueued; past expiry it times out on
+        the next tick and the case is routed again."""
+        qc = self.cases.get(offer.case_id)
+        if qc is None:
+            raise EngineError(f"case {offer.case_id!r} is not routed: enqueue it first")
+        if qc.waiting is False and any(o.case_id == offer.case_id for o, _ in self.offers.values()):
+            raise EngineError(f"case {offer.case_id!r} already holds an offer")
+        w = self._worker(offer.worker_id)
+        self.queues.discard(qc)
+        self.pool.add_load(w, qc.req.channel, +1, now)
+        self.offers[offer.offer_id] = (offer, qc)
+        self._schedule(offer.expires_at, "offer", offer.offer_id, 0)
+        return []
+
+    def restore_assignment(self, case_id: str, worker_id: str, channel: Channel,
+                           now: float) -> None:
+        w = self._worker(worker_id)
+        self.assignments[case_id] = (worker_id, channel)
+        self.pool.add_load(w, channel, +1, now)
+
+    # --- time ---------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        return self._timers[0][0] if self._timers else None
+
+    def tick(self, now: float) -> list[Effect]:
+        effects: list[Effect] = []
+        while self._timers and self._timers[0][0] <= now:
+            _, _, kind, key, token = heapq.heappop(self._timers)
+            if kind == "offer":
+                if key in self.offers:
+                    offer = self.offers[key][0]
+                    effects.append(OfferExpired(offer))
+                    effects += self._offer_closed(key, OfferStatus.timed_out, now)
+            elif kind == "step":
+                qc = self.cases.get(key)
+                if qc is not None and qc.token == token and qc.waiting:
+                    effects += self._place(qc, now)
+                    effects += self._try_case(qc, now)
+            elif kind == "wait":
+                qc = self.cases.get(key)
+                if qc is not None and not qc.wait_exceeded \
+                        and now - qc.queued_at >= self.cfg.max_wait_s:
+                    qc.wait_exceeded = True
+                    effects.append(WaitExceeded(key, now - qc.queued_at))
+        return effects
+
+    def _schedule(self, at: float, kind: str, key: str, token: int) -> None:
+        heapq.heappush(self._timers, (at, next(self._seq), kind, key, token))
+
+    # --- placement and matching ----------------------------------------------------------
+
+    def _step_at(self, qc: QueuedCase, now: float) -> tuple[int, float | None]:
+        """Current step index (-1: preferred worker only) and when it ends."""
+        if qc.preferred and now < qc.steps_start:
+            return -1, qc.steps_start
+        t = qc.steps_start
+        for i, step in enumerate(qc.steps):
+            if step.timeout_s is None or now < t + step.timeout_s:
+                return i, (t + step.timeout_s) if step.timeout_s is not None else None
+            t += step.timeout_s
+        return len(qc.steps) - 1, None
+
+    def _place(self, qc: QueuedCase, now: float) -> list[Effect]:
+        """Put the case in the bucket of its current step and arm the step's timer."""
+        index, ends = self._step_at(qc, now)
+        effects: list[Effect] = []
+        if index != qc.step_index or qc.target is None:
+            changed = qc.target is not None
+            qc.step_index = index
+            if changed:
+                effects.append(StepChanged(qc.case_id, qc.step_name))
+        qc.target = preferred(qc.req, qc.preferred) if index < 0 else \
+            resolve(qc.steps[index].target, qc.req)
+        self.queues.discard(qc)
+        self.queues.push(qc)
+        if ends is not None:
+            self._schedule(ends, "step", qc.case_id, qc.token)
+        return effects
+
+    def _try_case(self, qc: QueuedCase, now: float) -> list[Effect]:
+        if not qc.waiting or qc.target is None:
+            return []
+        w = self.pool.best_for(qc.target, qc.excluded)
+        return [self._make_offer(qc, w, now)] if w is not None else []
+
+    def _fill_worker(self, w: WorkerState, now: float) -> list[Effect]:
+        """Offer the freed-up worker the best waiting cases it can take, until it is full."""
+        effects: list[Effect] = []
+        while True:
+            best = None
+            for channel in self.pool.available_channels(w):
+                qc = self.queues.head_for(w, channel, self.cases)
+                if qc is not None and (best is None or qc.order < best.order):
+                    best = qc
+            if best is None:
+                return effects
+            effects.append(self._make_offer(best, w, now))
+
+    # --- read side ----------------------------------------------------------------------
+
+    def waiting_cases(self) -> list[QueuedCase]:
+        return [qc for qc in self.cases.values()]
+
+    def position(self, case_id: str) -> int | None:
+        """1-based position among waiting cases of the same bucket (priority, then age)."""
+        qc = self.cases.get(case_id)
+        if qc is None or not qc.waiting:
+            return None
+        ahead = sum(1 for o in self.cases.values()
+                    if o.waiting and o.target == qc.target and o.order < qc.order)
+        return ahead + 1
