@@ -52,6 +52,7 @@ class Case(BaseModel):
     queued_at: float | None = None
     # Where a rejected or expired offer sends the case back to.
     routing_state: CaseState | None = None
+    preferred_worker: str | None = None
     pending_offer: Offer | None = None
     assigned_worker: str | None = None
     excluded_workers: list[str] = Field(default_factory=list)
@@ -114,6 +115,7 @@ def _queued(case: Case, event) -> None:
     case.state = CaseState.queued
     case.routing_state = CaseState.queued
     case.requirement = event.payload.requirement
+    case.preferred_worker = event.payload.preferred_worker
     case.queued_at = event.ts
 
 
@@ -157,6 +159,7 @@ def _transfer(case: Case, event) -> None:
     case.excluded_workers.append(p.from_worker)
     case.assigned_worker = None
     case.requirement = p.requirement
+    case.preferred_worker = p.to_worker
     case.queued_at = event.ts
     case.transfers += 1
     case.state = CaseState.transferring

@@ -131,6 +131,8 @@ class RoutingFile(_C):
     offer_timeout_s: float = Field(default=20, gt=0)
     away_after_timeouts: int = Field(default=2, ge=1)
     max_wait_s: float = Field(default=900, gt=0)
+    service_level_s: float = Field(default=20, gt=0)
+    presence_grace_s: float = Field(default=10, ge=0)
     preferred_worker: PreferredWorkerConfig = Field(default_factory=PreferredWorkerConfig)
     channels: dict[Channel, ChannelConfig]
     default_workflow: Ident

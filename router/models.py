@@ -177,6 +177,8 @@ class DecisionPayload(Strict):
 class QueuedPayload(Strict):
     requirement: Requirement
     reasons: list[str] = Field(default_factory=list)
+    # Repeat contact: asked first, for routing.preferred_worker.fallback_s.
+    preferred_worker: Ident | None = None
 
 
 class OfferPayload(Strict):
@@ -285,3 +287,74 @@ CaseEvent = Annotated[
 ]
 
 EVENT_TYPES = tuple(PAYLOADS)
+
+
+# ---------------------------------------------------------------------------------------
+# The context packet: what a human sees on accept. A fold of the case's events
+# (router.packet.build_packet); versioned so consumers can check what they read.
+
+PACKET_SCHEMA_VERSION = "1.0"
+
+
+class TranscriptEntry(Strict):
+    event_id: str
+    at: float
+    speaker: Literal["resident", "ai", "human"]
+    language: str
+    text: str
+    translated: str | None = None
+    translated_language: str | None = None
+    confidence: float | None = None
+    worker_id: str | None = None
+
+
+class ActionRecord(Strict):
+    event_id: str
+    at: float
+    tool: str
+    args: dict[str, Any]
+    result: Any = None
+    ok: bool
+
+
+class EscalationInfo(Strict):
+    at: float
+    decision: Decision
+    signals: dict[str, float | bool | str] = Field(default_factory=dict)
+
+
+class HandoffRecord(Strict):
+    at: float
+    kind: str
+    from_owner: str | None = None
+    to_owner: str | None = None
+    note: str = ""
+
+
+class NoteRecord(Strict):
+    at: float
+    author: str
+    text: str
+
+
+class ContextPacket(Strict):
+    schema_version: Literal["1.0"] = PACKET_SCHEMA_VERSION
+    case_id: str
+    revision: int
+    site: str
+    device: str | None = None
+    resident: str | None = None
+    language: str
+    channel: Channel
+    intent: str | None = None
+    state: CaseState
+    requirement: Requirement | None = None
+    account: dict[str, Any] | None = None
+    transcript: list[TranscriptEntry] = Field(default_factory=list)
+    actions: list[ActionRecord] = Field(default_factory=list)
+    escalation: EscalationInfo | None = None
+    policy_flags: list[str] = Field(default_factory=list)
+    notes: list[NoteRecord] = Field(default_factory=list)
+    handoffs: list[HandoffRecord] = Field(default_factory=list)
+    summary: str = ""
+    next_steps: list[str] = Field(default_factory=list)

@@ -1,0 +1,119 @@
+"""The ``baton`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def _config(args):
+    from router.config import ConfigError, load_config
+
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        print(f"baton: invalid configuration: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_router(args) -> int:
+    import uvicorn
+
+    from router.service.app import create_app
+
+    cfg = _config(args)
+    app = create_app(cfg, args.db)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def cmd_check_config(args) -> int:
+    cfg = _config(args)
+    print(f"configuration in {cfg.directory} is valid: {len(cfg.sites.sites)} sites, "
+          f"{len(cfg.workers.workers)} workers, {len(cfg.routing.workflows)} workflows")
+    return 0
+
+
+def cmd_schemas(args) -> int:
+    from router.schemas import write_schemas
+
+    for path in write_schemas(Path(args.out)):
+        print(path)
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from router.simulate import run_cli
+
+    return run_cli(args)
+
+
+def cmd_demo(args) -> int:
+    from router.demo import run_demo
+
+    return run_demo(args)
+
+
+def cmd_edge_sim(args) -> int:
+    from edge.simulated import run_cli
+
+    return run_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="baton", description="Baton: routes customer-service "
+                                     "cases between AI and people, on desks and robots.")
+    parser.add_argument("--config", default=None,
+                        help="configuration directory (default: $BATON_CONFIG_DIR or ./config)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("router", help="run the router service (REST, WebSocket, pages)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--db", default=None, help="database URL (default: $BATON_DB_URL or "
+                   "sqlite in ./var)")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=cmd_router)
+
+    p = sub.add_parser("demo", help="router + simulated workers and devices, on one machine")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--db", default=None, help="database URL (default: a fresh sqlite file)")
+    p.add_argument("--cases-per-minute", type=float, default=6.0)
+    p.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("simulate", help="workforce simulation on the real matching engine")
+    from router.simulate import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("schemas", help="write the JSON Schemas of events and packets")
+    p.add_argument("--out", default="docs/schemas")
+    p.set_defaults(func=cmd_schemas)
+
+    p = sub.add_parser("check-config", help="validate the configuration and exit")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("edge-sim", help="a simulated kiosk/robot that opens cases")
+    from edge.simulated import add_arguments as edge_args
+
+    edge_args(p)
+    p.set_defaults(func=cmd_edge_sim)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
+                        "%(message)s")
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

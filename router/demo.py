@@ -1,0 +1,78 @@
+"""``baton demo``: the router, simulated workers and simulated devices on one machine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import tempfile
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from endpoints.desk_sim import SimulatedWorker
+from edge.simulated import DeviceProfile, SimulatedDevice
+from router.config import BatonConfig, ConfigError, load_config
+from router.models import WorkerKind
+from router.service.app import create_app
+
+log = logging.getLogger("baton.demo")
+
+
+def run_demo(args) -> int:
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"baton demo: invalid configuration: {exc}")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="baton-demo-") as tmp:
+        db = args.db or f"sqlite+aiosqlite:///{Path(tmp) / 'demo.db'}"
+        try:
+            asyncio.run(_demo(cfg, db, args))
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+async def _demo(cfg: BatonConfig, db: str, args) -> None:
+    app = create_app(cfg, db)
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port,
+                                           log_level="warning"))
+    base = f"http://{args.host}:{args.port}"
+    tokens = {e.subject: t for t, e in cfg.resolved_tokens().items()}
+    rng = random.Random(args.seed)
+    stop = asyncio.Event()
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client, \
+            asyncio.TaskGroup() as tg:
+        serving = tg.create_task(server.serve(), name="demo-router")
+        while not server.started:
+            if serving.done():
+                return  # failed to start (port in use?): uvicorn said why
+            await asyncio.sleep(0.05)
+        supervisor = next((t for s, t in tokens.items() if s == "floor-supervisor"), "")
+        print(f"\nBaton demo is running.\n"
+              f"  Floor status page: {base}/#token={supervisor}\n"
+              f"  API docs:          {base}/docs\n"
+              f"  Stop with Ctrl-C.\n", flush=True)
+        for w in cfg.workers.workers:
+            if w.kind is WorkerKind.floor_staff or w.id not in tokens:
+                continue
+            sim = SimulatedWorker(base, w.id, tokens[w.id], random.Random(rng.random()))
+            tg.create_task(sim.run(stop), name=f"demo-worker-{w.id}")
+        devices = [(s, d) for s in cfg.sites.sites for d in s.devices if d.id in tokens]
+        per_device = args.cases_per_minute / max(1, len(devices))
+        for site, dev in devices:
+            sim = SimulatedDevice(client, tokens[dev.id],
+                                  DeviceProfile(site.id, dev.id, dev.kind, list(site.languages)),
+                                  random.Random(rng.random()))
+            tg.create_task(sim.run(per_device, stop), name=f"demo-device-{dev.id}")
+
+        async def until_done() -> None:
+            waits = [asyncio.ensure_future(stop.wait()), serving]
+            await asyncio.wait(waits, timeout=args.seconds, return_when=asyncio.FIRST_COMPLETED)
+            waits[0].cancel()
+            stop.set()
+            server.should_exit = True
+
+        tg.create_task(until_done(), name="demo-stop")

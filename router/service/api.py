@@ -1,0 +1,263 @@
+"""REST routes. Thin: authenticate, check the role and visibility, call the core."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import TypeAdapter, ValidationError
+
+from router.casestate import Case
+from router.models import TERMINAL_STATES, CaseEvent, CaseState, Presence, Requirement, Role
+from router.packet import build_packet
+from router.service import views
+from router.service.auth import WORKER_ROLES, Authed, Principal, can_see, require
+from router.service.core import RouterCore
+from router.service.stats import stats
+
+api = APIRouter(prefix="/v1")
+EVENT = TypeAdapter(CaseEvent)
+
+
+def core_of(request: Request) -> RouterCore:
+    return request.app.state.core
+
+
+Core = Annotated[RouterCore, Depends(core_of)]
+Staff = require(Role.supervisor, Role.admin)
+CaseCreators = require(Role.device, Role.supervisor, Role.admin)
+Workers = require(*WORKER_ROLES, Role.supervisor)
+
+
+async def _visible_case(core: RouterCore, principal: Principal, case_id: str) -> Case:
+    case = await core._case(case_id)
+    # Not-yours and not-there answer alike, so ids cannot be probed.
+    if case is None or not can_see(principal, case):
+        raise HTTPException(404, f"no case {case_id!r} that you may see")
+    return case
+
+
+def _owner_or_staff(principal: Principal, case: Case) -> None:
+    if principal.sees_everything or case.assigned_worker == principal.subject:
+        return
+    raise HTTPException(403, f"case {case.id!r} is not assigned to you")
+
+
+@api.get("/me")
+async def me(principal: Authed) -> dict[str, str]:
+    return {"subject": principal.subject, "role": principal.role.value}
+
+
+@api.post("/cases", status_code=201)
+async def create_case(body: views.CreateCase, core: Core,
+                      principal: Principal = CaseCreators) -> dict[str, Any]:
+    if principal.role is Role.device and body.device != principal.subject:
+        raise HTTPException(403, f"a device may only open cases for itself ({principal.subject})")
+    case = await core.create_case(body)
+    return views.case_view(case, core)
+
+
+@api.post("/cases/{case_id}/escalate")
+async def escalate_case(case_id: str, body: views.EscalateCase, core: Core,
+                        principal: Principal = CaseCreators) -> dict[str, Any]:
+    case = await _visible_case(core, principal, case_id)
+    case = await core.escalate(case_id, body)
+    return views.case_view(case, core)
+
+
+@api.get("/cases")
+async def list_cases(core: Core, principal: Authed,
+                     state: Annotated[list[CaseState] | None, Query()] = None,
+                     site: str | None = None, worker: str | None = None,
+                     resident: str | None = None,
+                     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                     offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    states = [s.value for s in state] if state else None
+    if principal.sees_everything:
+        found = await core.store.list_cases(states=states, site=site, worker=worker,
+                                            resident=resident, limit=limit, offset=offset)
+    else:
+        # Workers and devices: only their own cases, whatever the filters ask.
+        found = await core.store.list_cases(states=states, site=site, resident=resident,
+                                            worker=None, limit=500, offset=0)
+        mine = [c for c in found if can_see(principal, c)]
+        if principal.role in WORKER_ROLES:
+            offered = [c for c in core.cases.values() if c.pending_offer is not None
+                       and c.pending_offer.worker_id == principal.subject
+                       and c.id not in {m.id for m in mine}]
+            mine += offered
+        found = mine[offset:offset + limit]
+    return {"cases": [views.case_view(c, core) for c in found]}
+
+
+@api.get("/cases/{case_id}")
+async def get_case(case_id: str, core: Core, principal: Authed) -> dict[str, Any]:
+    case = await _visible_case(core, principal, case_id)
+    events = await core.store.case_events(case_id)
+    return {"case": views.case_view(case, core),
+            "packet": build_packet(events).model_dump(mode="json")}
+
+
+@api.get("/cases/{case_id}/events")
+async def case_events(case_id: str, core: Core, principal: Authed) -> dict[str, Any]:
+    await _visible_case(core, principal, case_id)
+    events = await core.store.case_events(case_id)
+    return {"events": [e.model_dump(mode="json") for e in events]}
+
+
+@api.post("/cases/{case_id}/close")
+async def close_case(case_id: str, body: views.CloseCase, core: Core,
+                     principal: Authed) -> dict[str, Any]:
+    case = await _visible_case(core, principal, case_id)
+    if case.state in TERMINAL_STATES:
+        raise HTTPException(409, f"case {case_id!r} is already {case.state.value}")
+    if principal.role is not Role.device:
+        _owner_or_staff(principal, case)
+    elif body.status != "abandoned":
+        raise HTTPException(403, "a device may only close a case as abandoned (resident left)")
+    case = await core.close_case(case_id, principal.subject, body.status, body.code, body.note,
+                                 body.ai_verdict)
+    return views.case_view(case, core)
+
+
+@api.post("/cases/{case_id}/transfer")
+async def transfer_case(case_id: str, body: views.TransferCase, core: Core,
+                        principal: Principal = Workers) -> dict[str, Any]:
+    case = await _visible_case(core, principal, case_id)
+    _owner_or_staff(principal, case)
+    if body.to_worker is not None and body.to_worker not in core.presence:
+        raise HTTPException(404, f"unknown worker {body.to_worker!r}")
+    old = case.requirement
+    if old is None:
+        raise HTTPException(409, f"case {case_id!r} was never routed")
+    try:
+        requirement = Requirement(
+            language=body.language or old.language, skills=body.skills or old.skills,
+            surface=old.surface, channel=body.channel or old.channel,
+            priority=old.priority if body.priority is None else body.priority,
+            workflow=body.workflow or old.workflow)
+    except ValidationError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if requirement.workflow and requirement.workflow not in core.cfg.routing.workflows:
+        raise HTTPException(422, f"unknown workflow {requirement.workflow!r}")
+    case = await core.transfer(case_id, case.assigned_worker or principal.subject, requirement,
+                               body.note, body.to_worker)
+    return views.case_view(case, core)
+
+
+@api.post("/cases/{case_id}/handback")
+async def handback(case_id: str, body: views.Handback, core: Core,
+                   principal: Principal = Workers) -> dict[str, Any]:
+    case = await _visible_case(core, principal, case_id)
+    _owner_or_staff(principal, case)
+    case = await core.handback(case_id, case.assigned_worker or principal.subject,
+                               body.reason, body.note)
+    return views.case_view(case, core)
+
+
+@api.post("/cases/{case_id}/notes", status_code=201)
+async def add_note(case_id: str, body: views.NoteIn, core: Core,
+                   principal: Authed) -> dict[str, Any]:
+    case = await _visible_case(core, principal, case_id)
+    if principal.role is Role.device:
+        raise HTTPException(403, "devices add turns as events, not notes")
+    case = await core.add_note(case_id, principal.subject, body.text)
+    return views.case_view(case, core)
+
+
+@api.post("/offers/{offer_id}/accept")
+async def accept_offer(offer_id: str, core: Core,
+                       principal: Principal = Workers) -> dict[str, Any]:
+    case = await core.answer_offer(principal.subject, offer_id, accept=True)
+    events = await core.store.case_events(case.id)
+    return {"case": views.case_view(case, core),
+            "packet": build_packet(events).model_dump(mode="json")}
+
+
+@api.post("/offers/{offer_id}/reject")
+async def reject_offer(offer_id: str, core: Core, body: views.RejectOffer | None = None,
+                       principal: Principal = Workers) -> dict[str, Any]:
+    case = await core.answer_offer(principal.subject, offer_id, accept=False,
+                                   reason=body.reason if body else None)
+    return {"case_id": case.id, "status": "rejected"}
+
+
+@api.post("/events")
+async def append_event(request: Request, core: Core,
+                       principal: Principal = require(Role.device)) -> dict[str, Any]:
+    try:
+        event = EVENT.validate_json(await request.body())
+    except ValidationError as exc:
+        raise HTTPException(422, _summarize(exc)) from None
+    if event.origin != principal.subject:
+        raise HTTPException(403, f"event origin {event.origin!r} is not you "
+                            f"({principal.subject}); devices send only their own events")
+    if event.type not in ("turn", "translation", "action", "signal", "decision", "rating",
+                          "outcome"):
+        raise HTTPException(403, f"devices may not send {event.type!r} events")
+    if event.type == "outcome" and event.payload.status != "abandoned":
+        raise HTTPException(403, "a device may only close a case as abandoned")
+    case = await core._case(event.case_id)
+    if case is None or case.device != principal.subject:
+        raise HTTPException(404, f"no case {event.case_id!r} at this device")
+    result = await core.append_external(event)
+    return {"status": result.status, "seq": event.seq}
+
+
+@api.get("/workers")
+async def list_workers(core: Core, principal: Authed) -> dict[str, Any]:
+    if principal.role is Role.device:
+        raise HTTPException(403, "devices may not list workers")
+    out = []
+    for w in core.cfg.workers.workers:
+        if not principal.sees_everything and w.id != principal.subject:
+            continue
+        out.append(_worker_view(core, w))
+    return {"workers": out}
+
+
+def _worker_view(core: RouterCore, w) -> dict[str, Any]:
+    state = core.engine.pool.get(w.id)
+    return {**w.model_dump(mode="json"), "presence": core.presence[w.id].value,
+            "load": {c.value: n for c, n in state.load.items()} if state else {},
+            "idle_since": state.idle_since if state else None}
+
+
+@api.put("/workers/{worker_id}/presence")
+async def set_presence(worker_id: str, body: views.PresenceIn, core: Core,
+                       principal: Authed) -> dict[str, Any]:
+    if not principal.sees_everything and principal.subject != worker_id:
+        raise HTTPException(403, "you may set only your own presence")
+    await core.set_presence(worker_id, Presence(body.presence),
+                            f"set by {principal.subject}")
+    w = next(w for w in core.cfg.workers.workers if w.id == worker_id)
+    return _worker_view(core, w)
+
+
+@api.get("/sites")
+async def sites(core: Core, principal: Authed) -> dict[str, Any]:
+    return {"sites": [s.model_dump(mode="json") for s in core.cfg.sites.sites]}
+
+
+@api.get("/devices")
+async def devices(core: Core, principal: Authed) -> dict[str, Any]:
+    return {"devices": [{**d.model_dump(mode="json"), "site": s.id}
+                        for s in core.cfg.sites.sites for d in s.devices]}
+
+
+@api.get("/stats")
+async def get_stats(core: Core, principal: Principal = Staff) -> dict[str, Any]:
+    return stats(core)
+
+
+@api.get("/alerts")
+async def alerts(core: Core, principal: Principal = Staff) -> dict[str, Any]:
+    return {"alerts": list(core.alerts)}
+
+
+def _summarize(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,141 @@
+"""The router's FastAPI application: lifespan, error shapes, body limits, pages."""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from router.config import BatonConfig
+from router.service.api import api
+from router.service.auth import TokenBook
+from router.service.core import Clock, CoreError, RouterCore
+from router.service.ws import ws_router
+from router.store import open_store
+
+log = logging.getLogger("baton.app")
+
+MAX_BODY = 64 * 1024
+STATUS_PAGE = Path(__file__).resolve().parents[2] / "endpoints" / "status"
+
+
+def default_db_url() -> str:
+    url = os.environ.get("BATON_DB_URL")
+    if url:
+        return url
+    path = Path(os.environ.get("BATON_DATA_DIR", "var")) / "baton.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+class BodyLimit:
+    """Refuses request bodies over ``limit`` bytes, declared or streamed, with a 413."""
+
+    def __init__(self, app, limit: int = MAX_BODY):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            return await _too_large(send, self.limit)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await _too_large(send, self.limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send, limit: int) -> None:
+    body = (f'{{"error":"payload_too_large","message":"request body over {limit} bytes; '
+            f'send less"}}').encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | None = None,
+               autotick: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        store = await open_store(db_url or default_db_url())
+        core = RouterCore(cfg, store, clock=clock, autotick=autotick)
+        app.state.core = core
+        try:
+            await core.start()
+            yield
+        finally:
+            await core.aclose()
+            await store.close()
+
+    app = FastAPI(title="Baton router", version="0.1.0", lifespan=lifespan,
+                  description="Routes customer-service cases between AI and people across "
+                  "kiosks, telepresence robots and browsers. Authenticate with "
+                  "'Authorization: Bearer <token>' (config/tokens.yaml).")
+    app.state.cfg = cfg
+    app.state.tokens = TokenBook(cfg)
+    app.add_middleware(BodyLimit)
+    app.include_router(api)
+    app.include_router(ws_router)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"error": _code(exc.status_code), "message": exc.detail},
+                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return JSONResponse({"error": "invalid_json", "message": "request body is not valid "
+                                 "JSON: " + errors[0].get("ctx", {}).get("error", "")},
+                                status_code=400)
+        parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:8]]
+        return JSONResponse({"error": "invalid_request", "message": "; ".join(parts),
+                             "detail": [{"loc": e["loc"], "msg": e["msg"]} for e in errors[:8]]},
+                            status_code=422)
+
+    @app.exception_handler(CoreError)
+    async def core_error(request: Request, exc: CoreError):
+        return JSONResponse({"error": _code(exc.status), "message": str(exc)},
+                            status_code=exc.status)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz():
+        return {"ok": True}
+
+    @app.get("/", include_in_schema=False)
+    async def index():
+        return FileResponse(STATUS_PAGE / "index.html")
+
+    app.mount("/static/status", StaticFiles(directory=STATUS_PAGE), name="status")
+    return app
+
+
+def _code(status: int) -> str:
+    return {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+            405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+            422: "invalid_request", 503: "unavailable"}.get(status, "error")

@@ -1,0 +1,45 @@
+"""Live figures for supervisors and workforce planning: queues, waits, service level."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from router.models import Presence
+
+if TYPE_CHECKING:
+    from router.service.core import RouterCore
+
+WINDOW_S = 3600.0
+
+
+def stats(core: RouterCore) -> dict[str, Any]:
+    now = core.clock.now()
+    queues: Counter[str] = Counter()
+    oldest = 0.0
+    for qc in core.engine.cases.values():
+        wf = qc.req.workflow or "default"
+        queues[f"{wf}/{qc.step_name}"] += 1
+        oldest = max(oldest, now - qc.queued_at)
+    recent = [w for at, w in core.answered if now - at <= WINDOW_S]
+    sl_s = core.cfg.routing.service_level_s
+    states = Counter(c.state.value for c in core.cases.values())
+    presence = Counter(p.value for p in core.presence.values())
+    busy = sum(1 for wid, p in core.presence.items()
+               if p is Presence.available and (w := core.engine.pool.get(wid)) and w.total_load)
+    return {
+        "at": now,
+        "waiting": len(core.engine.cases),
+        "offers_pending": len(core.engine.offers),
+        "queues": dict(sorted(queues.items())),
+        "oldest_wait_s": round(oldest, 3),
+        "answered_last_hour": len(recent),
+        "asa_s": round(sum(recent) / len(recent), 3) if recent else None,
+        "service_level": round(sum(1 for w in recent if w <= sl_s) / len(recent), 4)
+        if recent else None,
+        "service_level_s": sl_s,
+        "open_cases_by_state": dict(states),
+        "workers_by_presence": dict(presence),
+        "workers_busy": busy,
+        "alerts": len(core.alerts),
+    }

@@ -1,0 +1,106 @@
+"""Request and response shapes of the router's REST and WebSocket surfaces."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from router.casestate import Case
+from router.models import Channel, Ident, LangCode, Level, Presence, TurnPayload
+
+if TYPE_CHECKING:
+    from router.service.core import RouterCore
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateCase(Body):
+    case_id: Ident | None = None
+    site: Ident
+    device: Ident | None = None
+    resident: Ident | None = Field(default=None, description="Pseudonymous resident id.")
+    language: LangCode
+    channel: Channel = Channel.chat
+    intent: str | None = Field(default=None, max_length=100)
+    account: dict[str, Any] | None = None
+    skills: dict[Ident, Level] = Field(default_factory=dict)
+    priority: int = Field(default=0, ge=0, le=100)
+    workflow: Ident | None = None
+    escalate: bool = Field(default=True, description="Queue the case for a human at once.")
+    reasons: list[str] = Field(default_factory=list, max_length=20)
+    transcript: list[TurnPayload] = Field(default_factory=list, max_length=200)
+
+
+class EscalateCase(Body):
+    """Ask for a human on an open case; unset fields come from the case."""
+
+    skills: dict[Ident, Level] = Field(default_factory=dict)
+    channel: Channel | None = None
+    priority: int = Field(default=0, ge=0, le=100)
+    workflow: Ident | None = None
+    reasons: list[str] = Field(default_factory=list, max_length=20)
+
+    def for_case(self, case: Case) -> CreateCase:
+        return CreateCase(case_id=case.id, site=case.site, device=case.device,
+                          resident=case.resident, language=case.language,
+                          channel=self.channel or case.channel, skills=self.skills,
+                          priority=self.priority, workflow=self.workflow, reasons=self.reasons)
+
+
+class CloseCase(Body):
+    status: Literal["resolved", "abandoned"] = "resolved"
+    code: str = Field(default="", max_length=100)
+    note: str = Field(default="", max_length=4000)
+    ai_verdict: Literal["right", "wrong"] | None = None
+
+
+class TransferCase(Body):
+    language: LangCode | None = None
+    skills: dict[Ident, Level] = Field(default_factory=dict)
+    channel: Channel | None = None
+    workflow: Ident | None = None
+    priority: int | None = Field(default=None, ge=0, le=100)
+    to_worker: Ident | None = None
+    note: str = Field(default="", max_length=4000)
+
+
+class Handback(Body):
+    reason: Literal["resolved_question", "routine_remaining", "resident_request", "other"]
+    note: str = Field(default="", max_length=4000)
+
+
+class NoteIn(Body):
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class RejectOffer(Body):
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class PresenceIn(Body):
+    presence: Presence
+
+
+def case_view(case: Case, core: RouterCore | None = None) -> dict[str, Any]:
+    data = case.model_dump(mode="json")
+    if core is not None:
+        data["queue_position"] = core.engine.position(case.id)
+        qc = core.engine.cases.get(case.id)
+        data["step"] = qc.step_name if qc is not None else None
+    return data
+
+
+def case_preview(case: Case) -> dict[str, Any]:
+    """What an offer shows before accept; the full packet comes with the accept."""
+    req = case.requirement
+    return {
+        "id": case.id, "site": case.site, "device": case.device, "language": case.language,
+        "channel": case.channel.value, "intent": case.intent, "state": case.state.value,
+        "priority": req.priority if req else 0,
+        "skills": dict(req.skills) if req else {},
+        "waiting_since": case.queued_at, "transfers": case.transfers,
+        "last_handoff": case.handoffs[-1].model_dump(mode="json") if case.handoffs else None,
+    }

@@ -1,0 +1,142 @@
+"""The workers' and supervisors' WebSocket: presence, offers pushed, accept/reject, updates.
+
+Protocol (JSON text frames). Client → router:
+  {"type": "presence", "presence": "available" | "away" | "offline"}
+  {"type": "accept", "offer_id": "…"}        {"type": "reject", "offer_id": "…", "reason": "…"}
+  {"type": "ping"}
+Router → client:
+  hello (snapshot on connect), offer, offer_closed, accepted (with the packet), case,
+  presence, step, alert, error (with the request's type), pong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Annotated, Literal, Union
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from router.models import Presence
+from router.packet import build_packet
+from router.service import views
+from router.service.auth import WORKER_ROLES, can_see
+from router.service.core import CoreError, RouterCore
+from router.service.hub import Connection
+
+log = logging.getLogger("baton.ws")
+ws_router = APIRouter()
+MAX_FRAME = 16 * 1024
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PresenceMsg(_In):
+    type: Literal["presence"]
+    presence: Presence
+
+
+class AcceptMsg(_In):
+    type: Literal["accept"]
+    offer_id: str = Field(max_length=80)
+
+
+class RejectMsg(_In):
+    type: Literal["reject"]
+    offer_id: str = Field(max_length=80)
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class PingMsg(_In):
+    type: Literal["ping"]
+
+
+Incoming = TypeAdapter(Annotated[Union[PresenceMsg, AcceptMsg, RejectMsg, PingMsg],
+                                 Field(discriminator="type")])
+
+
+@ws_router.websocket("/v1/ws")
+async def worker_socket(ws: WebSocket) -> None:
+    core: RouterCore = ws.app.state.core
+    token = ws.query_params.get("token")
+    auth = ws.headers.get("authorization", "")
+    if not token and auth.lower().startswith("bearer "):
+        token = auth[7:].strip()
+    principal = ws.app.state.tokens.lookup(token)
+    if principal is None:
+        await ws.close(code=4401, reason="missing or unknown token (?token=…)")
+        return
+    if principal.role not in WORKER_ROLES and not principal.sees_everything:
+        await ws.close(code=4403, reason=f"role {principal.role.value} has no worker socket")
+        return
+    await ws.accept()
+    conn = Connection(principal.subject, principal.role)
+    core.hub.attach(conn)
+    core.connected(principal.subject)
+    sender = asyncio.create_task(_send_loop(ws, conn), name=f"ws-send-{principal.subject}")
+    try:
+        conn.send(_hello(core, principal))
+        while True:
+            raw = await ws.receive_text()
+            await _handle(core, conn, principal, raw)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+        if core.hub.detach(conn) == 0 and principal.role in WORKER_ROLES:
+            core.disconnected(principal.subject)
+
+
+async def _send_loop(ws: WebSocket, conn: Connection) -> None:
+    while True:
+        msg = await conn.queue.get()
+        if msg.get("type") == "_close":
+            await ws.close(code=1013, reason=msg.get("reason", "overloaded"))
+            return
+        await ws.send_text(json.dumps(msg, separators=(",", ":")))
+
+
+def _hello(core: RouterCore, principal) -> dict:
+    visible = [c for c in core.cases.values() if can_see(principal, c)]
+    offers = [o.model_dump(mode="json") for o, _ in core.engine.offers.values()
+              if o.worker_id == principal.subject]
+    return {"type": "hello", "subject": principal.subject, "role": principal.role.value,
+            "presence": core.presence.get(principal.subject, Presence.offline).value,
+            "offers": offers, "cases": [views.case_view(c, core) for c in visible]}
+
+
+async def _handle(core: RouterCore, conn: Connection, principal, raw: str) -> None:
+    if len(raw) > MAX_FRAME:
+        conn.send({"type": "error", "message": f"message too large (max {MAX_FRAME} bytes)"})
+        return
+    try:
+        msg = Incoming.validate_json(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        conn.send({"type": "error", "message": f"invalid message: {where}: {err['msg']}; see "
+                   "the protocol in router/service/ws.py"})
+        return
+    try:
+        if isinstance(msg, PingMsg):
+            conn.send({"type": "pong"})
+        elif isinstance(msg, PresenceMsg):
+            await core.set_presence(principal.subject, msg.presence, "set from the desk")
+        elif isinstance(msg, AcceptMsg):
+            case = await core.answer_offer(principal.subject, msg.offer_id, accept=True)
+            events = await core.store.case_events(case.id)
+            conn.send({"type": "accepted", "offer_id": msg.offer_id,
+                       "case": views.case_view(case, core),
+                       "packet": build_packet(events).model_dump(mode="json")})
+        elif isinstance(msg, RejectMsg):
+            await core.answer_offer(principal.subject, msg.offer_id, accept=False,
+                                    reason=msg.reason)
+            conn.send({"type": "offer_closed", "offer_id": msg.offer_id, "status": "rejected"})
+    except CoreError as exc:
+        conn.send({"type": "error", "request": msg.type, "status": exc.status,
+                   "message": str(exc)})
