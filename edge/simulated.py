@@ -49,12 +49,14 @@ class SimulatedDevice:
         p = self.profile
         lang = self.rng.choice(p.languages)
         text, pivot = OPENERS.get(lang, OPENERS["en"])
-        skill = self.rng.choice(SKILLS)
+        # Half the residents need nothing special; the rest one skill at a modest level.
+        skills = {self.rng.choice(SKILLS): self.rng.randint(1, 2)} if self.rng.random() < 0.5 \
+            else {}
         body = {
             "site": p.site, "device": p.device, "language": lang,
             "resident": f"res-{self.rng.randrange(200):03d}",
             "channel": "video" if p.kind == "robot" else "chat",
-            "skills": {skill: self.rng.randint(1, 3)},
+            "skills": skills,
             "priority": self.rng.choice([0, 0, 0, 5]),
             "reasons": ["resident asked for a person"],
             "transcript": [{"speaker": "resident", "language": lang, "text": text,

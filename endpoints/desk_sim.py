@@ -33,19 +33,28 @@ class SimulatedWorker:
         async with httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=10) as http:
             while not stop.is_set():
                 try:
-                    async with websockets.connect(ws_url) as ws, asyncio.TaskGroup() as tg:
-                        await ws.send(json.dumps({"type": "presence", "presence": "available"}))
-                        watcher = tg.create_task(self._watch_stop(ws, stop))
-                        async for raw in ws:
-                            msg = json.loads(raw)
-                            if msg["type"] == "offer":
-                                tg.create_task(self._answer(ws, http, msg["offer"]))
-                        watcher.cancel()
+                    async with websockets.connect(ws_url) as ws:
+                        await self._session(ws, http, stop)
                 except (OSError, websockets.WebSocketException) as exc:
                     if stop.is_set():
                         return
                     log.info("worker socket dropped, reconnecting: %s", exc)
                     await asyncio.sleep(1.0)
+
+    async def _session(self, ws, http: httpx.AsyncClient, stop: asyncio.Event) -> None:
+        await ws.send(json.dumps({"type": "presence", "presence": "available"}))
+        tasks: set[asyncio.Task] = {asyncio.create_task(self._watch_stop(ws, stop))}
+        try:
+            async for raw in ws:
+                msg = json.loads(raw)
+                if msg["type"] == "offer":
+                    task = asyncio.create_task(self._answer(ws, http, msg["offer"]))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _watch_stop(self, ws, stop: asyncio.Event) -> None:
         await stop.wait()

@@ -36,6 +36,7 @@ def run_demo(args) -> int:
 
 
 async def _demo(cfg: BatonConfig, db: str, args) -> None:
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     app = create_app(cfg, db)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port,
                                            log_level="warning"))
