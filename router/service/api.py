@@ -19,7 +19,7 @@ api = APIRouter(prefix="/v1")
 EVENT = TypeAdapter(CaseEvent)
 
 
-def core_of(request: Request) -> RouterCore:
+async def core_of(request: Request) -> RouterCore:
     return request.app.state.core
 
 

@@ -47,7 +47,7 @@ class TokenBook:
         return found
 
 
-def principal_from_header(request: Request) -> Principal:
+async def principal_from_header(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if not header or scheme.lower() != "bearer" or not token.strip():
@@ -65,7 +65,7 @@ Authed = Annotated[Principal, Depends(principal_from_header)]
 def require(*roles: Role):
     allowed = frozenset(roles)
 
-    def check(principal: Authed) -> Principal:
+    async def check(principal: Authed) -> Principal:
         if principal.role not in allowed:
             raise HTTPException(403, f"role {principal.role.value!r} may not do this; allowed: "
                                 f"{', '.join(sorted(r.value for r in allowed))}")

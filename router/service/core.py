@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -43,6 +43,8 @@ from router.service.hub import Hub
 from router.service import views
 
 log = logging.getLogger("baton.core")
+CLOSED_CACHE = 5000
+WRITE_BATCH = 2000  # events per transaction at most
 EVENT = TypeAdapter(CaseEvent)
 
 
@@ -96,7 +98,13 @@ class RouterCore:
         self.answered: deque[tuple[float, float]] = deque(maxlen=10_000)  # (at, waited_s)
         self.alerts: deque[dict[str, Any]] = deque(maxlen=200)
         self.engine = self._new_engine()
-        self._batch: list[tuple[Any, Case]] = []
+        self.closed: OrderedDict[str, Case] = OrderedDict()  # recently closed, for reads
+        self._batch: list[tuple[Any, Case]] = []  # the current unit's staged events
+        self._outbox: list[tuple[str | None, dict[str, Any], str | None]] = []
+        self._pending: deque[tuple[list, list, asyncio.Future]] = deque()  # not yet durable
+        self._writer_wake = asyncio.Event()
+        self._writing = False
+        self._writer: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._timer: asyncio.Task | None = None
         self._grace: dict[str, asyncio.Task] = {}
@@ -109,15 +117,17 @@ class RouterCore:
     async def start(self) -> None:
         async with self.lock:
             await self._restore()
+        self._writer = asyncio.create_task(self._writer_loop(), name="baton-router-writer")
         if self.autotick:
             self._timer = asyncio.create_task(self._timer_loop(), name="baton-router-timers")
 
     async def aclose(self) -> None:
-        tasks = [t for t in (self._timer, *self._grace.values()) if t is not None]
+        await self._drain()
+        tasks = [t for t in (self._timer, self._writer, *self._grace.values()) if t is not None]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._timer = None
+        self._timer = self._writer = None
         self._grace.clear()
 
     async def _restore(self) -> None:
@@ -144,89 +154,145 @@ class RouterCore:
                 effects += self.engine.set_presence(wid, Presence(presence), now)
         effects += self.engine.tick(now)  # offers that expired while we were down
         await self._effects(effects)
-        await self._commit()
+        # Persisted directly: the writer may be the one restoring.
+        batch, self._batch = self._batch, []
+        outbox, self._outbox = self._outbox, []
+        if batch:
+            await self.store.append_many(batch)
+        self._deliver(outbox)
         log.info("router state restored", extra={"open_cases": len(self.cases)})
 
     # --- the write path -----------------------------------------------------------------
 
-    def _event(self, case_id: str, type_: str, payload: dict[str, Any], *, origin: str | None
-               = None, seq: int | None = None, ts: float | None = None):
-        if origin is None:
-            origin = self.origin
-            seq = self.high_water.get(origin, 0) + 1 + sum(
-                1 for e, _ in self._batch if e.origin == origin)
+    def _event(self, case_id: str, type_: str, payload: dict[str, Any]):
+        seq = self.high_water.get(self.origin, 0) + 1
         return EVENT.validate_python({
-            "event_id": uuid.uuid4().hex, "case_id": case_id, "origin": origin, "seq": seq,
-            "ts": self.clock.now() if ts is None else ts, "type": type_, "payload": payload})
+            "event_id": uuid.uuid4().hex, "case_id": case_id, "origin": self.origin,
+            "seq": seq, "ts": self.clock.now(), "type": type_, "payload": payload})
 
     async def _case(self, case_id: str) -> Case | None:
-        case = self.cases.get(case_id)
+        case = self.cases.get(case_id) or self.closed.get(case_id)
         if case is None:
             case = await self.store.get_case(case_id)
         return case
 
     async def _stage(self, event) -> Case:
         """Validate ``event`` against the case's state and stage it for the next commit."""
-        staged = next((c for e, c in reversed(self._batch) if e.case_id == event.case_id), None)
-        current = staged or await self._case(event.case_id)
+        # create_case checked a new case's id (or made a fresh one): skip the store lookup.
+        new_here = event.type == "opened" and event.origin == self.origin
+        current = None if new_here else await self._case(event.case_id)
         try:
             new = apply(current, event)
         except TransitionError as exc:
             raise CoreError(str(exc)) from None
         self._batch.append((event, new))
+        self.high_water[event.origin] = max(self.high_water.get(event.origin, 0), event.seq)
         if new.terminal:
             self.cases.pop(new.id, None)
+            self.closed[new.id] = new
+            while len(self.closed) > CLOSED_CACHE:
+                self.closed.popitem(last=False)
         else:
             self.cases[new.id] = new
         return new
 
     @contextlib.asynccontextmanager
     async def _unit(self):
-        """One command: under the lock; committed at the end, or undone on any error."""
+        """One command. Its state changes happen under the lock; its events are persisted
+        by the writer (group commit, outside the lock) and its messages go out once they
+        are durable. On any error before the end, the state is rebuilt from the store."""
         async with self.lock:
             try:
                 yield
             except BaseException:
+                self._outbox = []
                 if self._batch:
                     self._batch = []
+                    await self._drain()
                     await self._restore()
                 raise
-            await self._commit()
+            batch, self._batch = self._batch, []
+            for case in {case.id: case for _, case in batch}.values():
+                self._publish_case(case)
+            outbox, self._outbox = self._outbox, []
+            durable = None
+            if batch:
+                durable = asyncio.get_running_loop().create_future()
+                self._pending.append((batch, outbox, durable))
+                self._writer_wake.set()
+            self._wake.set()
+        if durable is None:
+            self._deliver(outbox)
+        else:
+            await durable
 
     async def _router_event(self, case_id: str, type_: str, payload: dict[str, Any]) -> Case:
         return await self._stage(self._event(case_id, type_, payload))
 
-    async def _commit(self) -> None:
-        batch, self._batch = self._batch, []
-        if not batch:
-            return
-        try:
-            await self.store.append_many(batch)
-        except Exception:
-            log.exception("persisting events failed; rebuilding state from the store")
-            await self._restore()
-            raise CoreError("the case store is unavailable; nothing was changed, try again",
-                            status=503) from None
-        for event, case in batch:
-            self.high_water[event.origin] = max(self.high_water.get(event.origin, 0), event.seq)
-        # Notify once per case, with its latest state.
-        latest = {case.id: case for _, case in batch}
-        for case in latest.values():
-            self._publish_case(case)
-        self._wake.set()
+    async def _writer_loop(self) -> None:
+        """Persist staged units in order, many per transaction (group commit)."""
+        while True:
+            await self._writer_wake.wait()
+            self._writer_wake.clear()
+            while self._pending:
+                units, size = [], 0
+                while self._pending and size < WRITE_BATCH:
+                    units.append(self._pending.popleft())
+                    size += len(units[-1][0])
+                self._writing = True
+                try:
+                    await self.store.append_many([item for u in units for item in u[0]])
+                except Exception:
+                    log.exception("persisting events failed; rebuilding state from the store")
+                    failed = units + list(self._pending)
+                    self._pending.clear()
+                    self._writing = False
+                    for _, _, fut in failed:
+                        if not fut.done():
+                            fut.set_exception(CoreError("the case store is unavailable; the "
+                                                        "change was not saved, try again", 503))
+                    async with self.lock:
+                        try:
+                            await self._restore()
+                        except Exception:
+                            log.exception("restoring from the store failed")
+                    continue
+                self._writing = False
+                for _, outbox, fut in units:
+                    self._deliver(outbox)
+                    if not fut.done():
+                        fut.set_result(None)
+
+    async def _drain(self) -> None:
+        """Wait until every staged unit has been written (or has failed)."""
+        while self._pending or self._writing:
+            await asyncio.sleep(0.001)
+
+    def _send(self, subject: str, message: dict[str, Any]) -> None:
+        self._outbox.append((subject, message, None))
+
+    def _send_watchers(self, message: dict[str, Any], skip: str | None = None) -> None:
+        self._outbox.append((None, message, skip))
+
+    def _deliver(self, outbox: list) -> None:
+        for subject, message, skip in outbox:
+            if subject is None:
+                self.hub.to_watchers(message, skip=skip)
+            else:
+                self.hub.to_subject(subject, message)
 
     def _publish_case(self, case: Case) -> None:
         msg = {"type": "case", "case": views.case_view(case, self)}
-        self.hub.to_watchers(msg)
+        self._send_watchers(msg)
         if case.assigned_worker:
-            self.hub.to_subject(case.assigned_worker, msg)
+            self._send(case.assigned_worker, msg)
 
     async def _effects(self, effects: list) -> None:
         for eff in effects:
             if isinstance(eff, OfferMade):
                 case = await self._router_event(eff.offer.case_id, "offer",
                                                 {"offer": eff.offer.model_dump(mode="json")})
-                self.hub.to_subject(eff.offer.worker_id, {
+                self._send(eff.offer.worker_id, {
                     "type": "offer", "offer": eff.offer.model_dump(mode="json"),
                     "case": views.case_preview(case)})
             elif isinstance(eff, OfferExpired):
@@ -234,12 +300,12 @@ class RouterCore:
                 await self._router_event(o.case_id, "offer_result", {
                     "offer_id": o.offer_id, "worker_id": o.worker_id, "status": "timed_out",
                     "reason": "not answered in time"})
-                self.hub.to_subject(o.worker_id, {"type": "offer_closed", "offer_id": o.offer_id,
+                self._send(o.worker_id, {"type": "offer_closed", "offer_id": o.offer_id,
                                                   "status": "timed_out"})
             elif isinstance(eff, WorkerAway):
                 await self._presence_changed(eff.worker_id, Presence.away, eff.reason)
             elif isinstance(eff, StepChanged):
-                self.hub.to_watchers({"type": "step", "case_id": eff.case_id, "step": eff.step})
+                self._send_watchers({"type": "step", "case_id": eff.case_id, "step": eff.step})
             elif isinstance(eff, WaitExceeded):
                 self._alert("wait_exceeded", case_id=eff.case_id,
                             message=f"case waited {eff.waited_s:.0f} s with no one free")
@@ -254,7 +320,7 @@ class RouterCore:
             await self._router_event(offer.case_id, "offer_result", {
                 "offer_id": offer.offer_id, "worker_id": worker_id, "status": "withdrawn",
                 "reason": "worker is no longer available"})
-            self.hub.to_subject(worker_id, {"type": "offer_closed", "offer_id": offer.offer_id,
+            self._send(worker_id, {"type": "offer_closed", "offer_id": offer.offer_id,
                                             "status": "withdrawn"})
 
     async def _presence_changed(self, worker_id: str, presence: Presence, reason: str) -> None:
@@ -263,15 +329,15 @@ class RouterCore:
         await self.store.set_worker_presence(worker_id, presence.value, now)
         msg = {"type": "presence", "worker_id": worker_id, "presence": presence.value,
                "reason": reason}
-        self.hub.to_subject(worker_id, msg)
-        self.hub.to_watchers(msg, skip=worker_id)
+        self._send(worker_id, msg)
+        self._send_watchers(msg, skip=worker_id)
         if presence is Presence.away:
             self._alert("worker_away", worker_id=worker_id, message=reason)
 
     def _alert(self, kind: str, **fields: Any) -> None:
         alert = {"kind": kind, "at": self.clock.now(), **fields}
         self.alerts.append(alert)
-        self.hub.to_watchers({"type": "alert", "alert": alert})
+        self._send_watchers({"type": "alert", "alert": alert})
 
     # --- timers -------------------------------------------------------------------------
 
@@ -299,8 +365,9 @@ class RouterCore:
         """``req`` is views.CreateCase (validated by the web layer)."""
         self._check_request(req)
         case_id = req.case_id or "c-" + uuid.uuid4().hex[:12]
+        preferred = await self._preferred_worker(req.resident) if req.escalate else None
         async with self._unit():
-            if await self._case(case_id) is not None:
+            if req.case_id is not None and await self._case(case_id) is not None:
                 raise CoreError(f"case {case_id!r} exists already")
             await self._router_event(case_id, "opened", {
                 "site": req.site, "device": req.device, "resident": req.resident,
@@ -309,7 +376,7 @@ class RouterCore:
             for turn in req.transcript:
                 await self._router_event(case_id, "turn", turn.model_dump(mode="json"))
             if req.escalate:
-                await self._queue(case_id, req)
+                await self._queue(case_id, req, preferred)
             return self.cases.get(case_id) or await self._case(case_id)
 
     def _check_request(self, req) -> None:
@@ -330,16 +397,27 @@ class RouterCore:
 
     async def escalate(self, case_id: str, req) -> Case:
         """Queue an open case (AI active or handed back) for a human."""
+        case = await self._case(case_id)
+        preferred = await self._preferred_worker(case.resident if case else None)
         async with self._unit():
             case = await self._case(case_id)
             if case is None:
                 raise NotFound(f"unknown case {case_id!r}")
             req = req.for_case(case)
             self._check_request(req)
-            await self._queue(case_id, req)
+            await self._queue(case_id, req, preferred)
             return self.cases.get(case_id) or case
 
-    async def _queue(self, case_id: str, req) -> None:
+    async def _preferred_worker(self, resident: str | None) -> str | None:
+        """The worker of the resident's last resolved case within the window (repeat
+        contact). Read before taking the lock: it is a query, and a stale answer only
+        changes who is asked first."""
+        if not resident:
+            return None
+        window = self.cfg.routing.preferred_worker.window_days * 86400
+        return await self.store.resident_last_worker(resident, self.clock.now() - window)
+
+    async def _queue(self, case_id: str, req, preferred: str | None) -> None:
         now = self.clock.now()
         surface = {"kind": "any", "site": None}
         if req.channel.value == "video" and req.device is not None:
@@ -349,10 +427,6 @@ class RouterCore:
             "channel": req.channel.value, "priority": req.priority,
             "workflow": workflow_for(self.cfg.routing, self.cfg.site(req.site), req.channel,
                                      req.workflow)})
-        preferred = None
-        if req.resident:
-            window = self.cfg.routing.preferred_worker.window_days * 86400
-            preferred = await self.store.resident_last_worker(req.resident, now - window)
         case = await self._router_event(case_id, "queued", {
             "requirement": requirement.model_dump(mode="json"), "reasons": req.reasons,
             "preferred_worker": preferred})
@@ -382,6 +456,8 @@ class RouterCore:
 
     async def close_case(self, case_id: str, by: str, status: str, code: str = "",
                          note: str = "", ai_verdict: str | None = None) -> Case:
+        case = await self._case(case_id)
+        preferred = await self._preferred_worker(case.resident if case else None)
         async with self._unit():
             case = await self._case(case_id)
             if case is None:

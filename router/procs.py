@@ -1,0 +1,73 @@
+"""Running ``baton router`` as a child process: used by tests and benchmarks that need a
+real router they can kill and start again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class RouterProcess:
+    def __init__(self, config_dir: str | Path, db_url: str, port: int | None = None,
+                 log_level: str = "warning"):
+        self.config_dir, self.db_url = config_dir, db_url
+        self.port = port or free_port()
+        self.log_level = log_level
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> httpx.Client:
+        """Start the router and return a client once /healthz answers."""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "router.cli", "--config", str(self.config_dir), "router",
+             "--port", str(self.port), "--db", self.db_url, "--log-level", self.log_level],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ})
+        client = httpx.Client(base_url=self.url, timeout=10)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                out = self.proc.stdout.read().decode(errors="replace")
+                raise RuntimeError(f"router exited with {self.proc.returncode}: {out}")
+            try:
+                if client.get("/healthz").status_code == 200:
+                    return client
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.kill()
+        raise RuntimeError(f"router did not answer /healthz within {timeout} s")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        if self.proc.stdout:
+            self.proc.stdout.close()
