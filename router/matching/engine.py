@@ -65,6 +65,8 @@ class MatchingEngine:
         self.queues = Queues()
         self.cases: dict[str, QueuedCase] = {}
         self.offers: dict[str, tuple[Offer, QueuedCase]] = {}
+        self._worker_offers: dict[str, set[str]] = {}  # worker -> pending offer ids
+        self._case_offer: dict[str, str] = {}  # case -> its pending offer id
         self.assignments: dict[str, tuple[str, Channel]] = {}  # case -> (worker, channel)
         self._timers: list[tuple[float, int, str, str, int]] = []
         self._seq = itertools.count()
@@ -81,11 +83,12 @@ class MatchingEngine:
     def set_presence(self, worker_id: str, presence: Presence, now: float) -> list[Effect]:
         w = self._worker(worker_id)
         effects: list[Effect] = []
+        # Out of selection first, so the cases withdrawn below cannot come back to them.
+        self.pool.set_presence(w, presence, now)
         if presence is not Presence.available:
             # A worker who leaves gives back the offers they had not answered yet.
-            for offer, _ in [v for v in self.offers.values() if v[0].worker_id == worker_id]:
-                effects += self._offer_closed(offer.offer_id, OfferStatus.withdrawn, now)
-        self.pool.set_presence(w, presence, now)
+            for offer_id in sorted(self._worker_offers.get(worker_id, ())):
+                effects += self._offer_closed(offer_id, OfferStatus.withdrawn, now)
         return effects + self._fill_worker(w, now)
 
     def _worker(self, worker_id: str) -> WorkerState:
@@ -122,10 +125,9 @@ class MatchingEngine:
     def remove_case(self, case_id: str, now: float) -> list[Effect]:
         """The case left routing (closed, abandoned, or handled elsewhere)."""
         effects: list[Effect] = []
-        for offer, qc in list(self.offers.values()):
-            if qc.case_id == case_id:
-                effects += self._offer_closed(offer.offer_id, OfferStatus.withdrawn, now,
-                                              requeue=False)
+        offer_id = self._case_offer.get(case_id)
+        if offer_id is not None:
+            effects += self._offer_closed(offer_id, OfferStatus.withdrawn, now, requeue=False)
         qc = self.cases.pop(case_id, None)
         if qc is not None:
             self.queues.discard(qc)
@@ -154,6 +156,7 @@ class MatchingEngine:
     def _offer_closed(self, offer_id: str, status: OfferStatus, now: float,
                       requeue: bool = True) -> list[Effect]:
         offer, qc = self.offers.pop(offer_id)
+        self._unlink(offer)
         w = self.pool.get(offer.worker_id)
         effects: list[Effect] = []
         if status is OfferStatus.accepted:
@@ -163,7 +166,10 @@ class MatchingEngine:
                 w.consecutive_timeouts = 0
             return effects
         if w is not None:
-            self.pool.add_load(w, qc.req.channel, -1, now)
+            # The reservation never became work: the worker keeps their place in line.
+            self.pool.add_load(w, qc.req.channel, -1, now, worked=False)
+            if status is OfferStatus.rejected:
+                w.consecutive_timeouts = 0  # an answer ends a run of unanswered offers
         if status in (OfferStatus.rejected, OfferStatus.timed_out):
             qc.excluded.add(offer.worker_id)
             if qc.preferred == offer.worker_id and qc.step_index < 0:
@@ -188,9 +194,23 @@ class MatchingEngine:
                       created_at=now, expires_at=now + self.cfg.offer_timeout_s,
                       step=qc.step_name)
         self.pool.add_load(w, qc.req.channel, +1, now)  # the reservation
-        self.offers[offer.offer_id] = (offer, qc)
-        self._schedule(offer.expires_at, "offer", offer.offer_id, 0)
+        self._hold(offer, qc)
         return OfferMade(offer)
+
+    def _hold(self, offer: Offer, qc: QueuedCase) -> None:
+        self.offers[offer.offer_id] = (offer, qc)
+        self._worker_offers.setdefault(offer.worker_id, set()).add(offer.offer_id)
+        self._case_offer[offer.case_id] = offer.offer_id
+        self._schedule(offer.expires_at, "offer", offer.offer_id, 0)
+
+    def _unlink(self, offer: Offer) -> None:
+        held = self._worker_offers.get(offer.worker_id)
+        if held is not None:
+            held.discard(offer.offer_id)
+            if not held:
+                del self._worker_offers[offer.worker_id]
+        if self._case_offer.get(offer.case_id) == offer.offer_id:
+            del self._case_offer[offer.case_id]
 
     # --- restore after a restart ---------------------------------------------------------
 
@@ -200,13 +220,12 @@ class MatchingEngine:
         qc = self.cases.get(offer.case_id)
         if qc is None:
             raise EngineError(f"case {offer.case_id!r} is not routed: enqueue it first")
-        if qc.waiting is False and any(o.case_id == offer.case_id for o, _ in self.offers.values()):
+        if offer.case_id in self._case_offer or offer.offer_id in self.offers:
             raise EngineError(f"case {offer.case_id!r} already holds an offer")
         w = self._worker(offer.worker_id)
         self.queues.discard(qc)
         self.pool.add_load(w, qc.req.channel, +1, now)
-        self.offers[offer.offer_id] = (offer, qc)
-        self._schedule(offer.expires_at, "offer", offer.offer_id, 0)
+        self._hold(offer, qc)
         return []
 
     def restore_assignment(self, case_id: str, worker_id: str, channel: Channel,
@@ -262,6 +281,7 @@ class MatchingEngine:
         """Put the case in the bucket of its current step and arm the step's timer."""
         index, ends = self._step_at(qc, now)
         effects: list[Effect] = []
+        self.queues.discard(qc)  # out of the old bucket before the target changes
         if index != qc.step_index or qc.target is None:
             changed = qc.target is not None
             qc.step_index = index
@@ -269,7 +289,6 @@ class MatchingEngine:
                 effects.append(StepChanged(qc.case_id, qc.step_name))
         qc.target = preferred(qc.req, qc.preferred) if index < 0 else \
             resolve(qc.steps[index].target, qc.req)
-        self.queues.discard(qc)
         self.queues.push(qc)
         if ends is not None:
             self._schedule(ends, "step", qc.case_id, qc.token)
@@ -287,7 +306,7 @@ class MatchingEngine:
         while True:
             best = None
             for channel in self.pool.available_channels(w):
-                qc = self.queues.head_for(w, channel, self.cases)
+                qc = self.queues.head_for(w, channel)
                 if qc is not None and (best is None or qc.order < best.order):
                     best = qc
             if best is None:

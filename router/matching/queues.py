@@ -1,21 +1,27 @@
 """Waiting cases grouped by their resolved target ("buckets"), each ordered by priority then age.
 
 Constraint: when a worker frees up, the engine must find the case it should take without
-scanning the queue. Cases with equal resolved targets share a bucket, and buckets are indexed
-by (channel, language) and by preferred worker, so a worker only looks at the heads of the
-buckets it could serve. Heaps use lazy deletion: an entry is live while its token matches.
+scanning the queue. Cases with equal resolved targets share a bucket (a heap whose top is
+always a live case). Buckets whose targets differ only in skills share a group, and a group
+keeps its buckets sorted by their head case. A worker looks only at the groups whose
+channel, language and proficiency, kinds, site (or preferred worker) it fits, reads each
+group's buckets in head order, and stops as soon as no later bucket can beat the best case
+found, so the cost is the buckets ahead of the answer that the worker lacks the skills for.
+
+Heaps use lazy deletion: an entry is live while the case is waiting with the entry's token.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+from bisect import bisect_left, insort
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from router.config import StepConfig
 from router.models import Channel, Requirement
-from router.matching.targets import Resolved, matches
+from router.matching.targets import Resolved
 
 
 @dataclass(slots=True)
@@ -33,6 +39,7 @@ class QueuedCase:
     token: int = 0
     waiting: bool = False  # in a bucket (not holding an offer)
     wait_exceeded: bool = False
+    bucket: _Bucket | None = field(default=None, repr=False, compare=False)
 
     @property
     def order(self) -> tuple[int, float, int]:
@@ -48,77 +55,174 @@ class QueuedCase:
 _tokens = itertools.count(1)
 
 
+def _group_key(t: Resolved) -> tuple:
+    return (t.channel, t.language, t.min_proficiency, t.kinds, t.site, t.worker_id)
+
+
+class _Bucket:
+    """The waiting cases of one resolved target. Heap entries are
+    ``(-priority, queued_at, seq, token, case)``; ``head`` is the entry listed in the group
+    (the live top of the heap)."""
+
+    __slots__ = ("target", "heap", "live", "head", "group")
+
+    def __init__(self, target: Resolved, group: list):
+        self.target = target
+        self.heap: list[tuple] = []
+        self.live = 0
+        self.head: tuple | None = None
+        self.group = group
+
+
+def _is_live(entry: tuple) -> bool:
+    qc = entry[4]
+    return qc.waiting and qc.token == entry[3]
+
+
 class Queues:
     def __init__(self) -> None:
-        self._heaps: dict[Resolved, list[tuple]] = {}
-        self._live: dict[Resolved, int] = defaultdict(int)
-        self._by_lang: dict[tuple[Channel, str | None], set[Resolved]] = defaultdict(set)
-        self._by_worker: dict[str, set[Resolved]] = defaultdict(set)
+        self._buckets: dict[Resolved, _Bucket] = {}
+        # group key -> [(-priority, queued_at, seq, token, bucket)] sorted: the head of each
+        # non-empty bucket of the group.
+        self._groups: dict[tuple, list[tuple]] = {}
+        self._by_lang: dict[tuple[Channel, str | None], set[tuple]] = defaultdict(set)
+        self._by_worker: dict[str, set[tuple]] = defaultdict(set)
 
     def push(self, qc: QueuedCase) -> None:
         t = qc.target
         assert t is not None
+        if qc.waiting:
+            self.discard(qc)
+        bucket = self._buckets.get(t)
+        if bucket is None:
+            gk = _group_key(t)
+            group = self._groups.get(gk)
+            if group is None:
+                group = self._groups[gk] = []
+                if t.worker_id is not None:
+                    self._by_worker[t.worker_id].add(gk)
+                else:
+                    self._by_lang[(t.channel, t.language)].add(gk)
+            bucket = self._buckets[t] = _Bucket(t, group)
         qc.token = next(_tokens)
         qc.waiting = True
-        heap = self._heaps.get(t)
-        if heap is None:
-            heap = self._heaps[t] = []
-            if t.worker_id is not None:
-                self._by_worker[t.worker_id].add(t)
-            else:
-                self._by_lang[(t.channel, t.language)].add(t)
-        heapq.heappush(heap, (*qc.order, qc.token, qc.case_id))
-        self._live[t] += 1
+        qc.bucket = bucket
+        entry = (*qc.order, qc.token, qc)
+        heapq.heappush(bucket.heap, entry)
+        bucket.live += 1
+        if bucket.head is None or entry[:4] < bucket.head[:4]:
+            self._set_head(bucket, entry)
 
     def discard(self, qc: QueuedCase) -> None:
         """Take a case out of its bucket (its heap entry goes stale)."""
-        if qc.waiting and qc.target is not None:
-            qc.waiting = False
-            qc.token = next(_tokens)
-            self._live[qc.target] -= 1
-            if self._live[qc.target] <= 0:
-                self._drop(qc.target)
+        if not qc.waiting:
+            return
+        bucket = qc.bucket
+        was_head = bucket is not None and bucket.head is not None and bucket.head[4] is qc \
+            and bucket.head[3] == qc.token
+        qc.waiting = False
+        qc.token = next(_tokens)
+        qc.bucket = None
+        if bucket is None:
+            return
+        bucket.live -= 1
+        if bucket.live <= 0:
+            self._drop(bucket)
+            return
+        if was_head:
+            heap = bucket.heap
+            while heap and not _is_live(heap[0]):
+                heapq.heappop(heap)
+            self._set_head(bucket, heap[0])
+        if len(bucket.heap) > 2 * bucket.live + 32:
+            bucket.heap = [e for e in bucket.heap if _is_live(e)]
+            heapq.heapify(bucket.heap)
 
-    def _drop(self, t: Resolved) -> None:
-        self._heaps.pop(t, None)
-        self._live.pop(t, None)
-        if t.worker_id is not None:
-            self._by_worker[t.worker_id].discard(t)
-        else:
-            self._by_lang[(t.channel, t.language)].discard(t)
+    def _set_head(self, bucket: _Bucket, entry: tuple | None) -> None:
+        group = bucket.group
+        if bucket.head is not None:
+            old = (*bucket.head[:4], bucket)
+            del group[bisect_left(group, old)]
+        bucket.head = entry
+        if entry is not None:
+            insort(group, (*entry[:4], bucket))
 
-    def head_for(self, w, channel: Channel, cases: dict[str, QueuedCase]) -> QueuedCase | None:
-        """The first waiting case (priority, age) on ``channel`` that worker ``w`` may take."""
+    def _drop(self, bucket: _Bucket) -> None:
+        self._set_head(bucket, None)
+        t = bucket.target
+        del self._buckets[t]
+        if not bucket.group:
+            gk = _group_key(t)
+            del self._groups[gk]
+            index = self._by_worker[t.worker_id] if t.worker_id is not None \
+                else self._by_lang[(t.channel, t.language)]
+            index.discard(gk)
+
+    def head_for(self, w, channel: Channel, cases: dict[str, QueuedCase] | None = None
+                 ) -> QueuedCase | None:
+        """The first waiting case (priority, age) on ``channel`` that worker ``w`` may take.
+        ``w`` is a matching.workers.WorkerState; ``cases`` is not needed (kept for callers)."""
         best: QueuedCase | None = None
-        candidates = [*self._by_worker.get(w.id, ()), *self._by_lang.get((channel, None), ())]
-        for lang in w.languages:
-            candidates.extend(self._by_lang.get((channel, lang), ()))
-        for t in candidates:
-            if t.channel is not channel or not matches(w, t):
-                continue
-            qc = self._head(t, cases, w.id)
-            if qc is not None and (best is None or qc.order < best.order):
-                best = qc
+        best_order: tuple | None = None
+        for gk in self._groups_for(w, channel):
+            for item in self._groups[gk]:
+                if best_order is not None and item[:3] >= best_order:
+                    break
+                bucket = item[4]
+                if not _has_skills(w, bucket.target.skills):
+                    continue
+                qc = self._head(bucket, w.id)
+                if qc is not None and (best_order is None or qc.order < best_order):
+                    best, best_order = qc, qc.order
         return best
 
-    def _head(self, t: Resolved, cases: dict[str, QueuedCase], worker_id: str):
-        heap = self._heaps.get(t)
+    def _groups_for(self, w, channel: Channel):
+        """The groups on ``channel`` whose targets ``w`` fits in all but skills."""
+        kind, langs, sites = w.kind, w.languages, w.sites
+        indexes = [self._by_worker.get(w.id, ())]
+        indexes += [self._by_lang.get((channel, lang), ()) for lang in (None, *langs)]
+        for index in indexes:
+            for gk in index:
+                ch, language, min_prof, kinds, site, _ = gk
+                if ch is not channel:
+                    continue
+                if language is not None and langs.get(language, 0) < min_prof:
+                    continue
+                if kinds is not None and kind not in kinds:
+                    continue
+                if site is not None and site not in sites:
+                    continue
+                yield gk
+
+    def _head(self, bucket: _Bucket, worker_id: str) -> QueuedCase | None:
+        """The first live case of ``bucket`` that ``worker_id`` is not excluded from."""
+        head = bucket.head
+        if head is None:
+            return None
+        if worker_id not in head[4].excluded:
+            return head[4]
+        heap = bucket.heap
         skipped: list[tuple] = []
         found = None
         while heap:
-            entry = heap[0]
-            qc = cases.get(entry[-1])
-            if qc is None or qc.token != entry[-2] or not qc.waiting:
-                heapq.heappop(heap)  # stale
+            entry = heapq.heappop(heap)
+            if not _is_live(entry):
                 continue
-            if worker_id in qc.excluded:
-                skipped.append(heapq.heappop(heap))
-                continue
-            found = qc
-            break
+            skipped.append(entry)
+            if worker_id not in entry[4].excluded:
+                found = entry[4]
+                break
         for entry in skipped:
             heapq.heappush(heap, entry)
         return found
 
     def lengths(self) -> dict[Resolved, int]:
-        return {t: n for t, n in self._live.items() if n > 0}
+        return {t: b.live for t, b in self._buckets.items() if b.live > 0}
+
+
+def _has_skills(w, skills: tuple[tuple[str, int], ...]) -> bool:
+    have = w.skills
+    for skill, level in skills:
+        if have.get(skill, 0) < level:
+            return False
+    return True

@@ -1,18 +1,37 @@
 """Worker state and the availability indexes the engine selects from.
 
-Constraint: a routing decision never scans every worker. The pool keeps, per channel, the
-set of workers that could take a new case on that channel right now, split by language and
-by site, and updates those sets on every presence or load change (O(languages + sites)).
+Constraint: a routing decision never scans every worker. For each channel the pool keeps,
+for the workers who could take a new case on it right now, sorted lists keyed by exact
+attribute values — (kind), (kind, language, proficiency), (kind, skill, level) and
+(kind, language, proficiency, skill, level) — each once for any site and once per site the
+worker serves. Every list is in rank order — fewest cases first, then longest idle, then
+id — so the first worker of a list that passes the target's filters is the best of it.
+
+Selection is "skill fit, then language proficiency, then rank". Fit takes few values (levels
+are 1-5), so ``best_for`` lists the exact fit classes that have free workers (a class per
+kind, proficiency and level of each required skill), walks them from the best fit down,
+reads the shortest list of each class and stops at its first match. The work is bounded by
+the classes and by the workers passed over in them (excluded, or at another level of a
+second skill), never by the roster. A presence or load change re-files that one worker
+(O(lists it is in × log n)).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import itertools
+from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 
 from router.config import ChannelConfig
-from router.models import Channel, Presence, Worker
+from router.models import Channel, Presence, Worker, WorkerKind
 from router.matching.targets import Resolved, fit, matches
+
+_ALL_KINDS = tuple(k.value for k in WorkerKind)
+_MAX_LEVEL = 5
+# Above this many exact fit classes (three skills or more, with many free workers)
+# best_for reads whole lists instead of walking classes; such targets are rare. Two skills
+# give at most kinds(3) x proficiencies(5) x 5 x 5 = 375.
+_MAX_CLASSES = 1024
 
 
 @dataclass(slots=True)
@@ -27,20 +46,42 @@ class WorkerState:
     load: dict[Channel, int] = field(default_factory=dict)
     idle_since: float = 0.0
     consecutive_timeouts: int = 0
+    # Index bookkeeping: the keys of the lists this worker belongs to (without channel),
+    # the entry it is filed under and the channels it is filed on.
+    keys: tuple = ()
+    entry: tuple | None = None
+    filed: tuple[Channel, ...] = ()
 
     @property
     def total_load(self) -> int:
         return sum(self.load.values())
+
+    def rank(self) -> tuple:
+        """Ascending is better: an idle worker before a busy one, then fewer cases, then the
+        longest idle (a busy worker's idle_since is when they last had nothing), then id."""
+        return (self.total_load, self.idle_since, self.id)
+
+
+def _index_keys(w: WorkerState) -> tuple:
+    """Every list the worker belongs to; the second item is a site (None: any site)."""
+    k = w.kind
+    keys: list[tuple] = []
+    for site in (None, *sorted(w.sites)):
+        keys.append(("k", site, k))
+        keys += [("l", site, k, lang, q) for lang, q in w.languages.items()]
+        keys += [("s", site, k, s, a) for s, a in w.skills.items()]
+        keys += [("ls", site, k, lang, q, s, a) for lang, q in w.languages.items()
+                 for s, a in w.skills.items()]
+    return tuple(keys)
 
 
 class WorkerPool:
     def __init__(self, channels: dict[Channel, ChannelConfig]):
         self.channels = channels
         self.workers: dict[str, WorkerState] = {}
-        # (channel, language) -> available worker ids; (channel, site) -> likewise.
-        self._by_lang: dict[tuple[Channel, str], set[str]] = defaultdict(set)
-        self._by_site: dict[tuple[Channel, str], set[str]] = defaultdict(set)
         self._avail: dict[Channel, set[str]] = {c: set() for c in Channel}
+        # (channel, key) -> rank entries (see WorkerState.rank) of available workers.
+        self._lists: dict[tuple, list[tuple]] = {}
 
     # --- membership ---------------------------------------------------------------------
 
@@ -57,6 +98,7 @@ class WorkerPool:
             idle_since=old.idle_since if old else now,
             consecutive_timeouts=old.consecutive_timeouts if old else 0,
         )
+        state.keys = _index_keys(state)
         self.workers[worker.id] = state
         self._index(state)
         return state
@@ -64,7 +106,7 @@ class WorkerPool:
     def get(self, worker_id: str) -> WorkerState | None:
         return self.workers.get(worker_id)
 
-    # --- state changes (each re-indexes the one worker) ---------------------------------
+    # --- state changes (each re-files the one worker) -----------------------------------
 
     def set_presence(self, w: WorkerState, presence: Presence, now: float) -> None:
         self._unindex(w)
@@ -75,71 +117,169 @@ class WorkerPool:
         w.presence = presence
         self._index(w)
 
-    def add_load(self, w: WorkerState, channel: Channel, delta: int, now: float) -> None:
+    def add_load(self, w: WorkerState, channel: Channel, delta: int, now: float, *,
+                 worked: bool = True) -> None:
+        """``worked=False`` gives back a reservation that never became work (an offer
+        declined, missed or withdrawn): the worker keeps their place in the idle line."""
         self._unindex(w)
         w.load[channel] = max(0, w.load.get(channel, 0) + delta)
-        if delta < 0 and w.total_load == 0:
+        if delta < 0 and worked and w.total_load == 0:
             w.idle_since = now
         self._index(w)
 
     # --- availability -------------------------------------------------------------------
 
     def can_take(self, w: WorkerState, channel: Channel) -> bool:
+        """Available, below capacity on ``channel``, and every channel the worker is busy on
+        allows ``channel`` alongside it (ChannelConfig.alongside of the busy channel)."""
         if w.presence is not Presence.available:
             return False
         if w.load.get(channel, 0) >= w.capacity.get(channel, 0):
             return False
         for busy, n in w.load.items():
-            if n and busy is not channel:
-                if channel not in self.channels[busy].alongside or \
-                        busy not in self.channels[channel].alongside:
-                    return False
+            if n and busy is not channel and channel not in self.channels[busy].alongside:
+                return False
         return True
 
     def available_channels(self, w: WorkerState) -> list[Channel]:
         return [c for c in Channel if self.can_take(w, c)]
 
     def _index(self, w: WorkerState) -> None:
-        for c in Channel:
-            if self.can_take(w, c):
-                self._avail[c].add(w.id)
-                for lang in w.languages:
-                    self._by_lang[(c, lang)].add(w.id)
-                for site in w.sites:
-                    self._by_site[(c, site)].add(w.id)
+        filed = tuple(c for c in Channel if self.can_take(w, c))
+        if not filed:
+            return
+        entry = w.entry = w.rank()
+        w.filed = filed
+        lists = self._lists
+        for c in filed:
+            self._avail[c].add(w.id)
+            for key in w.keys:
+                lst = lists.get((c, key))
+                if lst is None:
+                    lists[(c, key)] = [entry]
+                else:
+                    insort(lst, entry)
 
     def _unindex(self, w: WorkerState) -> None:
-        for c in Channel:
-            if w.id in self._avail[c]:
-                self._avail[c].discard(w.id)
-                for lang in w.languages:
-                    self._by_lang[(c, lang)].discard(w.id)
-                for site in w.sites:
-                    self._by_site[(c, site)].discard(w.id)
+        if not w.filed:
+            return
+        entry, lists = w.entry, self._lists
+        for c in w.filed:
+            self._avail[c].discard(w.id)
+            for key in w.keys:
+                # An emptied list stays: the keys are bounded by the roster, and deleting
+                # and re-adding keys of a dict this size makes CPython rebuild it (ms).
+                lst = lists[(c, key)]
+                del lst[bisect_left(lst, entry)]
+        w.filed = ()
+        w.entry = None
+
+    # --- selection ----------------------------------------------------------------------
 
     def best_for(self, t: Resolved, excluded: frozenset[str] | set[str]) -> WorkerState | None:
-        """The best available worker for target ``t``: fit, then longest idle, then load."""
+        """The best available worker for target ``t``: skill fit, language proficiency, then
+        rank (idle before busy, fewer cases, longest idle)."""
         if t.worker_id is not None:
             w = self.workers.get(t.worker_id)
             ok = w is not None and w.id not in excluded and self.can_take(w, t.channel) \
                 and matches(w, t)
             return w if ok else None
-        pools = [self._avail[t.channel]]
-        if t.language is not None:
-            pools.append(self._by_lang.get((t.channel, t.language), set()))
-        if t.site is not None:
-            pools.append(self._by_site.get((t.channel, t.site), set()))
-        smallest = min(pools, key=len)
+        c, lists, site = t.channel, self._lists, t.site
+        kinds = sorted(t.kinds) if t.kinds is not None else _ALL_KINDS
+        lang, skills = t.language, t.skills
+        if lang is None and not skills:
+            sources = [lst for k in kinds if (lst := lists.get((c, ("k", site, k))))]
+            return self._first([((0, 0), sources)], t, excluded)
+        qs = range(_MAX_LEVEL, t.min_proficiency - 1, -1) if lang is not None else (0,)
+        classes: list[tuple[tuple[int, int], list]] = []  # (fit, source list)
+        for k in kinds:
+            for q in qs:
+                if not skills:
+                    lst = lists.get((c, ("l", site, k, lang, q)))
+                    if lst:
+                        classes.append(((0, q), lst))
+                    continue
+                # Per skill, the exact levels that have a list; a class needs all of them.
+                per_skill = []
+                for s, lo in skills:
+                    levels = []
+                    for a in range(_MAX_LEVEL, max(1, lo) - 1, -1):
+                        key = ("ls", site, k, lang, q, s, a) if lang is not None \
+                            else ("s", site, k, s, a)
+                        lst = lists.get((c, key))
+                        if lst:
+                            levels.append((a, lst))
+                    if not levels:
+                        break
+                    per_skill.append(levels)
+                else:
+                    if len(per_skill) == 1:
+                        classes += [((a, q), lst) for a, lst in per_skill[0]]
+                        continue
+                    n = 1
+                    for levels in per_skill:
+                        n *= len(levels)
+                    if len(classes) + n > _MAX_CLASSES:
+                        return self._scan(t, self._first_skill_lists(t, kinds, qs), excluded)
+                    for combo in itertools.product(*per_skill):
+                        shortest = min((lst for _, lst in combo), key=len)
+                        classes.append(((sum(a for a, _ in combo), q), shortest))
+        if not classes:
+            return None
+        classes.sort(key=lambda cl: cl[0], reverse=True)
+        groups = [(f, [lst for _, lst in grp])
+                  for f, grp in itertools.groupby(classes, key=lambda cl: cl[0])]
+        return self._first(groups, t, excluded)
+
+    def _first(self, groups, t: Resolved, excluded) -> WorkerState | None:
+        """Walk fit groups from the best; in a group, the lowest-ranked match of its lists.
+        A list may hold workers of other classes (the list of one of several required
+        skills): they are filtered by ``matches`` and the exact fit of the group."""
+        workers = self.workers
+        for group_fit, sources in groups:
+            best, best_entry = None, None
+            for lst in sources:
+                for entry in lst:
+                    if best_entry is not None and entry >= best_entry:
+                        break
+                    if entry[2] in excluded:
+                        continue
+                    w = workers[entry[2]]
+                    if matches(w, t) and fit(w, t) == group_fit:
+                        best, best_entry = w, entry
+                        break
+            if best is not None:
+                return best
+        return None
+
+    def _first_skill_lists(self, t: Resolved, kinds, qs) -> list[list[tuple]]:
+        """Lists whose union holds every candidate for ``t``: all levels of its first skill."""
+        s, lo = t.skills[0]
+        out = []
+        for k in kinds:
+            for q in qs:
+                for a in range(_MAX_LEVEL, max(1, lo) - 1, -1):
+                    key = ("ls", t.site, k, t.language, q, s, a) if t.language is not None \
+                        else ("s", t.site, k, s, a)
+                    lst = self._lists.get((t.channel, key))
+                    if lst:
+                        out.append(lst)
+        return out
+
+    def _scan(self, t: Resolved, sources: list[list[tuple]], excluded) -> WorkerState | None:
+        """Every worker of the given lists (their union holds all candidates)."""
         best, best_key = None, None
-        for wid in smallest:
-            if wid in excluded:
-                continue
-            w = self.workers[wid]
-            if not matches(w, t):
-                continue
-            key = (fit(w, t), -w.idle_since, -w.total_load)
-            if best_key is None or key > best_key:
-                best, best_key = w, key
+        for lst in sources:
+            for entry in lst:
+                if entry[2] in excluded:
+                    continue
+                w = self.workers[entry[2]]
+                if not matches(w, t):
+                    continue
+                f = fit(w, t)
+                k = (-f[0], -f[1], entry)
+                if best_key is None or k < best_key:
+                    best, best_key = w, k
         return best
 
     def count_available(self, channel: Channel) -> int:
@@ -150,3 +290,4 @@ class WorkerPool:
         estimates; scans the roster, so it is for stats, not for the decision path."""
         return sum(1 for w in self.workers.values()
                    if w.presence is not Presence.offline and matches(w, t))
+
