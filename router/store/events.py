@@ -1,0 +1,254 @@
+"""EventStore: the case event log, the case projection, worker presence and dead letters.
+
+Every public method is a short unit of work on the backend (one transaction for writes)
+and translates library errors into StoreError subclasses (see errors.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import desc, select
+from sqlalchemy.exc import IntegrityError
+
+from router.casestate import Case
+from router.models import TERMINAL_STATES, CaseEvent, CaseState
+from router.store.append import Appender
+from router.store.backend import Backend
+from router.store.errors import StoreError, translating
+from router.store.status import AppendStatus
+from router.store.tables import case_events, cases, dead_letters, origins, worker_presence
+
+log = logging.getLogger(__name__)
+
+_EVENT = TypeAdapter(CaseEvent)
+RAW_LIMIT = 64 * 1024  # dead-letter input kept, in characters; oversized input is cut
+_TERMINAL = sorted(s.value for s in TERMINAL_STATES)
+_EVENT_COLUMNS = (case_events.c.event_id, case_events.c.case_id, case_events.c.origin,
+                  case_events.c.seq, case_events.c.ts, case_events.c.type,
+                  case_events.c.payload)
+
+
+def _text(value: str, limit: int | None = None) -> str:
+    """Text any database accepts: PostgreSQL rejects NUL and lone surrogates."""
+    if limit is not None:
+        value = value[:limit]
+    return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def _parse_case(data: str) -> Case:
+    try:
+        return Case.model_validate_json(data)
+    except ValidationError as e:
+        raise StoreError(f"a stored case does not fit the current Case model ({e.error_count()} "
+                         "errors): rebuild the projection from the event log") from e
+
+
+def _parse_event(row: dict[str, Any]) -> Any:
+    try:
+        return _EVENT.validate_python(row)
+    except ValidationError as e:
+        raise StoreError(f"stored event {row['event_id']!r} does not fit the current event "
+                         f"models ({e.error_count()} errors): add a migration that upgrades "
+                         "old payloads") from e
+
+
+class _SlowPath(Exception):
+    """The batch does not fit the fast path (see Appender.append_batch)."""
+
+
+class EventStore:
+    """Open with ``open_store(url)``; close with ``close()`` (or ``async with``)."""
+
+    def __init__(self, backend: Backend):
+        self._b = backend
+        self._appender = Appender(backend.insert)
+        self._closed = False
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._b.name
+
+    async def __aenter__(self) -> EventStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            with translating("close the store", self._b.where):
+                await self._b.engine.dispose()
+
+    aclose = close
+
+    def _guard(self, action: str) -> Any:
+        if self._closed:
+            raise StoreError(f"{action}: the store is closed; open it again with open_store()")
+        return translating(action, self._b.where)
+
+    # --- events ---------------------------------------------------------------------------
+
+    async def append(self, event: CaseEvent, case: Case) -> AppendStatus:
+        """Store ``event`` and the case it produced, in one transaction (see append.py for
+        the sequence rules). Raises SeqGap or SeqConflict, having written nothing."""
+        with self._guard(f"append event {event.event_id!r}"):
+            async with self._b.write() as conn:
+                return await self._appender.append(conn, event, case)
+
+    async def append_many(self, items: list[tuple[CaseEvent, Case]]) -> list[AppendStatus]:
+        """Like ``append`` for each item in order, in one transaction: all or nothing."""
+        if not items:
+            return []
+        with self._guard(f"append {len(items)} events"):
+            try:
+                async with self._b.write() as conn:
+                    fast = await self._appender.append_batch(conn, items)
+                    if fast is None:
+                        raise _SlowPath
+                    return fast
+            except (_SlowPath, IntegrityError):
+                pass  # rolled back: duplicates, gaps or conflicts are sorted out item by item
+            async with self._b.write() as conn:
+                return [await self._appender.append(conn, e, c) for e, c in items]
+
+    async def high_water(self, origin: str) -> int:
+        """The highest seq stored for ``origin`` (0 when none)."""
+        with self._guard(f"read the high-water mark of {origin!r}"):
+            async with self._b.read() as conn:
+                return await conn.scalar(select(origins.c.high_water)
+                                         .where(origins.c.origin == origin)) or 0
+
+    async def high_waters(self) -> dict[str, int]:
+        with self._guard("read the high-water marks"):
+            async with self._b.read() as conn:
+                rows = await conn.execute(select(origins.c.origin, origins.c.high_water))
+                return {origin: high for origin, high in rows}
+
+    async def case_events(self, case_id: str) -> list[CaseEvent]:
+        """The case's events in append order."""
+        with self._guard(f"read the events of case {case_id!r}"):
+            async with self._b.read() as conn:
+                rows = (await conn.execute(select(*_EVENT_COLUMNS)
+                                           .where(case_events.c.case_id == case_id)
+                                           .order_by(case_events.c.position))).all()
+        return [_parse_event(row._asdict()) for row in rows]
+
+    # --- case projection ------------------------------------------------------------------
+
+    async def put_case(self, case: Case) -> None:
+        """Write a projection row without an event (repair or rebuild from the log). Like
+        append, it never replaces a newer revision."""
+        with self._guard(f"write case {case.id!r}"):
+            async with self._b.write() as conn:
+                await self._appender.put_case(conn, case)
+
+    async def get_case(self, case_id: str) -> Case | None:
+        with self._guard(f"read case {case_id!r}"):
+            async with self._b.read() as conn:
+                data = await conn.scalar(select(cases.c.data).where(cases.c.case_id == case_id))
+        return None if data is None else _parse_case(data)
+
+    async def list_cases(self, *, states: Iterable[str] | None = None, site: str | None = None,
+                         worker: str | None = None, resident: str | None = None,
+                         case_ids: Iterable[str] | None = None, limit: int = 100,
+                         offset: int = 0) -> list[Case]:
+        """Cases matching every given filter, newest (by created_at) first. A filter left
+        as None does not filter; an empty list matches nothing. ``worker`` matches the
+        assigned worker (kept on resolved cases)."""
+        if limit < 0 or offset < 0:
+            raise ValueError(f"limit ({limit}) and offset ({offset}) must be >= 0")
+        query = select(cases.c.data)
+        if states is not None:
+            query = query.where(cases.c.state.in_([str(s) for s in states]))
+        if case_ids is not None:
+            query = query.where(cases.c.case_id.in_(list(case_ids)))
+        for column, value in ((cases.c.site, site), (cases.c.assigned_worker, worker),
+                              (cases.c.resident, resident)):
+            if value is not None:
+                query = query.where(column == value)
+        query = query.order_by(desc(cases.c.created_at), desc(cases.c.case_id)) \
+            .limit(limit).offset(offset)
+        return await self._cases("list cases", query)
+
+    async def open_cases(self) -> list[Case]:
+        """Every case not resolved or abandoned, oldest first (restart recovery)."""
+        query = select(cases.c.data).where(cases.c.state.not_in(_TERMINAL)) \
+            .order_by(cases.c.created_at, cases.c.case_id)
+        return await self._cases("list open cases", query)
+
+    async def _cases(self, action: str, query: Any) -> list[Case]:
+        with self._guard(action):
+            async with self._b.read() as conn:
+                rows = (await conn.scalars(query)).all()
+        return [_parse_case(data) for data in rows]
+
+    async def resident_last_worker(self, resident: str, since_ts: float) -> str | None:
+        """The worker of the resident's most recent resolved case updated at/after
+        ``since_ts`` that had one: its assigned worker, else (handed back to the AI before
+        closing) the last worker who accepted it."""
+        query = select(cases.c.assigned_worker, cases.c.data).where(
+            cases.c.resident == resident, cases.c.state == CaseState.resolved.value,
+            cases.c.updated_at >= since_ts,
+        ).order_by(desc(cases.c.updated_at), desc(cases.c.case_id))
+        with self._guard("find the resident's last worker"):
+            async with self._b.read() as conn:
+                rows = (await conn.execute(query)).all()
+        for worker, data in rows:
+            if worker:
+                return worker
+            accepted = [h.to_owner for h in _parse_case(data).handoffs
+                        if h.kind == "accepted" and h.to_owner]
+            if accepted:
+                return accepted[-1]
+        return None
+
+    # --- workers and dead letters ---------------------------------------------------------
+
+    async def set_worker_presence(self, worker_id: str, presence: str, ts: float) -> None:
+        """Last writer by ``ts`` wins: an older report (late or replayed) is ignored."""
+        with self._guard(f"set presence of worker {worker_id!r}"):
+            async with self._b.write() as conn:
+                stmt = self._b.insert(worker_presence).values(
+                    worker_id=worker_id, presence=str(presence), ts=ts)
+                await conn.execute(stmt.on_conflict_do_update(
+                    index_elements=[worker_presence.c.worker_id],
+                    set_={"presence": stmt.excluded.presence, "ts": stmt.excluded.ts},
+                    where=worker_presence.c.ts <= stmt.excluded.ts))
+
+    async def worker_presence(self) -> dict[str, tuple[str, float]]:
+        with self._guard("read worker presence"):
+            async with self._b.read() as conn:
+                rows = await conn.execute(select(worker_presence))
+                return {w: (p, ts) for w, p, ts in rows}
+
+    async def dead_letter(self, source: str, reason: str, raw: str | bytes, ts: float) -> None:
+        """Keep rejected input with the reason. ``raw`` beyond RAW_LIMIT characters is cut
+        (``raw_size`` keeps its length); NUL and invalid characters are escaped; bytes are
+        decoded as UTF-8 with invalid bytes escaped."""
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", "backslashreplace")
+        row = {"source": _text(source, 200), "reason": _text(reason),
+               "raw": _text(raw, RAW_LIMIT), "raw_size": len(raw), "ts": ts}
+        with self._guard("record a dead letter"):
+            async with self._b.write() as conn:
+                await conn.execute(dead_letters.insert().values(row))
+        # The reason may quote the input (e.g. a validation error): it is PII.
+        log.warning("input dead-lettered", extra={"source": row["source"],
+                                                  "raw_size": len(raw),
+                                                  "pii": {"reason": row["reason"][:200]}})
+
+    async def dead_letters(self, limit: int = 100) -> list[dict]:
+        """Newest first: {id, source, reason, raw, raw_size, ts}."""
+        if limit < 0:
+            raise ValueError(f"limit ({limit}) must be >= 0")
+        with self._guard("read dead letters"):
+            async with self._b.read() as conn:
+                rows = await conn.execute(select(dead_letters)
+                                          .order_by(desc(dead_letters.c.id)).limit(limit))
+                return [dict(row._mapping) for row in rows]

@@ -1,0 +1,103 @@
+"""SQLite backend (aiosqlite): one file, WAL, one writer at a time.
+
+- WAL lets readers run while one writer commits; synchronous=NORMAL skips the fsync per
+  commit (a power cut may lose the last commits, never corrupt the file).
+- sqlite3's own transaction handling is kept with isolation_level "IMMEDIATE": it emits
+  BEGIN IMMEDIATE inside the first INSERT/UPDATE of a transaction (no extra round trip to
+  aiosqlite's thread), so another process waits on busy_timeout up front instead of failing
+  on a lock upgrade. SELECTs open no transaction: each sees the latest commit.
+- sqlite3 does not begin a transaction for DDL, so a migration begins one explicitly
+  (``lock_schema``) to stay atomic.
+- WAL is a property of the file, switched on once at open (``_prepare``, in a thread): the
+  switch needs the file to itself and SQLite fails it at once, without waiting on
+  busy_timeout, when another connection is busy, so it is retried there, not per connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from router.store.backend import Backend
+from router.store.errors import StoreError, StoreUnavailable
+
+BUSY_TIMEOUT_MS = 5000
+# Per-connection settings (journal_mode=WAL is per file: see _prepare).
+PRAGMAS = (f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}", "PRAGMA synchronous=NORMAL",
+           "PRAGMA foreign_keys=ON")
+
+
+def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+    dbapi_connection.isolation_level = "IMMEDIATE"
+
+
+def _prepare(path: Path) -> None:
+    """Create the directory and put the file in WAL mode. Blocking: run it in a thread."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000)) as conn:
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            break
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise StoreUnavailable(f"cannot open SQLite file {path} ({e}): check that the "
+                                       "path is right and its directory is writable") from e
+            if time.monotonic() > deadline:
+                raise StoreUnavailable(f"SQLite file {path} stayed locked while switching it "
+                                       "to WAL: stop the other program using it, then retry"
+                                       ) from e
+            time.sleep(0.01)
+    if mode.lower() != "wal":
+        raise StoreError(f"SQLite file {path} refused WAL mode (journal_mode is {mode}): put "
+                         "it on a local file system that supports shared memory")
+
+
+def _on_reset(dbapi_connection: Any, _record: Any, state: Any) -> None:
+    # Replaces the pool's rollback-on-return, which would cost a round trip to aiosqlite's
+    # thread after every commit: roll back only when sqlite3 says a transaction is open.
+    if state.asyncio_safe and dbapi_connection.driver_connection.in_transaction:
+        dbapi_connection.rollback()
+
+
+def _lock_schema(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def database_path(url: URL) -> str:
+    path = url.database or ""
+    if "uri" in url.query:
+        raise StoreError(f"SQLite URI file names ({url}) are not supported: give a plain path, "
+                         "e.g. sqlite+aiosqlite:///var/baton.db")
+    if path in ("", ":memory:") or url.query.get("mode") == "memory":
+        raise StoreError(f"in-memory SQLite ({url}) is not supported: each connection would "
+                         "see its own empty database; use a file, e.g. "
+                         "sqlite+aiosqlite:///tmp/baton.db")
+    return path
+
+
+def make_backend(url: URL) -> Backend:
+    path = Path(database_path(url))
+    engine = create_async_engine(url, hide_parameters=True, pool_reset_on_return=None)
+    event.listen(engine.sync_engine, "connect", _on_connect)
+    event.listen(engine.sync_engine, "reset", _on_reset)
+    return Backend(name="sqlite", engine=engine, reader=engine,
+                   insert=insert, write_lock=asyncio.Lock(), lock_schema=_lock_schema,
+                   where=url.render_as_string(hide_password=True),
+                   prepare=lambda: _prepare(path))
