@@ -132,7 +132,11 @@ async def drive(url: str, args) -> dict:
         elapsed = time.perf_counter() - start
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
-    lat = sorted((offers[c] - sent[c]) * 1000 for c in sent if c in offers)
+    by_time = sorted((sent[c] - start, (offers[c] - sent[c]) * 1000) for c in sent if c in offers)
+    slow = [f"{t:.1f}s:{ms:.0f}ms" for t, ms in by_time if ms > 100]
+    if slow:
+        print(f"{len(slow)} cases over 100 ms (sent at: latency): {' '.join(slow[:40])}")
+    lat = sorted(ms for _, ms in by_time)
     if not lat:
         raise SystemExit("no offers arrived: is the router healthy?")
     q = statistics.quantiles(lat, n=100, method="inclusive")
