@@ -56,7 +56,11 @@ async function refreshStats() {
     [`Service level (${s.service_level_s} s)`]: s.service_level === null ? "–" : `${(s.service_level * 100).toFixed(0)} %`,
     "Workers busy": s.workers_busy, "Alerts": s.alerts,
   };
-  $("kpis").replaceChildren(...Object.entries(items).flatMap(([k, v]) => [el("dt", k), el("dd", v)]));
+  $("kpis").replaceChildren(...Object.entries(items).map(([k, v]) => {
+    const box = el("div", null, "kpi");
+    box.append(el("dt", k), el("dd", v));
+    return box;
+  }));
 }
 
 async function refreshWorkers() {
