@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from router.models import (
+    HandoffRecord,
     ROUTABLE_STATES,
     TERMINAL_STATES,
     CaseState,
@@ -24,15 +25,8 @@ class TransitionError(ValueError):
     """An event that is not allowed in the case's current state."""
 
 
-class Handoff(BaseModel):
-    """One move of the case between owners (who had it and why it moved)."""
-
-    model_config = ConfigDict(extra="forbid")
-    at: float
-    kind: str  # escalated | accepted | transferred | handed_back | closed
-    from_owner: str | None = None
-    to_owner: str | None = None
-    note: str = ""
+# Who had the case and why it moved: the packet shows the same records.
+Handoff = HandoffRecord
 
 
 class Case(BaseModel):

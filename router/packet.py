@@ -13,7 +13,6 @@ from router.models import (
     ActionRecord,
     ContextPacket,
     EscalationInfo,
-    HandoffRecord,
     NoteRecord,
     TranscriptEntry,
 )
@@ -62,5 +61,5 @@ def build_packet(events: Iterable) -> ContextPacket:
         intent=case.intent, state=case.state, requirement=case.requirement,
         account=opened.account, transcript=transcript, actions=actions,
         escalation=escalation, notes=notes,
-        handoffs=[HandoffRecord(**h.model_dump()) for h in case.handoffs],
+        handoffs=list(case.handoffs),
     )
