@@ -1,0 +1,133 @@
+"""The transition layer in one object: accept a turn, read its signals, decide.
+
+    layer = TransitionLayer.load(cfg)                 # cfg: router.config.BatonConfig
+    turn = layer.accept(text, "es", pivot_text=translated, at=clock.now())  # TurnRejected
+    reply = await assistant.respond(turn, dialog_ctx)
+    result = layer.assess(turn, reply, state, DecisionContext(site, wait_s, human))
+    state = result.state                              # keep per case
+    log(result.signal_payloads(), result.decision_payload())
+
+Pure apart from loading config and the calibrator file in ``load``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from router.assistant.base import AssistantReply
+from router.assistant.config import TOOLS, AssistantFile, load_assistant_config
+from router.calibration import Calibrator, load_calibrator
+from router.escalation import DecisionContext, EscalationEngine
+from router.models import Decision, DecisionPayload, SignalPayload
+from router.playbooks import PlaybooksFile, load_playbooks
+from router.policy import PolicyFile, load_policy
+from router.signals import SentimentScorer, SignalExtractor, SignalState, TurnSignals
+from router.turns import MAX_TURN_CHARS, AcceptedTurn, accept_turn
+
+# Skill levels a requirement asks for: the intent's skill, or a flag's (a specialist).
+INTENT_SKILL_LEVEL = 2
+FLAG_SKILL_LEVEL = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    signals: TurnSignals
+    decision: Decision
+    state: SignalState
+
+    def signal_payloads(self) -> list[SignalPayload]:
+        return self.signals.to_payloads()
+
+    def decision_payload(self) -> DecisionPayload:
+        return DecisionPayload(decision=self.decision)
+
+
+class TransitionConfig(BaseModel):
+    """assistant.yaml, policy.yaml and playbooks.yaml (a field of BatonConfig can hold it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    assistant: AssistantFile
+    policy: PolicyFile
+    playbooks: PlaybooksFile
+
+
+def load_transition_config(directory: str | Path, *, languages: set[str] | None = None,
+                           skills: set[str] | None = None,
+                           sites: set[str] | None = None) -> TransitionConfig:
+    """assistant.yaml, policy.yaml and playbooks.yaml, checked against each other and (when
+    given) against the names of languages.yaml, skills.yaml and sites.yaml. Raises
+    router.config.ConfigError naming the file and the key."""
+    assistant = load_assistant_config(directory, languages=languages, skills=skills,
+                                      sites=sites)
+    intents = set(assistant.intents)
+    policy = load_policy(directory, intents=intents, sites=sites, languages=languages,
+                         skills=skills)
+    playbooks = load_playbooks(directory, intents=intents, flags={f.id for f in policy.flags},
+                               tools=TOOLS)
+    return TransitionConfig(assistant=assistant, policy=policy, playbooks=playbooks)
+
+
+def calibrator_path(policy: PolicyFile) -> Path:
+    if policy.calibration.file:
+        return Path(policy.calibration.file)
+    return Path(os.environ.get("BATON_DATA_DIR", "var")) / "calibrator.json"
+
+
+class TransitionLayer:
+    def __init__(self, cfg: TransitionConfig, *, languages: set[str], pivot: str,
+                 calibrator: Calibrator | None = None,
+                 sentiment: SentimentScorer | None = None, max_turn_chars: int = MAX_TURN_CHARS):
+        self.cfg = cfg
+        self.languages = frozenset(languages)
+        self.pivot = pivot
+        self.max_turn_chars = max_turn_chars
+        self.calibrator = calibrator or Calibrator()
+        self.signals = SignalExtractor(cfg.policy, cfg.assistant.phrases, pivot=pivot,
+                                       calibrator=self.calibrator, sentiment=sentiment)
+        self.engine = EscalationEngine(cfg.policy)
+
+    @classmethod
+    def load(cls, cfg: Any, *, calibrator: Calibrator | None = None,
+             transition: TransitionConfig | None = None) -> TransitionLayer:
+        """From a router.config.BatonConfig: reads the three files beside the others (or
+        takes ``transition`` when already loaded) and the fitted calibrator (identity when
+        none was fitted yet; a damaged file raises CalibrationError)."""
+        tc = transition or load_transition_config(
+            cfg.directory, languages=set(cfg.languages.languages),
+            skills=set(cfg.skills.skills), sites={s.id for s in cfg.sites.sites})
+        if calibrator is None:
+            calibrator = load_calibrator(calibrator_path(tc.policy))
+        return cls(tc, languages=set(cfg.languages.languages), pivot=cfg.languages.pivot,
+                   calibrator=calibrator)
+
+    def accept(self, text: str | None, language: str | None, *, pivot_text: str | None,
+               at: float) -> AcceptedTurn:
+        return accept_turn(text, language, pivot_text=pivot_text, languages=self.languages,
+                           pivot=self.pivot, at=at, max_chars=self.max_turn_chars)
+
+    def new_state(self, opened_at: float) -> SignalState:
+        return SignalState(opened_at=opened_at)
+
+    def assess(self, turn: AcceptedTurn, reply: AssistantReply, state: SignalState,
+               ctx: DecisionContext) -> Assessment:
+        signals, new_state = self.signals.assess(turn, reply, state)
+        return Assessment(signals, self.engine.decide(signals, ctx), new_state)
+
+    def required_skills(self, intent: str | None, flags: list[str] | tuple[str, ...]
+                        ) -> dict[str, int]:
+        """Skills a person needs for this case: its intent's, and its flags' (higher)."""
+        out: dict[str, int] = {}
+        icfg = self.cfg.assistant.intents.get(intent) if intent else None
+        if icfg is not None and icfg.skill:
+            out[icfg.skill] = INTENT_SKILL_LEVEL
+        rules = {r.id: r for r in self.cfg.policy.flags}
+        for f in flags:
+            rule = rules.get(f)
+            if rule is not None and rule.skill:
+                out[rule.skill] = max(out.get(rule.skill, 0), FLAG_SKILL_LEVEL)
+        return out
