@@ -57,6 +57,12 @@ def cmd_demo(args) -> int:
     return run_demo(args)
 
 
+def cmd_calibrate(args) -> int:
+    from router.calibration import run_cli
+
+    return run_cli(args)
+
+
 def cmd_edge(args) -> int:
     from edge.node import run_cli
 
@@ -114,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schemas", help="write the JSON Schemas of events and packets")
     p.add_argument("--out", default="docs/schemas")
     p.set_defaults(func=cmd_schemas)
+
+    p = sub.add_parser("calibrate", help="refit the confidence calibrator from humans' "
+                       "verdicts in the store; report ECE and a reliability diagram")
+    from router.calibration import add_arguments as calibrate_args
+
+    calibrate_args(p)
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("check-config", help="validate the configuration and exit")
     p.set_defaults(func=cmd_check_config)

@@ -186,6 +186,8 @@ class BatonConfig(_C):
     workers: WorkersFile
     routing: RoutingFile
     tokens: TokensFile
+    # router.transition.TransitionConfig: assistant.yaml, policy.yaml, playbooks.yaml.
+    transition: Any = None
 
     def site(self, site_id: str) -> SiteConfig | None:
         return next((s for s in self.sites.sites if s.id == site_id), None)
@@ -250,6 +252,11 @@ def load_config(directory: str | Path | None = None) -> BatonConfig:
     parts = {name: parse_file(directory / fname, model) for name, (fname, model) in _FILES.items()}
     cfg = BatonConfig(directory=str(directory), **parts)
     _cross_check(cfg, directory)
+    from router.transition import load_transition_config  # it imports this module
+
+    cfg.transition = load_transition_config(
+        directory, languages=set(cfg.languages.languages), skills=set(cfg.skills.skills),
+        sites={s.id for s in cfg.sites.sites})
     return cfg
 
 

@@ -63,3 +63,18 @@ def build_packet(events: Iterable) -> ContextPacket:
         escalation=escalation, notes=notes,
         handoffs=list(case.handoffs),
     )
+
+
+async def full_packet(core, case_id: str) -> dict:
+    """The packet a person sees on accept: the fold, plus policy flags, summary and next
+    steps from the playbooks, with long transcripts bounded (the full log stays at
+    /v1/cases/{id}/events). ``core``: router.service.core.RouterCore."""
+    from router.playbooks import collect_flags, enrich_packet
+
+    events = await core.store.case_events(case_id)
+    intent = next((e.payload.detail.get("intent") for e in reversed(events)
+                   if e.type == "signal" and e.payload.name == "confidence"), None)
+    packet = enrich_packet(build_packet(events), core.cfg.transition.playbooks,
+                           flags=collect_flags(events), intent=intent,
+                           full_transcript_ref=f"/v1/cases/{case_id}/events")
+    return packet.model_dump(mode="json")

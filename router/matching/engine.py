@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 from router.config import RoutingFile
 from router.models import Channel, Offer, OfferStatus, Presence, Requirement, Worker
 from router.matching.queues import QueuedCase, Queues
-from router.matching.targets import preferred, resolve
+from router.matching.targets import matches, preferred, resolve
 from router.matching.workers import WorkerPool, WorkerState
 
 
@@ -104,11 +104,7 @@ class MatchingEngine:
         """Add a waiting case. ``queued_at`` fixes its age (and its step on a restore)."""
         if case_id in self.cases or case_id in self.assignments:
             raise EngineError(f"case {case_id!r} is already routed")
-        name = req.workflow or self.cfg.channel_workflows.get(req.channel) \
-            or self.cfg.default_workflow
-        workflow = self.cfg.workflows.get(name)
-        if workflow is None:
-            raise EngineError(f"unknown workflow {req.workflow!r}")
+        workflow = self._workflow(req)
         qc = QueuedCase(case_id=case_id, req=req, steps=workflow.steps, queued_at=queued_at,
                         seq=next(self._seq), excluded=set(excluded))
         if preferred_worker and preferred_worker not in qc.excluded \
@@ -121,6 +117,14 @@ class MatchingEngine:
         self._schedule(queued_at + self.cfg.max_wait_s, "wait", case_id, 0)
         effects = self._place(qc, now)
         return effects + self._try_case(qc, now)
+
+    def _workflow(self, req: Requirement):
+        name = req.workflow or self.cfg.channel_workflows.get(req.channel) \
+            or self.cfg.default_workflow
+        workflow = self.cfg.workflows.get(name)
+        if workflow is None:
+            raise EngineError(f"unknown workflow {req.workflow!r}")
+        return workflow
 
     def remove_case(self, case_id: str, now: float) -> list[Effect]:
         """The case left routing (closed, abandoned, or handled elsewhere)."""
@@ -317,6 +321,27 @@ class MatchingEngine:
 
     def waiting_cases(self) -> list[QueuedCase]:
         return [qc for qc in self.cases.values()]
+
+    def pools(self, req: Requirement) -> list[tuple[float, int, int, int]]:
+        """For wait estimates, per workflow step: (seconds until the step applies, cases
+        waiting for that step's pool, workers of the pool signed in, of those how many
+        could take the case now). Scans the roster: read side, not the decision path."""
+        out = []
+        starts = 0.0
+        lengths = self.queues.lengths()
+        for step in self._workflow(req).steps:
+            t = resolve(step.target, req)
+            staffed = free = 0
+            for w in self.pool.workers.values():
+                if w.presence is Presence.offline or not matches(w, t):
+                    continue
+                staffed += 1
+                free += self.pool.can_take(w, t.channel)
+            out.append((starts, lengths.get(t, 0), staffed, free))
+            if step.timeout_s is None:
+                break
+            starts += step.timeout_s
+        return out
 
     def position(self, case_id: str) -> int | None:
         """1-based position among waiting cases of the same bucket (priority, then age)."""

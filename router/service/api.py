@@ -9,7 +9,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from router.casestate import Case
 from router.models import TERMINAL_STATES, CaseEvent, CaseState, Presence, Requirement, Role
-from router.packet import build_packet
+from router.kpis import compute_kpis
+from router.packet import full_packet
 from router.service import views
 from router.service.auth import WORKER_ROLES, Authed, Principal, can_see, require
 from router.service.core import RouterCore
@@ -65,6 +66,16 @@ async def escalate_case(case_id: str, body: views.EscalateCase, core: Core,
     return views.case_view(case, core)
 
 
+@api.post("/cases/{case_id}/turns")
+async def resident_turn(case_id: str, body: views.ResidentTurn, request: Request, core: Core,
+                        principal: Principal = CaseCreators) -> dict[str, Any]:
+    """A resident's turn: the AI answers, or the case is handed to a person. The answer
+    says which (``ai_silent``, ``handoff`` with a wait estimate)."""
+    await _visible_case(core, principal, case_id)
+    return await request.app.state.conversations.resident_turn(
+        case_id, body.text, body.language, body.translated)
+
+
 @api.get("/cases")
 async def list_cases(core: Core, principal: Authed,
                      state: Annotated[list[CaseState] | None, Query()] = None,
@@ -93,9 +104,7 @@ async def list_cases(core: Core, principal: Authed,
 @api.get("/cases/{case_id}")
 async def get_case(case_id: str, core: Core, principal: Authed) -> dict[str, Any]:
     case = await _visible_case(core, principal, case_id)
-    events = await core.store.case_events(case_id)
-    return {"case": views.case_view(case, core),
-            "packet": build_packet(events).model_dump(mode="json")}
+    return {"case": views.case_view(case, core), "packet": await full_packet(core, case_id)}
 
 
 @api.get("/cases/{case_id}/events")
@@ -169,9 +178,7 @@ async def add_note(case_id: str, body: views.NoteIn, core: Core,
 async def accept_offer(offer_id: str, core: Core,
                        principal: Principal = Workers) -> dict[str, Any]:
     case = await core.answer_offer(principal.subject, offer_id, accept=True)
-    events = await core.store.case_events(case.id)
-    return {"case": views.case_view(case, core),
-            "packet": build_packet(events).model_dump(mode="json")}
+    return {"case": views.case_view(case, core), "packet": await full_packet(core, case.id)}
 
 
 @api.post("/offers/{offer_id}/reject")
@@ -214,6 +221,17 @@ async def list_workers(core: Core, principal: Authed) -> dict[str, Any]:
             continue
         out.append(_worker_view(core, w))
     return {"workers": out}
+
+
+@api.get("/kpis")
+async def kpis(core: Core, principal: Principal = Staff,
+               limit: Annotated[int, Query(ge=1, le=5000)] = 1000) -> dict[str, Any]:
+    """Escalation rate, precision/recall against human verdicts, time to human, transfers,
+    handbacks, repeat contacts, ratings — over the most recent ``limit`` cases."""
+    cases = await core.store.list_cases(limit=limit)
+    items = [(c, await core.store.case_events(c.id)) for c in cases]
+    window = core.cfg.routing.preferred_worker.window_days
+    return compute_kpis(items, repeat_window_days=window).model_dump(mode="json")
 
 
 def _worker_view(core: RouterCore, w) -> dict[str, Any]:

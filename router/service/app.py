@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from router.config import BatonConfig
 from router.service.api import api
 from router.service.auth import TokenBook
+from router.service.conversation import build_conversations
 from router.service.core import Clock, CoreError, RouterCore
 from router.service.ws import ws_router
 from router.store import open_store
@@ -86,8 +87,12 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
         app.state.core = core
         try:
             await core.start()
+            app.state.conversations = build_conversations(core)
             yield
         finally:
+            conversations = getattr(app.state, "conversations", None)
+            if conversations is not None:
+                await conversations.assistant.aclose()
             await core.aclose()
             await store.close()
 

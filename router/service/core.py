@@ -425,16 +425,21 @@ class RouterCore:
         window = self.cfg.routing.preferred_worker.window_days * 86400
         return await self.store.resident_last_worker(resident, self.clock.now() - window)
 
-    async def _queue(self, case_id: str, req, preferred: str | None) -> None:
-        now = self.clock.now()
+    def requirement(self, req) -> Requirement:
+        """What a person must have for ``req`` (views.CreateCase): a video case from a
+        device needs someone on that site's telepresence devices."""
         surface = {"kind": "any", "site": None}
         if req.channel.value == "video" and req.device is not None:
             surface = {"kind": "telepresence", "site": req.site}
-        requirement = Requirement.model_validate({
+        return Requirement.model_validate({
             "language": req.language, "skills": req.skills, "surface": surface,
             "channel": req.channel.value, "priority": req.priority,
             "workflow": workflow_for(self.cfg.routing, self.cfg.site(req.site), req.channel,
                                      req.workflow)})
+
+    async def _queue(self, case_id: str, req, preferred: str | None) -> None:
+        now = self.clock.now()
+        requirement = self.requirement(req)
         case = await self._router_event(case_id, "queued", {
             "requirement": requirement.model_dump(mode="json"), "reasons": req.reasons,
             "preferred_worker": preferred})
@@ -464,8 +469,6 @@ class RouterCore:
 
     async def close_case(self, case_id: str, by: str, status: str, code: str = "",
                          note: str = "", ai_verdict: str | None = None) -> Case:
-        case = await self._case(case_id)
-        preferred = await self._preferred_worker(case.resident if case else None)
         async with self._unit():
             case = await self._case(case_id)
             if case is None:

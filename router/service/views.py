@@ -50,6 +50,15 @@ class EscalateCase(Body):
                           priority=self.priority, workflow=self.workflow, reasons=self.reasons)
 
 
+class ResidentTurn(Body):
+    """What the resident said, as the edge transcribed it (and translated it to the pivot
+    language when the resident does not speak it)."""
+
+    text: str = Field(max_length=20_000)
+    language: str = Field(max_length=16)
+    translated: str | None = Field(default=None, max_length=20_000)
+
+
 class CloseCase(Body):
     status: Literal["resolved", "abandoned"] = "resolved"
     code: str = Field(default="", max_length=100)

@@ -20,7 +20,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from router.models import Presence
-from router.packet import build_packet
+from router.packet import full_packet
 from router.service import views
 from router.service.auth import WORKER_ROLES, can_see
 from router.service.core import CoreError, RouterCore
@@ -129,10 +129,9 @@ async def _handle(core: RouterCore, conn: Connection, principal, raw: str) -> No
             await core.set_presence(principal.subject, msg.presence, "set from the desk")
         elif isinstance(msg, AcceptMsg):
             case = await core.answer_offer(principal.subject, msg.offer_id, accept=True)
-            events = await core.store.case_events(case.id)
             conn.send({"type": "accepted", "offer_id": msg.offer_id,
                        "case": views.case_view(case, core),
-                       "packet": build_packet(events).model_dump(mode="json")})
+                       "packet": await full_packet(core, case.id)})
         elif isinstance(msg, RejectMsg):
             await core.answer_offer(principal.subject, msg.offer_id, accept=False,
                                     reason=msg.reason)
