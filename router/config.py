@@ -133,6 +133,7 @@ class RoutingFile(_C):
     max_wait_s: float = Field(default=900, gt=0)
     service_level_s: float = Field(default=20, gt=0)
     presence_grace_s: float = Field(default=10, ge=0)
+    idle_case_timeout_s: float = Field(default=1800, gt=0)
     preferred_worker: PreferredWorkerConfig = Field(default_factory=PreferredWorkerConfig)
     channels: dict[Channel, ChannelConfig]
     default_workflow: Ident

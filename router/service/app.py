@@ -125,8 +125,10 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
 
     @app.exception_handler(CoreError)
     async def core_error(request: Request, exc: CoreError):
-        return JSONResponse({"error": _code(exc.status), "message": str(exc)},
-                            status_code=exc.status)
+        body = {"error": _code(exc.status), "message": str(exc)}
+        if exc.reason:
+            body["reason"] = exc.reason
+        return JSONResponse(body, status_code=exc.status)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz():

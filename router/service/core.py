@@ -45,6 +45,7 @@ from router.service import views
 
 log = logging.getLogger("baton.core")
 CLOSED_CACHE = 5000
+IDLE_SWEEP_S = 30.0  # how often cases the AI holds are checked for inactivity
 WRITE_BATCH = 2000  # events per transaction at most
 EVENT = TypeAdapter(CaseEvent)
 
@@ -63,10 +64,11 @@ class CoreError(Exception):
 
     status = 409
 
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str, status: int | None = None, reason: str | None = None):
         super().__init__(message)
         if status is not None:
             self.status = status
+        self.reason = reason  # a typed code clients can act on, e.g. target_unavailable
 
 
 class NotFound(CoreError):
@@ -315,10 +317,15 @@ class RouterCore:
             elif isinstance(eff, StepChanged):
                 self._send_watchers({"type": "step", "case_id": eff.case_id, "step": eff.step})
             elif isinstance(eff, WaitExceeded):
-                self._alert("wait_exceeded", case_id=eff.case_id,
+                case = self.cases.get(eff.case_id)
+                transfer = case is not None and case.routing_state is CaseState.transferring
+                self._alert("transfer_failed" if transfer else "wait_exceeded",
+                            case_id=eff.case_id, reason="no_one_available",
                             message=f"case waited {eff.waited_s:.0f} s with no one free")
                 await self._router_event(eff.case_id, "outcome", {
-                    "status": "abandoned", "code": "max_wait_exceeded",
+                    "status": "abandoned",
+                    "code": "transfer_failed:no_one_available" if transfer
+                    else "max_wait_exceeded",
                     "note": "no one was free within routing.max_wait_s"})
                 await self._effects(self.engine.remove_case(eff.case_id, self.clock.now()))
 
@@ -351,12 +358,26 @@ class RouterCore:
 
     async def run_timers(self) -> None:
         async with self._unit():
-            await self._effects(self.engine.tick(self.clock.now()))
+            now = self.clock.now()
+            await self._effects(self.engine.tick(now))
+            await self._close_idle(now)
+
+    async def _close_idle(self, now: float) -> None:
+        """A case the AI holds with no event for routing.idle_case_timeout_s: the resident
+        walked away without the device noticing. Nothing waits forever."""
+        limit = self.cfg.routing.idle_case_timeout_s
+        for case in [c for c in self.cases.values()
+                     if c.state in (CaseState.ai_active, CaseState.handed_back)
+                     and now - c.updated_at >= limit]:
+            await self._router_event(case.id, "outcome", {
+                "status": "abandoned", "code": "inactive",
+                "note": f"no activity for {limit:.0f} s"})
 
     async def _timer_loop(self) -> None:
         while True:
             deadline = self.engine.next_deadline()
-            delay = None if deadline is None else max(0.0, deadline - self.clock.now())
+            delay = IDLE_SWEEP_S if deadline is None else \
+                min(IDLE_SWEEP_S, max(0.0, deadline - self.clock.now()))
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), delay)
@@ -481,6 +502,14 @@ class RouterCore:
 
     async def transfer(self, case_id: str, worker_id: str, requirement: Requirement,
                        note: str, to_worker: str | None) -> Case:
+        if to_worker is not None:
+            target = self.engine.pool.get(to_worker)
+            if target is None or self.presence.get(to_worker) is not Presence.available \
+                    or not self.engine.pool.can_take(target, requirement.channel):
+                raise CoreError(f"transfer failed: {to_worker} cannot take a "
+                                f"{requirement.channel.value} case now; the case stays with "
+                                "you — transfer to a skill or language instead",
+                                reason="target_unavailable")
         async with self._unit():
             now = self.clock.now()
             case = await self._router_event(case_id, "transfer", {
@@ -554,3 +583,17 @@ class RouterCore:
         self._grace.pop(worker_id, None)
         if not self.hub.connected(worker_id):
             await self.set_presence(worker_id, Presence.offline, "browser closed")
+            await self.requeue_from(worker_id, "worker disconnected")
+
+    async def requeue_from(self, worker_id: str, why: str) -> list[str]:
+        """The worker is gone (browser closed past the grace period): their connected
+        cases go back to routing as transfers, so no resident is left with nobody."""
+        moved = []
+        for case in [c for c in self.cases.values() if c.state is CaseState.connected
+                     and c.assigned_worker == worker_id and c.requirement is not None]:
+            await self.transfer(case.id, worker_id, case.requirement, why, None)
+            async with self._unit():
+                self._alert("worker_disconnected", worker_id=worker_id, case_id=case.id,
+                            message=f"{case.id} went back to the queue: {why}")
+            moved.append(case.id)
+        return moved

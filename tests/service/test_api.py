@@ -329,3 +329,49 @@ def test_max_wait_closes_case_with_alert(make_router, tmp_path):
     assert got["state"] == "abandoned" and got["outcome_code"] == "max_wait_exceeded"
     alerts = router.client.get("/v1/alerts", headers=auth("supervisor")).json()["alerts"]
     assert alerts[-1]["kind"] == "wait_exceeded"
+
+
+def _connect(router, worker, **case_kw):
+    case = router.open_case(**case_kw)
+    offer = router.case(case["id"])["case"]["pending_offer"]
+    assert offer["worker_id"] == worker, offer
+    r = router.client.post(f"/v1/offers/{offer['offer_id']}/accept", headers=auth(worker))
+    assert r.status_code == 200
+    return case
+
+
+def test_failed_transfer_has_a_typed_reason_and_keeps_the_case(router):
+    router.available("haruto")
+    case = _connect(router, "haruto", skills={"residency": 3})
+    r = router.client.post(f"/v1/cases/{case['id']}/transfer", headers=auth("haruto"),
+                           json={"to_worker": "lucas", "note": "tax question"})
+    assert r.status_code == 409
+    assert r.json()["reason"] == "target_unavailable" and "lucas" in r.json()["message"]
+    got = router.case(case["id"])["case"]
+    assert got["state"] == "connected" and got["assigned_worker"] == "haruto"
+
+
+def test_transfer_nobody_takes_fails_with_a_typed_outcome(make_router, tmp_path):
+    router = make_router(config_copy(tmp_path, max_wait_s=120))
+    router.available("haruto")
+    case = _connect(router, "haruto", skills={"residency": 3})
+    r = router.client.post(f"/v1/cases/{case['id']}/transfer", headers=auth("haruto"),
+                           json={"language": "zh", "note": "needs Chinese"})
+    assert r.status_code == 200 and r.json()["state"] == "transferring"
+    router.advance(121)
+    got = router.case(case["id"])["case"]
+    assert got["state"] == "abandoned"
+    assert got["outcome_code"] == "transfer_failed:no_one_available"
+    alerts = router.client.get("/v1/alerts", headers=auth("supervisor")).json()["alerts"]
+    assert alerts[-1]["kind"] == "transfer_failed"
+    assert alerts[-1]["reason"] == "no_one_available"
+
+
+def test_idle_ai_case_is_closed(make_router, tmp_path):
+    router = make_router(config_copy(tmp_path, idle_case_timeout_s=600))
+    case = router.open_case(escalate=False)
+    router.advance(599)
+    assert router.case(case["id"])["case"]["state"] == "ai_active"
+    router.advance(2)
+    got = router.case(case["id"])["case"]
+    assert got["state"] == "abandoned" and got["outcome_code"] == "inactive"

@@ -95,3 +95,51 @@ def test_router_killed_mid_flight_loses_nothing(tmp_path):
             assert sorted(got) == list(range(1, len(got) + 1)), origin
     finally:
         proc.kill()
+
+
+@pytest.mark.slow
+def test_closed_browser_sends_connected_case_back_to_routing(tmp_path):
+    """A real router and a real WebSocket: the worker's browser goes away mid-case."""
+    import json
+
+    from websockets.sync.client import connect
+
+    from tests.service.conftest import token
+
+    cfg = config_copy(tmp_path, presence_grace_s=0.3)
+    proc = RouterProcess(cfg, f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
+    c = proc.start()
+    try:
+        ws_url = proc.url.replace("http", "ws", 1) + f"/v1/ws?token={token('haruto')}"
+        with connect(ws_url) as ws:
+            json.loads(ws.recv())  # hello
+            ws.send(json.dumps({"type": "presence", "presence": "available"}))
+            assert c.put("/v1/workers/lucas/presence", json={"presence": "available"},
+                         headers=auth("lucas")).status_code == 200
+            r = c.post("/v1/cases", json={"site": "city-office", "device": "kiosk-1",
+                                          "language": "ja", "skills": {"residency": 3}},
+                       headers=auth("kiosk-1"))
+            case_id = r.json()["id"]
+            while True:
+                msg = json.loads(ws.recv(timeout=5))
+                if msg["type"] == "offer":
+                    break
+            ws.send(json.dumps({"type": "accept", "offer_id": msg["offer"]["offer_id"]}))
+            while json.loads(ws.recv(timeout=5))["type"] != "accepted":
+                pass
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            got = c.get(f"/v1/cases/{case_id}", headers=auth("supervisor")).json()["case"]
+            if got["state"] != "connected":
+                break
+            time.sleep(0.1)
+        assert got["state"] in ("transferring", "offered"), got["state"]
+        assert got["assigned_worker"] is None
+        assert got["handoffs"][-1]["note"] == "worker disconnected"
+        workers = {w["id"]: w for w in
+                   c.get("/v1/workers", headers=auth("supervisor")).json()["workers"]}
+        assert workers["haruto"]["presence"] == "offline"
+        alerts = c.get("/v1/alerts", headers=auth("supervisor")).json()["alerts"]
+        assert any(a["kind"] == "worker_disconnected" for a in alerts)
+    finally:
+        proc.kill()
