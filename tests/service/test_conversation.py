@@ -3,7 +3,11 @@ silent once a person is connected."""
 
 from __future__ import annotations
 
-from tests.service.conftest import auth, token
+import json
+
+import jsonschema
+
+from tests.service.conftest import REPO, auth, token
 from tests.service.test_api import recv_until
 
 
@@ -58,6 +62,8 @@ def test_request_for_a_person_escalates_with_the_whole_story(router):
     assert "sentiment" in packet["escalation"]["signals"]
     assert packet["summary"] and isinstance(packet["next_steps"], list)
     assert packet["handoffs"][-1]["to_owner"] == "sofia"
+    schema = json.loads((REPO / "docs/schemas/context-packet-1.0.json").read_text())
+    jsonschema.validate(packet, schema)
 
 
 def test_ai_stays_silent_once_a_person_is_connected(router):
