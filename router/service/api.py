@@ -204,6 +204,9 @@ async def append_event(request: Request, core: Core,
         raise HTTPException(403, f"devices may not send {event.type!r} events")
     if event.type == "outcome" and event.payload.status != "abandoned":
         raise HTTPException(403, "a device may only close a case as abandoned")
+    if event.type == "turn" and (event.payload.speaker == "human" or event.payload.worker_id):
+        raise HTTPException(403, "a device may not speak for a person: turns from devices are "
+                            "the resident's or the AI's")
     case = await core._case(event.case_id)
     if case is None or case.device != principal.subject:
         raise HTTPException(404, f"no case {event.case_id!r} at this device")

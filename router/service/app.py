@@ -19,7 +19,7 @@ from router.service.auth import TokenBook
 from router.service.conversation import build_conversations
 from router.service.core import Clock, CoreError, RouterCore
 from router.service.ws import ws_router
-from router.store import open_store
+from router.store import StoreError, open_store
 
 log = logging.getLogger("baton.app")
 
@@ -122,6 +122,12 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
         return JSONResponse({"error": "invalid_request", "message": "; ".join(parts),
                              "detail": [{"loc": e["loc"], "msg": e["msg"]} for e in errors[:8]]},
                             status_code=422)
+
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, exc: StoreError):
+        log.warning("store error: %s", exc)
+        return JSONResponse({"error": "unavailable", "message": "the case store is "
+                             "unavailable; try again shortly"}, status_code=503)
 
     @app.exception_handler(CoreError)
     async def core_error(request: Request, exc: CoreError):

@@ -30,8 +30,11 @@ if TYPE_CHECKING:
     from router.service.core import RouterCore
 
 log = logging.getLogger("baton.conversation")
+DIALOG_PRUNE_AT = 2000  # dialogs of closed cases are dropped past this many
 
-WAITING = {CaseState.queued, CaseState.offered, CaseState.transferring, CaseState.escalating}
+# An escalating case is not routed yet (a device said "escalate" without queueing it): the
+# next turn that escalates queues it.
+WAITING = {CaseState.queued, CaseState.offered, CaseState.transferring}
 
 
 @dataclass
@@ -62,7 +65,11 @@ class Conversations:
         if case is None:
             raise NotFound(f"unknown case {case_id!r}")
         if case.terminal:
+            self.forget(case_id)
             raise CoreError(f"case {case_id!r} is {case.state.value}: open a new one")
+        if len(self._dialogs) > DIALOG_PRUNE_AT:
+            for stale in [k for k in self._dialogs if k not in core.cases]:
+                del self._dialogs[stale]
         now = core.clock.now()
         try:
             turn = self.layer.accept(text, language, pivot_text=translated, at=now)
@@ -103,7 +110,8 @@ class Conversations:
                 await core._router_event(case_id, "signal", sig.model_dump(mode="json"))
             await core._router_event(case_id, "decision",
                                      result.decision_payload().model_dump(mode="json"))
-            to_resident = ai_may_answer(decision, human)
+            # Once a person is connected the AI never talks to the resident (any mode).
+            to_resident = human != "connected" and ai_may_answer(decision, human)
             if to_resident:
                 await core._router_event(case_id, "turn", {
                     "speaker": "ai", "language": reply.language, "text": reply.text,

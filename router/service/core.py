@@ -45,7 +45,8 @@ from router.service import views
 
 log = logging.getLogger("baton.core")
 CLOSED_CACHE = 5000
-IDLE_SWEEP_S = 30.0  # how often cases the AI holds are checked for inactivity
+IDLE_SWEEP_S = 30.0
+MAX_CLOCK_SKEW_S = 300.0  # device events dated further ahead are refused  # how often cases the AI holds are checked for inactivity
 WRITE_BATCH = 2000  # events per transaction at most
 EVENT = TypeAdapter(CaseEvent)
 
@@ -108,6 +109,8 @@ class RouterCore:
         self._writer_wake = asyncio.Event()
         self._writing = False
         self._writer: asyncio.Task | None = None
+        self._needs_restore = False
+        self._last_sweep = 0.0
         self._wake = asyncio.Event()
         self._timer: asyncio.Task | None = None
         self._grace: dict[str, asyncio.Task] = {}
@@ -120,6 +123,15 @@ class RouterCore:
     async def start(self) -> None:
         async with self.lock:
             await self._restore()
+        # What was just loaded lives long: keep it out of the collector's full passes, which
+        # otherwise pause the loop for tens of ms per 100k objects.
+        gc.collect()
+        gc.freeze()
+        # Nobody is connected yet: whoever does not come back within the grace period goes
+        # offline, and their connected cases go back to routing.
+        for worker_id, presence in self.presence.items():
+            if presence is not Presence.offline or self._assigned_to(worker_id):
+                self.disconnected(worker_id)
         self._writer = asyncio.create_task(self._writer_loop(), name="baton-router-writer")
         if self.autotick:
             self._timer = asyncio.create_task(self._timer_loop(), name="baton-router-timers")
@@ -134,7 +146,21 @@ class RouterCore:
         self._grace.clear()
 
     async def _restore(self) -> None:
-        """Rebuild the engine from the store: cases, offers, assignments, presence."""
+        """Rebuild the engine from the store: cases, offers, assignments, presence. On
+        failure the core refuses work (503) until a later attempt succeeds."""
+        self._needs_restore = True
+        await self._rebuild()
+        self._needs_restore = False
+
+    async def _ensure_restored(self) -> None:
+        if self._needs_restore:
+            try:
+                await self._restore()
+            except Exception as exc:
+                raise CoreError("the case store is unavailable; try again shortly",
+                                503) from exc
+
+    async def _rebuild(self) -> None:
         now = self.clock.now()
         self.engine = self._new_engine()
         self.high_water = await self.store.high_waters()
@@ -166,10 +192,6 @@ class RouterCore:
         if batch:
             await self.store.append_many(batch)
         self._deliver(outbox)
-        # What was just loaded lives long: keep it out of the collector's full passes, which
-        # otherwise pause the loop for tens of ms per 100k objects.
-        gc.collect()
-        gc.freeze()
         log.info("router state restored", extra={"open_cases": len(self.cases)})
 
     # --- the write path -----------------------------------------------------------------
@@ -212,14 +234,20 @@ class RouterCore:
         by the writer (group commit, outside the lock) and its messages go out once they
         are durable. On any error before the end, the state is rebuilt from the store."""
         async with self.lock:
+            await self._ensure_restored()
             try:
                 yield
-            except BaseException:
+            except BaseException as exc:
                 self._outbox = []
-                if self._batch:
+                # A refusal raised before anything was staged changed nothing; anything
+                # else may have touched the engine or presence: rebuild from the store.
+                if self._batch or not isinstance(exc, CoreError):
                     self._batch = []
                     await self._drain()
-                    await self._restore()
+                    try:
+                        await self._restore()
+                    except Exception:
+                        log.exception("restoring from the store failed; will retry")
                 raise
             batch, self._batch = self._batch, []
             for case in {case.id: case for _, case in batch}.values():
@@ -254,18 +282,19 @@ class RouterCore:
                     await self.store.append_many([item for u in units for item in u[0]])
                 except Exception:
                     log.exception("persisting events failed; rebuilding state from the store")
-                    failed = units + list(self._pending)
-                    self._pending.clear()
                     self._writing = False
-                    for _, _, fut in failed:
-                        if not fut.done():
-                            fut.set_exception(CoreError("the case store is unavailable; the "
-                                                        "change was not saved, try again", 503))
-                    async with self.lock:
+                    async with self.lock:  # no unit may stage on the state being discarded
+                        failed = units + list(self._pending)
+                        self._pending.clear()
+                        for _, _, fut in failed:
+                            if not fut.done():
+                                fut.set_exception(CoreError(
+                                    "the case store is unavailable; the change was not saved, "
+                                    "try again", 503))
                         try:
                             await self._restore()
                         except Exception:
-                            log.exception("restoring from the store failed")
+                            log.exception("restoring from the store failed; will retry")
                     continue
                 self._writing = False
                 for _, outbox, fut in units:
@@ -327,7 +356,15 @@ class RouterCore:
                     "code": "transfer_failed:no_one_available" if transfer
                     else "max_wait_exceeded",
                     "note": "no one was free within routing.max_wait_s"})
-                await self._effects(self.engine.remove_case(eff.case_id, self.clock.now()))
+                await self._remove(eff.case_id)
+
+    async def _remove(self, case_id: str) -> None:
+        """The case left routing (closed): a pending offer disappears from its worker's desk
+        (the outcome event already cleared it from the case), capacity comes back."""
+        for offer, _ in [v for v in self.engine.offers.values() if v[0].case_id == case_id]:
+            self._send(offer.worker_id, {"type": "offer_closed", "offer_id": offer.offer_id,
+                                         "status": "withdrawn", "reason": "case closed"})
+        await self._effects(self.engine.remove_case(case_id, self.clock.now()))
 
     async def _withdraw_pending(self, worker_id: str) -> None:
         """Record the withdrawal of a worker's pending offers (before the engine re-routes)."""
@@ -356,22 +393,44 @@ class RouterCore:
 
     # --- timers -------------------------------------------------------------------------
 
-    async def run_timers(self) -> None:
+    async def run_timers(self, sweep: bool = True) -> None:
+        """Due engine timers; with ``sweep`` (at least every IDLE_SWEEP_S from the timer
+        loop) also the scans of open cases for inactivity and for orphaned connections."""
         async with self._unit():
             now = self.clock.now()
             await self._effects(self.engine.tick(now))
-            await self._close_idle(now)
+            if sweep or now - self._last_sweep >= IDLE_SWEEP_S:
+                self._last_sweep = now
+                await self._close_idle(now)
+                await self._requeue_orphans()
 
     async def _close_idle(self, now: float) -> None:
         """A case the AI holds with no event for routing.idle_case_timeout_s: the resident
         walked away without the device noticing. Nothing waits forever."""
         limit = self.cfg.routing.idle_case_timeout_s
         for case in [c for c in self.cases.values()
-                     if c.state in (CaseState.ai_active, CaseState.handed_back)
+                     if c.state in (CaseState.ai_active, CaseState.handed_back,
+                                    CaseState.escalating)
                      and now - c.updated_at >= limit]:
             await self._router_event(case.id, "outcome", {
                 "status": "abandoned", "code": "inactive",
                 "note": f"no activity for {limit:.0f} s"})
+
+    async def _requeue_orphans(self) -> None:
+        """Connected cases whose worker is offline with no browser open (and no grace
+        period running) go back to routing as transfers: no resident is left with nobody,
+        whether the browser closed, the worker signed out mid-case, or the router restarted
+        and they never came back."""
+        for case in [c for c in self.cases.values() if c.state is CaseState.connected
+                     and c.assigned_worker and c.requirement is not None]:
+            worker = case.assigned_worker
+            if self.presence.get(worker) is not Presence.offline \
+                    or self.hub.connected(worker) or worker in self._grace:
+                continue
+            await self._transfer(case.id, worker, case.requirement, "worker disconnected",
+                                 None)
+            self._alert("worker_disconnected", worker_id=worker, case_id=case.id,
+                        message=f"{case.id} went back to the queue: worker disconnected")
 
     async def _timer_loop(self) -> None:
         while True:
@@ -384,9 +443,10 @@ class RouterCore:
             except TimeoutError:
                 pass
             try:
-                await self.run_timers()
-            except CoreError:
-                await asyncio.sleep(1.0)  # the store is down: try again shortly
+                await self.run_timers(sweep=False)
+            except Exception:  # the loop must outlive any failure, or nothing times out
+                log.exception("timer run failed; retrying shortly")
+                await asyncio.sleep(1.0)
 
     # --- commands -----------------------------------------------------------------------
 
@@ -497,7 +557,7 @@ class RouterCore:
             case = await self._router_event(case_id, "outcome", {
                 "status": status, "code": code, "note": note, "by": by,
                 "ai_verdict": ai_verdict})
-            await self._effects(self.engine.remove_case(case_id, self.clock.now()))
+            await self._remove(case_id)
             return case
 
     async def transfer(self, case_id: str, worker_id: str, requirement: Requirement,
@@ -511,16 +571,20 @@ class RouterCore:
                                 "you — transfer to a skill or language instead",
                                 reason="target_unavailable")
         async with self._unit():
-            now = self.clock.now()
-            case = await self._router_event(case_id, "transfer", {
-                "from_worker": worker_id, "requirement": requirement.model_dump(mode="json"),
-                "note": note, "to_worker": to_worker})
-            effects = self.engine.release(case_id, now)
-            effects += self.engine.enqueue(case_id, requirement, queued_at=case.queued_at,
-                                           now=now, excluded=case.excluded_workers,
-                                           preferred_worker=to_worker)
-            await self._effects(effects)
-            return self.cases.get(case_id) or case
+            return await self._transfer(case_id, worker_id, requirement, note, to_worker)
+
+    async def _transfer(self, case_id: str, worker_id: str, requirement: Requirement,
+                        note: str, to_worker: str | None) -> Case:
+        now = self.clock.now()
+        case = await self._router_event(case_id, "transfer", {
+            "from_worker": worker_id, "requirement": requirement.model_dump(mode="json"),
+            "note": note, "to_worker": to_worker})
+        effects = self.engine.release(case_id, now)
+        effects += self.engine.enqueue(case_id, requirement, queued_at=case.queued_at,
+                                       now=now, excluded=case.excluded_workers,
+                                       preferred_worker=to_worker)
+        await self._effects(effects)
+        return self.cases.get(case_id) or case
 
     async def handback(self, case_id: str, worker_id: str, reason: str, note: str) -> Case:
         async with self._unit():
@@ -539,13 +603,24 @@ class RouterCore:
         async with self._unit():
             hw = self.high_water.get(event.origin, 0)
             if event.seq <= hw:
-                return AppendResult("duplicate", await self._case(event.case_id))
+                # Only a durable copy of the same event makes this a duplicate.
+                await self._drain()
+                held = await self.store.event_id_at(event.origin, event.seq)
+                if held == event.event_id:
+                    return AppendResult("duplicate", await self._case(event.case_id))
+                raise CoreError(f"origin {event.origin!r} seq {event.seq} is taken by another "
+                                f"event ({held}); a restarted device must continue from seq "
+                                f"{hw + 1}", reason="seq_conflict")
+            if event.ts > self.clock.now() + MAX_CLOCK_SKEW_S:
+                raise CoreError(f"event ts {event.ts} is more than {MAX_CLOCK_SKEW_S:.0f} s in "
+                                "the future: fix the device clock (NTP)", 422,
+                                reason="clock_skew")
             if event.seq != hw + 1:
                 raise CoreError(f"sequence gap for origin {event.origin!r}: expected seq "
                                 f"{hw + 1}, got {event.seq}; resend from {hw + 1}")
             case = await self._stage(event)
             if event.type == "outcome":
-                await self._effects(self.engine.remove_case(case.id, self.clock.now()))
+                await self._remove(case.id)
             return AppendResult("applied", case)
 
     async def set_presence(self, worker_id: str, presence: Presence, reason: str = "") -> None:
@@ -569,8 +644,14 @@ class RouterCore:
         if task is not None:
             task.cancel()
 
+    def _assigned_to(self, worker_id: str) -> bool:
+        return any(c.assigned_worker == worker_id and c.state is CaseState.connected
+                   for c in self.cases.values())
+
     def disconnected(self, worker_id: str) -> None:
-        if worker_id not in self.presence or self.presence[worker_id] is Presence.offline:
+        if worker_id not in self.presence:
+            return
+        if self.presence[worker_id] is Presence.offline and not self._assigned_to(worker_id):
             return
         old = self._grace.pop(worker_id, None)
         if old is not None:
@@ -582,18 +663,6 @@ class RouterCore:
         await asyncio.sleep(self.cfg.routing.presence_grace_s)
         self._grace.pop(worker_id, None)
         if not self.hub.connected(worker_id):
-            await self.set_presence(worker_id, Presence.offline, "browser closed")
-            await self.requeue_from(worker_id, "worker disconnected")
-
-    async def requeue_from(self, worker_id: str, why: str) -> list[str]:
-        """The worker is gone (browser closed past the grace period): their connected
-        cases go back to routing as transfers, so no resident is left with nobody."""
-        moved = []
-        for case in [c for c in self.cases.values() if c.state is CaseState.connected
-                     and c.assigned_worker == worker_id and c.requirement is not None]:
-            await self.transfer(case.id, worker_id, case.requirement, why, None)
-            async with self._unit():
-                self._alert("worker_disconnected", worker_id=worker_id, case_id=case.id,
-                            message=f"{case.id} went back to the queue: {why}")
-            moved.append(case.id)
-        return moved
+            if self.presence[worker_id] is not Presence.offline:
+                await self.set_presence(worker_id, Presence.offline, "browser closed")
+            await self.run_timers()  # the sweep sends their connected cases back

@@ -81,7 +81,13 @@ async def worker_socket(ws: WebSocket) -> None:
     try:
         conn.send(_hello(core, principal))
         while True:
-            raw = await ws.receive_text()
+            frame = await ws.receive()
+            if frame["type"] == "websocket.disconnect":
+                break
+            raw = frame.get("text")
+            if raw is None:
+                conn.send({"type": "error", "message": "send JSON text frames, not binary"})
+                continue
             await _handle(core, conn, principal, raw)
     except WebSocketDisconnect:
         pass

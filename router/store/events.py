@@ -124,6 +124,13 @@ class EventStore:
                 return await conn.scalar(select(origins.c.high_water)
                                          .where(origins.c.origin == origin)) or 0
 
+    async def event_id_at(self, origin: str, seq: int) -> str | None:
+        """The id of the event stored at (origin, seq), or None."""
+        with self._guard(f"look up {origin!r} seq {seq}"):
+            async with self._b.read() as conn:
+                return await conn.scalar(select(case_events.c.event_id).where(
+                    case_events.c.origin == origin, case_events.c.seq == seq))
+
     async def high_waters(self) -> dict[str, int]:
         with self._guard("read the high-water marks"):
             async with self._b.read() as conn:

@@ -375,3 +375,42 @@ def test_idle_ai_case_is_closed(make_router, tmp_path):
     router.advance(2)
     got = router.case(case["id"])["case"]
     assert got["state"] == "abandoned" and got["outcome_code"] == "inactive"
+
+
+def test_review_regressions_device_and_socket_input(router):
+    case = router.open_case(escalate=False)
+    post = router.client.post
+    forged = _turn(case["id"], 1)
+    forged["payload"].update(speaker="human", worker_id="ken", text="refund approved")
+    r = post("/v1/events", json=forged, headers=auth("kiosk-1"))
+    assert r.status_code == 403 and "speak for a person" in r.json()["message"]
+    assert post("/v1/events", json=_turn(case["id"], 1),
+                headers=auth("kiosk-1")).json()["status"] == "applied"
+    other = _turn(case["id"], 1, text="a different event reusing seq 1")
+    other["event_id"] = "kiosk-1-other"
+    r = post("/v1/events", json=other, headers=auth("kiosk-1"))
+    assert r.status_code == 409 and r.json()["reason"] == "seq_conflict"
+    future = _turn(case["id"], 2)
+    future["ts"] = router.clock.now() + 86_400
+    r = post("/v1/events", json=future, headers=auth("kiosk-1"))
+    assert r.status_code == 422 and r.json()["reason"] == "clock_skew"
+    router.available("ken")
+    with router.client.websocket_connect(f"/v1/ws?token={token('ken')}") as ws:
+        ws.receive_json()
+        ws.send_bytes(b"\x00\x01")
+        assert "text frames" in recv_until(ws, "error")["message"]
+        ws.send_json({"type": "ping"})
+        assert recv_until(ws, "pong") == {"type": "pong"}
+
+
+def test_closing_a_case_withdraws_its_offer_from_the_desk(router):
+    router.available("haruto")
+    with router.client.websocket_connect(f"/v1/ws?token={token('haruto')}") as ws:
+        ws.receive_json()
+        case = router.open_case()
+        offer = recv_until(ws, "offer")["offer"]
+        r = router.client.post(f"/v1/cases/{case['id']}/close", headers=auth("supervisor"),
+                               json={"status": "resolved", "code": "duplicate_case"})
+        assert r.status_code == 200
+        closed = recv_until(ws, "offer_closed")
+        assert closed["offer_id"] == offer["offer_id"] and closed["status"] == "withdrawn"
