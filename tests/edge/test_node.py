@@ -5,6 +5,7 @@ audio."""
 from __future__ import annotations
 
 import asyncio
+import re
 import json
 import shutil
 from pathlib import Path
@@ -71,7 +72,10 @@ def test_spoken_turn_is_translated_and_answered(engine, node_models, corpus):
     TurnPayload.model_validate(turn_fields(ai))
     assert resident["speaker"] == "resident" and resident["language"] == "es"
     assert "renovar" in resident["text"].lower()
-    assert resident["translated"] == "hello" and resident["translated_language"] == "en"
+    # The tiny test package answers "hello" per sentence; Whisper may or may not punctuate
+    # the utterance into two sentences.
+    assert re.fullmatch(r"(hello)+", resident["translated"])
+    assert resident["translated_language"] == "en"
     assert 0 < resident["confidence"] <= 1
     assert {"audio_ms", "decode_ms", "eos_to_final_ms", "translate_ms"} <= \
         set(resident["timings"])
