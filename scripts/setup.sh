@@ -6,7 +6,7 @@
 set -euo pipefail
 
 # Debian packages: the broker for tests, headless browser tests, test speech.
-APT_PACKAGES=(mosquitto mosquitto-clients chromium espeak-ng sox)
+APT_PACKAGES=(mosquitto mosquitto-clients chromium espeak-ng sox xvfb)
 PIP_TARGET='.[test]'
 
 say() { printf 'setup: %s\n' "$*"; }
