@@ -143,3 +143,34 @@ def test_closed_browser_sends_connected_case_back_to_routing(tmp_path):
         assert any(a["kind"] == "worker_disconnected" for a in alerts)
     finally:
         proc.kill()
+
+
+@pytest.mark.slow
+def test_worker_who_never_comes_back_after_a_restart_loses_no_case(tmp_path):
+    cfg = config_copy(tmp_path, presence_grace_s=0.5)
+    proc = RouterProcess(cfg, f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
+    c = proc.start()
+    try:
+        for w in ("haruto", "lucas"):
+            c.put(f"/v1/workers/{w}/presence", json={"presence": "available"},
+                  headers=auth(w))
+        r = c.post("/v1/cases", json={"site": "city-office", "device": "kiosk-1",
+                                      "language": "ja", "skills": {"residency": 3}},
+                   headers=auth("kiosk-1"))
+        case = r.json()
+        offer = case["pending_offer"]
+        assert offer["worker_id"] == "haruto"
+        assert c.post(f"/v1/offers/{offer['offer_id']}/accept",
+                      headers=auth("haruto")).status_code == 200
+        proc.kill()
+        c = proc.start()  # nobody reconnects
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            got = c.get(f"/v1/cases/{case['id']}", headers=auth("supervisor")).json()["case"]
+            if got["state"] != "connected":
+                break
+            time.sleep(0.1)
+        assert got["state"] in ("transferring", "offered") and got["assigned_worker"] is None
+        assert got["handoffs"][-1]["note"] == "worker disconnected"
+    finally:
+        proc.kill()
