@@ -84,6 +84,54 @@ class SimulatedDevice:
                 log.warning("could not open a case: %s", exc)
 
 
+class MqttSimulatedDevice(SimulatedDevice):
+    """The same residents, through the edge's outbox and MQTT (``baton edge-sim --mqtt``):
+    the case is opened and the resident's first turn sent as events; once the router has
+    acknowledged them, the device asks for a human over REST."""
+
+    def __init__(self, client: httpx.AsyncClient, token: str, profile: DeviceProfile,
+                 rng: random.Random, sync):
+        super().__init__(client, token, profile, rng)
+        self.sync = sync  # edge.sync.EdgeSync
+
+    async def open_case(self) -> dict:
+        p = self.profile
+        lang = self.rng.choice(p.languages)
+        text, pivot = OPENERS.get(lang, OPENERS["en"])
+        case_id = f"{p.device}-{self.rng.getrandbits(48):012x}"
+        channel = "video" if p.kind == "robot" else "chat"
+        await self.sync.emit(case_id, "opened", {
+            "site": p.site, "device": p.device, "language": lang, "channel": channel,
+            "resident": f"res-{self.rng.randrange(200):03d}"})
+        turn = await self.sync.emit(case_id, "turn", {
+            "speaker": "resident", "language": lang, "text": text,
+            "translated": pivot if lang != "en" else None,
+            "translated_language": "en" if lang != "en" else None})
+        await self.sync.wait_acked(turn["seq"], timeout=60)
+        skills = {self.rng.choice(SKILLS): self.rng.randint(1, 2)} \
+            if self.rng.random() < 0.5 else {}
+        resp = await self.client.post(
+            f"/v1/cases/{case_id}/escalate", headers={"Authorization": f"Bearer {self.token}"},
+            json={"skills": skills, "priority": self.rng.choice([0, 0, 0, 5]),
+                  "reasons": ["resident asked for a person"]})
+        resp.raise_for_status()
+        self.opened += 1
+        return resp.json()
+
+    async def run(self, cases_per_minute: float, stop: asyncio.Event) -> None:
+        from edge.outbox import OutboxError
+
+        while not stop.is_set():
+            try:
+                return await super().run(cases_per_minute, stop)
+            except (OutboxError, TimeoutError) as exc:  # e.g. the router is away: later
+                log.warning("could not open a case over MQTT: %s", exc)
+                try:
+                    await asyncio.wait_for(stop.wait(), 5)
+                except TimeoutError:
+                    pass
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--router-url", default=os.environ.get("BATON_ROUTER_URL",
                                                           "http://127.0.0.1:8080"))
@@ -93,6 +141,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "device token (default BATON_TOKEN_<DEVICE>)")
     p.add_argument("--cases-per-minute", type=float, default=2.0)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--mqtt", action="store_true", help="send events through the outbox and "
+                   "MQTT (broker from --mqtt-host/--mqtt-port) instead of REST")
+    p.add_argument("--mqtt-host", default=os.environ.get("BATON_MQTT_HOST", "127.0.0.1"))
+    p.add_argument("--mqtt-port", type=int, default=int(os.environ.get("BATON_MQTT_PORT")
+                                                        or 1883))
+    p.add_argument("--outbox", default=None, help="outbox file (default "
+                   "$BATON_DATA_DIR/edge-<device>.db)")
 
 
 def run_cli(args) -> int:
@@ -116,6 +171,8 @@ def run_cli(args) -> int:
     async def main() -> None:
         stop = asyncio.Event()
         async with httpx.AsyncClient(base_url=args.router_url, timeout=10) as client:
+            if getattr(args, "mqtt", False):
+                return await _run_mqtt(args, client, token, profile, stop)
             sim = SimulatedDevice(client, token, profile, random.Random(args.seed))
             await sim.run(args.cases_per_minute, stop)
 
@@ -124,3 +181,20 @@ def run_cli(args) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+async def _run_mqtt(args, client: httpx.AsyncClient, token: str, profile: DeviceProfile,
+                    stop: asyncio.Event) -> None:
+    from pathlib import Path
+
+    from edge.outbox import Outbox
+    from edge.sync import EdgeSettings, EdgeSync, edge_mqtt_settings
+
+    path = Path(args.outbox or Path(os.environ.get("BATON_DATA_DIR", "var")) /
+                f"edge-{profile.device}.db")
+    settings = EdgeSettings(profile.site, profile.device, profile.kind,
+                            edge_mqtt_settings(profile.device, token, args.mqtt_host,
+                                               args.mqtt_port))
+    async with Outbox(path, profile.device) as outbox, EdgeSync(settings, outbox) as sync:
+        sim = MqttSimulatedDevice(client, token, profile, random.Random(args.seed), sync)
+        await sim.run(args.cases_per_minute, stop)

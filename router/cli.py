@@ -24,10 +24,18 @@ def cmd_router(args) -> int:
 
     from router.service.app import create_app
 
+    from router.mqtt.cli import bridge_settings
+
     cfg = _config(args)
-    app = create_app(cfg, args.db)
+    app = create_app(cfg, args.db, mqtt=bridge_settings(args))
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
+
+
+def cmd_mqtt_auth(args) -> int:
+    from router.mqtt.auth import run_cli
+
+    return run_cli(args)
 
 
 def cmd_check_config(args) -> int:
@@ -100,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=None, help="database URL (default: $BATON_DB_URL or "
                    "sqlite in ./var)")
     p.add_argument("--log-level", default="info")
+    from router.mqtt.cli import add_router_arguments
+
+    add_router_arguments(p)
     p.set_defaults(func=cmd_router)
 
     p = sub.add_parser("demo", help="router + simulated workers and devices, on one machine")
@@ -109,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cases-per-minute", type=float, default=6.0)
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--mqtt-port", type=int, default=None,
+                   help="port of the embedded MQTT broker (default: a free port)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("simulate", help="workforce simulation on the real matching engine")
@@ -127,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     calibrate_args(p)
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("mqtt-auth", help="write Mosquitto's password file and ACL from "
+                       "sites.yaml and tokens.yaml")
+    from router.mqtt.auth import add_arguments as mqtt_auth_args
+
+    mqtt_auth_args(p)
+    p.set_defaults(func=cmd_mqtt_auth)
 
     p = sub.add_parser("check-config", help="validate the configuration and exit")
     p.set_defaults(func=cmd_check_config)
@@ -158,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
                         "%(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # plugin set-up chatter
     args = build_parser().parse_args(argv)
     return args.func(args) or 0
 

@@ -12,9 +12,14 @@ import httpx
 import uvicorn
 
 from endpoints.desk_sim import SimulatedWorker
-from edge.simulated import DeviceProfile, SimulatedDevice
+from edge.outbox import Outbox
+from edge.simulated import DeviceProfile, MqttSimulatedDevice
+from edge.sync import EdgeSettings, EdgeSync, edge_mqtt_settings
 from router.config import BatonConfig, ConfigError, load_config
 from router.models import WorkerKind
+from router.mqtt.bridge import BridgeSettings
+from router.mqtt.client import Settings
+from router.mqtt.embedded import EmbeddedBroker
 from router.service.app import create_app
 
 log = logging.getLogger("baton.demo")
@@ -29,15 +34,24 @@ def run_demo(args) -> int:
     with tempfile.TemporaryDirectory(prefix="baton-demo-") as tmp:
         db = args.db or f"sqlite+aiosqlite:///{Path(tmp) / 'demo.db'}"
         try:
-            asyncio.run(_demo(cfg, db, args))
+            asyncio.run(_demo(cfg, db, args, Path(tmp)))
         except KeyboardInterrupt:
             pass
     return 0
 
 
-async def _demo(cfg: BatonConfig, db: str, args) -> None:
+async def _demo(cfg: BatonConfig, db: str, args, data: Path) -> None:
+    async with EmbeddedBroker(args.host, getattr(args, "mqtt_port", None)) as broker:
+        await _demo_on(cfg, db, args, broker, data)
+
+
+async def _demo_on(cfg: BatonConfig, db: str, args, broker: EmbeddedBroker,
+                   data: Path) -> None:
+    """The devices talk MQTT to the router through the embedded broker (amqtt, 3.1.1)."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    app = create_app(cfg, db)
+    bridge = BridgeSettings(Settings(broker.host, broker.port, client_id="baton-demo-router",
+                                     protocol="3.1.1"))
+    app = create_app(cfg, db, mqtt=bridge)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port,
                                            log_level="warning"))
     base = f"http://{args.host}:{args.port}"
@@ -64,10 +78,13 @@ async def _demo(cfg: BatonConfig, db: str, args) -> None:
         devices = [(s, d) for s in cfg.sites.sites for d in s.devices if d.id in tokens]
         per_device = args.cases_per_minute / max(1, len(devices))
         for site, dev in devices:
-            sim = SimulatedDevice(client, tokens[dev.id],
-                                  DeviceProfile(site.id, dev.id, dev.kind, list(site.languages)),
-                                  random.Random(rng.random()))
-            tg.create_task(sim.run(per_device, stop), name=f"demo-device-{dev.id}")
+            edge = EdgeSettings(site.id, dev.id, dev.kind, edge_mqtt_settings(
+                dev.id, tokens[dev.id], broker.host, broker.port, protocol="3.1.1"))
+            tg.create_task(_device(edge, data / f"edge-{dev.id}.db", client, tokens[dev.id],
+                                   DeviceProfile(site.id, dev.id, dev.kind,
+                                                 list(site.languages)),
+                                   random.Random(rng.random()), per_device, stop),
+                           name=f"demo-device-{dev.id}")
 
         async def until_done() -> None:
             waits = [asyncio.ensure_future(stop.wait()), serving]
@@ -77,3 +94,10 @@ async def _demo(cfg: BatonConfig, db: str, args) -> None:
             server.should_exit = True
 
         tg.create_task(until_done(), name="demo-stop")
+
+
+async def _device(edge: EdgeSettings, outbox_path: Path, client: httpx.AsyncClient, token: str,
+                  profile: DeviceProfile, rng: random.Random, per_minute: float,
+                  stop: asyncio.Event) -> None:
+    async with Outbox(outbox_path, profile.device) as outbox, EdgeSync(edge, outbox) as sync:
+        await MqttSimulatedDevice(client, token, profile, rng, sync).run(per_minute, stop)

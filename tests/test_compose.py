@@ -275,12 +275,19 @@ def test_mosquitto_config_is_accepted_by_mosquitto(tmp_path: Path):
     mosquitto = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
     require(mosquitto is not None, "mosquitto", "run scripts/setup.sh (apt-get install mosquitto)")
     port = free_port()
+    mounts = {target: (COMPOSE_FILE.parent / source).resolve()
+              for source, target in _mounts(SERVICES["mosquitto"])}
     lines = []
     for ln in _mosquitto_conf_source().read_text().splitlines():
         if ln.startswith("listener "):
             ln = f"listener {port} 127.0.0.1"
         elif ln.startswith("persistence_location "):
             ln = f"persistence_location {tmp_path}/"
+        elif ln.split(" ", 1)[0] in ("password_file", "acl_file"):
+            key, path = ln.split(" ", 1)
+            assert path in mounts, f"{key} {path} is not mounted into the mosquitto service"
+            assert mounts[path].is_file(), f"{mounts[path]} (mounted at {path}) does not exist"
+            ln = f"{key} {mounts[path]}"
         lines.append(ln)
     if os.geteuid() == 0:
         lines.append("user root")  # else mosquitto drops to 'mosquitto', which cannot write tmp_path

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 
 from router.casestate import Case
@@ -13,7 +14,8 @@ from router.kpis import compute_kpis
 from router.packet import full_packet
 from router.service import views
 from router.service.auth import WORKER_ROLES, Authed, Principal, can_see, require
-from router.service.core import RouterCore
+from router.service.core import CoreError, RouterCore
+from router.store.sync import SyncStore
 from router.service.stats import stats
 
 api = APIRouter(prefix="/v1")
@@ -210,7 +212,25 @@ async def append_event(request: Request, core: Core,
     case = await core._case(event.case_id)
     if case is None or case.device != principal.subject:
         raise HTTPException(404, f"no case {event.case_id!r} at this device")
-    result = await core.append_external(event)
+    try:
+        result = await core.append_external(event)
+    except CoreError as exc:
+        if exc.status >= 500 or exc.reason in ("seq_gap", "seq_conflict", "clock_skew"):
+            raise
+        # Well-formed but refused by the case (e.g. a late turn on a closed case): its seq is
+        # consumed and the input kept as a dead letter, or the device's later events would
+        # wait behind it forever.
+        sync = SyncStore(core.store)
+
+        async def skip(origin: str, seq: int) -> bool:
+            return await sync.skip_seq(origin, seq, source="rest:/v1/events",
+                                       reason=f"refused: {exc}", raw=event.model_dump_json(),
+                                       ts=core.clock.now())
+
+        await core.skip_external(event, skip)
+        return JSONResponse({"error": "conflict", "message": f"{exc}; the event was recorded "
+                             "as refused and its seq consumed: do not resend it",
+                             "reason": "refused", "seq": event.seq}, status_code=409)
     return {"status": result.status, "seq": event.seq}
 
 

@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from router.config import BatonConfig
+from router.mqtt.routes import sync_api
 from router.service.api import api
 from router.service.auth import TokenBook
 from router.service.conversation import build_conversations
@@ -79,17 +80,28 @@ async def _too_large(send, limit: int) -> None:
 
 
 def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | None = None,
-               autotick: bool = True) -> FastAPI:
+               autotick: bool = True, mqtt=None) -> FastAPI:
+    """``mqtt``: router.mqtt.bridge.BridgeSettings for the MQTT bridge; None reads them from
+    BATON_MQTT_HOST/PORT/... (no bridge when BATON_MQTT_HOST is unset); False: no bridge."""
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        from router.mqtt.bridge import Bridge, settings_from_env
+
+        bridge_settings = settings_from_env() if mqtt is None else (mqtt or None)
         store = await open_store(db_url or default_db_url())
         core = RouterCore(cfg, store, clock=clock, autotick=autotick)
         app.state.core = core
+        bridge = None
         try:
             await core.start()
             app.state.conversations = build_conversations(core)
+            if bridge_settings is not None:
+                bridge = app.state.bridge = Bridge(core, bridge_settings)
+                await bridge.start()
             yield
         finally:
+            if bridge is not None:
+                await bridge.aclose()
             conversations = getattr(app.state, "conversations", None)
             if conversations is not None:
                 await conversations.assistant.aclose()
@@ -105,6 +117,7 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
     app.add_middleware(BodyLimit)
     app.include_router(api)
     app.include_router(ws_router)
+    app.include_router(sync_api)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

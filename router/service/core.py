@@ -617,11 +617,34 @@ class RouterCore:
                                 reason="clock_skew")
             if event.seq != hw + 1:
                 raise CoreError(f"sequence gap for origin {event.origin!r}: expected seq "
-                                f"{hw + 1}, got {event.seq}; resend from {hw + 1}")
+                                f"{hw + 1}, got {event.seq}; resend from {hw + 1}",
+                                reason="seq_gap")
             case = await self._stage(event)
             if event.type == "outcome":
                 await self._remove(case.id)
             return AppendResult("applied", case)
+
+    async def skip_external(self, event, skip) -> bool:
+        """Consume the seq of an external event the state machine refused, so the origin's
+        later events are not blocked behind it. ``skip(origin, seq)`` records it durably
+        (router.store.sync.SyncStore.skip_seq). False when the seq was consumed already."""
+        async with self.lock:
+            hw = self.high_water.get(event.origin, 0)
+            if event.seq <= hw:
+                return False
+            if event.seq != hw + 1:
+                raise CoreError(f"sequence gap for origin {event.origin!r}: expected seq "
+                                f"{hw + 1}, got {event.seq}; resend from {hw + 1}",
+                                reason="seq_gap")
+            await self._drain()  # seq - 1 must be durable before seq is consumed
+            done = await skip(event.origin, event.seq)
+            self.high_water[event.origin] = event.seq
+            return done
+
+    async def raise_alert(self, kind: str, **fields: Any) -> None:
+        """A floor alert from an adapter (e.g. a device went offline), pushed at once."""
+        async with self._unit():
+            self._alert(kind, **fields)
 
     async def set_presence(self, worker_id: str, presence: Presence, reason: str = "") -> None:
         if worker_id not in self.presence:

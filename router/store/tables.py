@@ -79,3 +79,35 @@ dead_letters = sa.Table(
     sa.Column("raw_size", sa.Integer(), nullable=False),
     sa.Column("ts", sa.Double(), nullable=False),
 )
+
+# --- device sync (the MQTT bridge; revision 0002) -----------------------------------------
+
+# Router → edge commands: durable until the edge sends a receipt (it dedupes by id).
+device_commands = sa.Table(
+    "device_commands", metadata,
+    sa.Column("command_id", sa.String(80), primary_key=True),
+    sa.Column("device", sa.String(ID), nullable=False),
+    sa.Column("site", sa.String(ID), nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("args", sa.JSON(), nullable=False),
+    sa.Column("created_at", sa.Double(), nullable=False),
+    sa.Column("expires_at", sa.Double()),
+    sa.Column("status", sa.String(16), nullable=False),  # pending or the receipt's status
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("sent_at", sa.Double()),
+    sa.Column("receipt_at", sa.Double()),
+    sa.Column("detail", sa.Text()),
+    sa.Index("ix_device_commands_device_status", "device", "status"),
+)
+
+# Last known presence of each device (online/offline and its last heartbeat).
+device_presence = sa.Table(
+    "device_presence", metadata,
+    sa.Column("device", sa.String(ID), primary_key=True),
+    sa.Column("site", sa.String(ID), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("conn", sa.String(80)),
+    sa.Column("since", sa.Double(), nullable=False),
+    sa.Column("last_seen", sa.Double(), nullable=False),
+    sa.Column("telemetry", sa.JSON()),
+)

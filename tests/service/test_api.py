@@ -414,3 +414,18 @@ def test_closing_a_case_withdraws_its_offer_from_the_desk(router):
         assert r.status_code == 200
         closed = recv_until(ws, "offer_closed")
         assert closed["offer_id"] == offer["offer_id"] and closed["status"] == "withdrawn"
+
+
+def test_refused_device_event_does_not_wedge_the_device(router):
+    first = router.open_case(escalate=False)
+    router.client.post(f"/v1/cases/{first['id']}/close", headers=auth("kiosk-1"),
+                       json={"status": "abandoned", "code": "walked_away"})
+    late = router.client.post("/v1/events", json=_turn(first["id"], 1),
+                              headers=auth("kiosk-1"))
+    assert late.status_code == 409 and late.json()["reason"] == "refused"
+    second = router.open_case(escalate=False)
+    r = router.client.post("/v1/events", json=_turn(second["id"], 2), headers=auth("kiosk-1"))
+    assert r.status_code == 200 and r.json()["status"] == "applied"
+    dead = router.client.get("/v1/sync/dead-letters", headers=auth("supervisor"))
+    assert dead.status_code == 200
+    assert any("refused" in d["reason"] for d in dead.json()["dead_letters"])

@@ -1,0 +1,81 @@
+"""The asyncio adapter over paho: MQTT 5 on Mosquitto, 3.1.1 on amqtt, reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from amqtt.broker import Broker
+
+from router.mqtt import topics
+from router.mqtt.client import MqttClient, Settings, Subscription, backoff_delay
+from router.mqtt.mosquitto import MosquittoProcess
+from router.procs import free_port
+from tests.mqtt.helpers import await_until
+
+
+def test_backoff_grows_with_jitter_and_a_cap():
+    rng = random.Random(1)
+    delays = [backoff_delay(a, 0.2, 30, rng) for a in range(12)]
+    assert 0.1 <= delays[0] <= 0.2 and 12.8 <= delays[7] <= 25.6
+    assert all(15 <= d <= 30 for d in delays[9:])
+    assert len({round(backoff_delay(3, 0.2, 30, random.Random(s)), 6) for s in range(20)}) > 15
+
+
+def test_topics_round_trip_and_router_filters():
+    t = topics.topic("city-office", "robot-1", "signal/up")
+    assert topics.parse(t) == topics.Topic("city-office", "robot-1", "signal/up")
+    assert topics.parse("baton/v1/x/y/other") is None
+    assert topics.parse("baton/v1/+/y/events") is None
+    shared = topics.router_filters(shared=True)
+    assert "$share/routers/baton/v1/+/+/events" in shared
+    assert "baton/v1/+/+/state" in shared  # retained presence: never a shared subscription
+
+
+async def _roundtrip(port: int) -> tuple[str, bytes]:
+    got: list = []
+    a = MqttClient(Settings("127.0.0.1", port, client_id="a"), on_message=got.append,
+                   subscriptions=[Subscription("t/#")])
+    b = MqttClient(Settings("127.0.0.1", port, client_id="b"), on_message=lambda m: None)
+    async with a, b:
+        await a.wait_connected(10)
+        await b.wait_connected(10)
+        assert await b.publish_wait("t/x", b"hello") == 0
+        await await_until(lambda: got, 5, "the message")
+        return a.protocol, got[0].payload
+
+
+async def test_mqtt5_on_mosquitto(tmp_path):
+    with MosquittoProcess(tmp_path) as m:
+        assert await _roundtrip(m.port) == ("5", b"hello")
+
+
+async def test_falls_back_to_311_on_amqtt():
+    port = free_port()
+    broker = Broker({"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+                     "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
+                                 {"allow_anonymous": True}}})
+    await broker.start()
+    try:
+        assert await _roundtrip(port) == ("3.1.1", b"hello")
+    finally:
+        await broker.shutdown()
+
+
+async def test_reconnects_and_resumes_its_session_after_a_broker_restart(tmp_path):
+    got: list = []
+    m = MosquittoProcess(tmp_path)
+    m.start()
+    try:
+        c = MqttClient(Settings("127.0.0.1", m.port, client_id="keeper", backoff_max_s=1),
+                       on_message=got.append, subscriptions=[Subscription("t/#")])
+        async with c:
+            await c.wait_connected(10)
+            await asyncio.sleep(1.2)  # let the broker autosave the session
+            m.stop()
+            await await_until(lambda: not c.connected.is_set(), 5, "the loss")
+            await asyncio.to_thread(m.start)
+            await c.wait_connected(10)
+            assert c.connects == 2 and c.connection.session_present
+    finally:
+        m.stop()

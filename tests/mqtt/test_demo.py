@@ -1,0 +1,48 @@
+"""`baton demo` runs alone: the router, simulated workers and devices that talk MQTT to it
+through the embedded broker (amqtt, MQTT 3.1.1)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from router.procs import free_port
+from tests.mqtt.helpers import ADMIN, REPO, wait_until
+
+
+@pytest.mark.slow
+def test_demo_runs_on_the_embedded_broker(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "router.cli", "demo", "--port", str(port),
+                             "--seconds", "25", "--cases-per-minute", "60", "--seed", "7"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5,
+                            headers={"Authorization": f"Bearer {ADMIN}"})
+
+        def sync():
+            try:
+                return http.get("/v1/sync").json()
+            except httpx.TransportError:
+                return None
+
+        status = wait_until(lambda: (s := sync()) and s["counters"].get("applied", 0) >= 6
+                            and s, 20, "device events applied over MQTT")
+        assert status["protocol"] == "3.1.1" and status["connected"]
+        assert {d["device"] for d in status["devices"] if d["status"] == "online"} == \
+            {"robot-1", "robot-2", "kiosk-1", "kiosk-2"}
+        assert status["dead_letters"] == {}
+        # Cases opened by devices over MQTT reach humans (escalated over REST).
+        cases = http.get("/v1/cases", params={"limit": 100}).json()["cases"]
+        assert wait_until(lambda: any(c["assigned_worker"] for c in http.get(
+            "/v1/cases", params={"limit": 100}).json()["cases"]), 15, "a case with a human")
+        assert cases
+        out, _ = proc.communicate(timeout=40)
+        assert proc.returncode == 0, out
+        assert "Traceback" not in out, out
+    finally:
+        proc.kill()
