@@ -321,7 +321,8 @@ class RouterCore:
                 self.hub.to_subject(subject, message)
 
     def _publish_case(self, case: Case) -> None:
-        msg = {"type": "case", "case": views.case_view(case, self)}
+        # No queue position here: it scans the waiting cases, too costly per event.
+        msg = {"type": "case", "case": views.case_view(case, self, position=False)}
         self._send_watchers(msg)
         if case.assigned_worker:
             self._send(case.assigned_worker, msg)
@@ -340,7 +341,7 @@ class RouterCore:
                     "offer_id": o.offer_id, "worker_id": o.worker_id, "status": "timed_out",
                     "reason": "not answered in time"})
                 self._send(o.worker_id, {"type": "offer_closed", "offer_id": o.offer_id,
-                                                  "status": "timed_out"})
+                                         "status": "timed_out"})
             elif isinstance(eff, WorkerAway):
                 await self._presence_changed(eff.worker_id, Presence.away, eff.reason)
             elif isinstance(eff, StepChanged):

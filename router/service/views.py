@@ -93,10 +93,12 @@ class PresenceIn(Body):
     presence: Presence
 
 
-def case_view(case: Case, core: RouterCore | None = None) -> dict[str, Any]:
+def case_view(case: Case, core: RouterCore | None = None, *,
+              position: bool = True) -> dict[str, Any]:
     data = case.model_dump(mode="json")
     if core is not None:
-        data["queue_position"] = core.engine.position(case.id)
+        if position:
+            data["queue_position"] = core.engine.position(case.id)
         qc = core.engine.cases.get(case.id)
         data["step"] = qc.step_name if qc is not None else None
     return data
