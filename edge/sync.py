@@ -73,6 +73,8 @@ class EdgeSync:
                  telemetry: Callable[[], dict[str, Any]] | None = None):
         self.settings, self.outbox = settings, outbox
         self.on_command, self.on_case, self.telemetry = on_command, on_case, telemetry
+        # …/signal/down messages, raw (edge.webrtc.mqtt_signaler.SignalLink.attach sets it).
+        self.on_signal: Callable[[Message], None] | None = None
         s = settings
         self._topic = {k: topics.topic(s.site, s.device, k) for k in topics.KINDS}
         self.cases: dict[str, CaseUpdate] = {}
@@ -265,6 +267,8 @@ class EdgeSync:
                 self._commands.put_nowait(Command.model_validate_json(msg.payload))
             elif t.kind == "cases":
                 self._case(CaseUpdate.model_validate_json(msg.payload))
+            elif t.kind == "signal/down" and self.on_signal is not None:
+                self.on_signal(msg)
         except (ValidationError, asyncio.QueueFull) as exc:
             self.stats["bad_messages"] += 1
             log.warning("bad message from the router", extra={"topic": msg.topic,

@@ -44,6 +44,8 @@ from router.mqtt.messages import (
     Receipt,
     dumps,
 )
+from router.mqtt.signal_relay import SignalRelay
+from router.mqtt.signal_wire import load_telepresence_config
 from router.service.core import CoreError, RouterCore
 from router.service.hub import Connection
 from router.store.errors import StoreError
@@ -155,6 +157,9 @@ class Bridge:
         self.client = MqttClient(settings.mqtt, on_message=self._on_message,
                                  subscriptions=self._subscriptions,
                                  on_connect=self._on_connect)
+        self.relay = SignalRelay(core, self.client.publish, self._dead,
+                                 load_telepresence_config(self.cfg.directory,
+                                                          {s.id for s in self.cfg.sites.sites}))
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -197,6 +202,7 @@ class Bridge:
                 "broker": f"{self.settings.mqtt.host}:{self.settings.mqtt.port}",
                 "last_error": self.client.last_error, "counters": dict(self.stats),
                 "dead_letters": dict(self.dead),
+                "signaling": dict(self.relay.stats),
                 "devices": [d.view() for d in sorted(self.devices.values(),
                                                      key=lambda d: d.device)]}
 
@@ -217,6 +223,8 @@ class Bridge:
             self._heartbeat_in(t, msg)
         elif t.kind == "receipts":
             self._receipt_in(t, msg)
+        elif t.kind == "signal/up":
+            self.relay.from_device(t, msg)
         else:
             self.stats[f"ignored_{t.kind}"] += 1
 
@@ -596,6 +604,7 @@ class Bridge:
         if kind != "case":
             return
         case = msg["case"]
+        self.relay.case_changed(case)
         device = case.get("device")
         site = self.site_of.get(device or "")
         if site is None:

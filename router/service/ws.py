@@ -4,9 +4,14 @@ Protocol (JSON text frames). Client → router:
   {"type": "presence", "presence": "available" | "away" | "offline"}
   {"type": "accept", "offer_id": "…"}        {"type": "reject", "offer_id": "…", "reason": "…"}
   {"type": "ping"}
+  {"type": "signal_start", "case_id": "…"}       → signal_session (session id, ICE servers)
+  {"type": "signal", "case_id": "…", "signal": {offer | answer | candidate | bye}}
+    (WebRTC signaling to the case's device; only its assigned worker, while connected;
+    see router/mqtt/signal_relay.py and docs/protocol.md §11)
 Router → client:
   hello (snapshot on connect), offer, offer_closed, accepted (with the packet), case,
-  presence, step, alert, error (with the request's type), pong.
+  presence, step, alert, signal_session, signal (from the device), error (with the
+  request's type), pong.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -29,6 +34,7 @@ from router.service.hub import Connection
 log = logging.getLogger("baton.ws")
 ws_router = APIRouter()
 MAX_FRAME = 16 * 1024
+MAX_SIGNAL_FRAME = 64 * 1024  # a browser's SDP can pass 16 KiB
 
 
 class _In(BaseModel):
@@ -55,7 +61,19 @@ class PingMsg(_In):
     type: Literal["ping"]
 
 
-Incoming = TypeAdapter(Annotated[Union[PresenceMsg, AcceptMsg, RejectMsg, PingMsg],
+class SignalStartMsg(_In):
+    type: Literal["signal_start"]
+    case_id: str = Field(max_length=80)
+
+
+class SignalMsg(_In):
+    type: Literal["signal"]
+    case_id: str = Field(max_length=80)
+    signal: dict[str, Any]  # validated by the relay (router/mqtt/signal_wire.py)
+
+
+Incoming = TypeAdapter(Annotated[Union[PresenceMsg, AcceptMsg, RejectMsg, PingMsg,
+                                       SignalStartMsg, SignalMsg],
                                  Field(discriminator="type")])
 
 
@@ -88,7 +106,8 @@ async def worker_socket(ws: WebSocket) -> None:
             if raw is None:
                 conn.send({"type": "error", "message": "send JSON text frames, not binary"})
                 continue
-            await _handle(core, conn, principal, raw)
+            await _handle(core, conn, principal, raw,
+                          getattr(ws.app.state, "bridge", None))
     except WebSocketDisconnect:
         pass
     finally:
@@ -116,9 +135,11 @@ def _hello(core: RouterCore, principal) -> dict:
             "offers": offers, "cases": [views.case_view(c, core) for c in visible]}
 
 
-async def _handle(core: RouterCore, conn: Connection, principal, raw: str) -> None:
-    if len(raw) > MAX_FRAME:
-        conn.send({"type": "error", "message": f"message too large (max {MAX_FRAME} bytes)"})
+async def _handle(core: RouterCore, conn: Connection, principal, raw: str,
+                  bridge=None) -> None:
+    if len(raw) > MAX_SIGNAL_FRAME:
+        conn.send({"type": "error", "message": f"message too large (max {MAX_FRAME} bytes; "
+                   f"{MAX_SIGNAL_FRAME} for signal)"})
         return
     try:
         msg = Incoming.validate_json(raw)
@@ -128,6 +149,11 @@ async def _handle(core: RouterCore, conn: Connection, principal, raw: str) -> No
         conn.send({"type": "error", "message": f"invalid message: {where}: {err['msg']}; see "
                    "the protocol in router/service/ws.py"})
         return
+    if len(raw) > MAX_FRAME and not isinstance(msg, SignalMsg):
+        conn.send({"type": "error", "message": f"message too large (max {MAX_FRAME} bytes)"})
+        return
+    if isinstance(msg, (SignalStartMsg, SignalMsg)):
+        return _signal(conn, principal, msg, bridge)
     try:
         if isinstance(msg, PingMsg):
             conn.send({"type": "pong"})
@@ -144,4 +170,24 @@ async def _handle(core: RouterCore, conn: Connection, principal, raw: str) -> No
             conn.send({"type": "offer_closed", "offer_id": msg.offer_id, "status": "rejected"})
     except CoreError as exc:
         conn.send({"type": "error", "request": msg.type, "status": exc.status,
+                   "message": str(exc)})
+
+
+def _signal(conn: Connection, principal, msg, bridge) -> None:
+    from router.mqtt.signal_relay import SignalRefused
+
+    try:
+        if bridge is None:
+            raise SignalRefused("signaling needs the router's MQTT bridge (set "
+                                "BATON_MQTT_HOST); none is running")
+        if isinstance(msg, SignalStartMsg):
+            conn.send(bridge.relay.start(principal, msg.case_id))
+        else:
+            bridge.relay.from_worker(principal, msg.case_id, msg.signal)
+    except SignalRefused as exc:
+        if bridge is not None:
+            bridge.relay.stats["refused"] += 1
+        log.info("signal refused", extra={"subject": principal.subject,
+                                          "case_id": msg.case_id, "error": str(exc)})
+        conn.send({"type": "error", "request": msg.type, "case_id": msg.case_id,
                    "message": str(exc)})

@@ -1,0 +1,139 @@
+"""WebRTC signaling on the wire: the envelopes on MQTT ``…/signal/down`` and ``…/signal/up``,
+the signaling messages they carry, and ``config/telepresence.yaml`` (ICE servers).
+
+Shared by the router (``router.mqtt.signal_relay``) and the edge
+(``edge.webrtc.mqtt_signaler``); it imports neither aiortc nor the router's core. The
+signaling messages mirror ``edge.webrtc.signaling`` (the browser's field names); unknown
+fields are dropped, so what is forwarded is only what the models know.
+
+    router → edge  {"v": 1, "case_id": "…", "session": "s-…", "worker": "aiko", "ts": …,
+                    "signal": {"type": "offer", "sdp": "v=0…"}}
+                   the session start has "signal": null and "ice_servers": […]
+    edge → router  {"v": 1, "case_id": "…", "session": "s-…", "origin": "robot-1", "ts": …,
+                    "signal": {"type": "answer", "sdp": "v=0…"}}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from router.config import ConfigError, _read_yaml
+from router.models import Ident
+
+# SDPs of a browser with audio, video and data channels are 5–20 KB; the router's other
+# MQTT payloads stay at 16 KiB.
+MAX_SIGNAL_BYTES = 64 * 1024
+TELEPRESENCE_FILE = "telepresence.yaml"
+
+
+class _Sig(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Offer(_Sig):
+    type: Literal["offer"]
+    sdp: str = Field(min_length=1, max_length=60_000)
+
+
+class Answer(_Sig):
+    type: Literal["answer"]
+    sdp: str = Field(min_length=1, max_length=60_000)
+
+
+class Candidate(_Sig):
+    type: Literal["candidate"]
+    candidate: str | None = Field(None, max_length=2000)
+    sdpMid: str | None = Field(None, max_length=64)  # noqa: N815 (browser field name)
+    sdpMLineIndex: int | None = Field(None, ge=0, le=64)  # noqa: N815
+    usernameFragment: str | None = Field(None, max_length=256)  # noqa: N815
+
+
+class Bye(_Sig):
+    type: Literal["bye"]
+    reason: str = Field("", max_length=200)
+
+
+Signal = Annotated[Offer | Answer | Candidate | Bye, Field(discriminator="type")]
+SIGNAL: TypeAdapter[Signal] = TypeAdapter(Signal)
+
+
+class IceServer(BaseModel):
+    """RTCIceServer as the browser and ``MediaPeer(ice_servers=…)`` take it."""
+
+    model_config = ConfigDict(extra="forbid")
+    urls: str | list[str] = Field(min_length=1)
+    username: str | None = None
+    credential: str | None = None
+
+
+class _Env(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    v: Literal[1] = 1
+    case_id: Ident
+    session: str = Field(min_length=1, max_length=80)
+    ts: float | None = None
+
+
+class SignalDown(_Env):
+    worker: str = Field(max_length=80)
+    signal: Signal | None = None  # None: a new session starts (with ice_servers)
+    ice_servers: list[IceServer] | None = None
+
+
+class SignalUp(_Env):
+    origin: Ident
+    signal: Signal
+
+
+def dump(model: BaseModel) -> bytes:
+    return model.model_dump_json(exclude_none=True).encode()
+
+
+def signal_dict(sig: Any) -> dict[str, Any]:
+    """A validated signal as the JSON the other side gets (``candidate: null`` is kept: it
+    ends the candidates)."""
+    out = sig.model_dump()
+    if sig.type != "candidate":
+        out = {k: v for k, v in out.items() if v is not None}
+    elif sig.usernameFragment is None:
+        out.pop("usernameFragment")
+    return out
+
+
+# --- config/telepresence.yaml -------------------------------------------------------------
+
+
+class _SiteIce(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ice_servers: list[IceServer]
+
+
+class TelepresenceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ice_servers: list[IceServer] = Field(default_factory=list)
+    sites: dict[str, _SiteIce] = Field(default_factory=dict)  # per-site override
+
+    def ice_for(self, site: str) -> list[dict[str, Any]]:
+        servers = self.sites[site].ice_servers if site in self.sites else self.ice_servers
+        return [s.model_dump(exclude_none=True) for s in servers]
+
+
+def load_telepresence_config(directory: str | Path, site_ids: set[str]) -> TelepresenceConfig:
+    """``telepresence.yaml`` in the config directory; absent means no ICE servers (host
+    candidates only: fine on one LAN, not across NATs). Raises ConfigError naming the key."""
+    path = Path(directory) / TELEPRESENCE_FILE
+    if not path.exists():
+        return TelepresenceConfig()
+    data = _read_yaml(path) or {}
+    try:
+        cfg = TelepresenceConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(str(path), ".".join(str(p) for p in err["loc"]), err["msg"]) from None
+    for site in cfg.sites:
+        if site not in site_ids:
+            raise ConfigError(str(path), f"sites.{site}", "not a site of sites.yaml")
+    return cfg
