@@ -26,6 +26,7 @@ log = logging.getLogger("baton.app")
 
 MAX_BODY = 64 * 1024
 STATUS_PAGE = Path(__file__).resolve().parents[2] / "endpoints" / "status"
+DESK_PAGE = Path(__file__).resolve().parents[2] / "endpoints" / "desk"
 
 
 def default_db_url() -> str:
@@ -158,6 +159,12 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
         return FileResponse(STATUS_PAGE / "index.html")
 
     app.mount("/static/status", StaticFiles(directory=STATUS_PAGE), name="status")
+
+    @app.get("/desk", include_in_schema=False)
+    async def desk():
+        return FileResponse(DESK_PAGE / "index.html")
+
+    app.mount("/static/desk", StaticFiles(directory=DESK_PAGE), name="desk")
     return app
 
 

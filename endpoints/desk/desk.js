@@ -1,0 +1,493 @@
+// Baton desk: one page for agents, specialists and remote workers.
+// The worker WebSocket (/v1/ws, protocol in router/service/ws.py) brings offers, cases,
+// presence and AI suggestions, and carries presence, accept and decline; case actions
+// (notes, transfer, close) go over REST (/v1/cases/{id}/…).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = "baton-desk-token";
+
+const state = {
+  token: null,
+  me: null,            // {subject, role}
+  ws: null,
+  retry: null,         // reconnect timer
+  offers: new Map(),   // offer_id -> {offer, preview}
+  cases: new Map(),    // case_id -> {case, packet}
+  current: null,       // case id shown
+  suggestions: [],
+};
+
+// --- small helpers ----------------------------------------------------------------------
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+
+function clock(ts) {
+  return ts ? new Date(ts * 1000).toLocaleTimeString() : "";
+}
+
+function ago(ts) {
+  if (!ts) return "–";
+  const s = Math.max(0, Date.now() / 1000 - ts);
+  return s < 90 ? `${s.toFixed(0)} s` : `${(s / 60).toFixed(1)} min`;
+}
+
+function skillsText(skills) {
+  const items = Object.entries(skills || {});
+  return items.length ? items.map(([k, v]) => `${k} ${v}`).join(", ") : "none required";
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+function setConn(kind, text) {
+  const c = $("conn");
+  c.dataset.state = kind;
+  c.textContent = text;
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: { Authorization: `Bearer ${state.token}` } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const r = await fetch(path, init);
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(data.message || `${method} ${path}: HTTP ${r.status}`);
+  return data;
+}
+
+// --- sign in ----------------------------------------------------------------------------
+
+async function signIn(token) {
+  state.token = token;
+  showError("");
+  try {
+    state.me = await api("GET", "/v1/me");
+  } catch (e) {
+    state.token = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    showError(`Sign-in failed: ${e.message}`);
+    setConn("refused", "signed out");
+    return;
+  }
+  sessionStorage.setItem(TOKEN_KEY, token);
+  if (location.hash.includes("token=")) history.replaceState(null, "", location.pathname);
+  $("signin").hidden = true;
+  $("desk").hidden = false;
+  $("signout").hidden = false;
+  $("presence").hidden = false;
+  $("who").hidden = false;
+  $("who").textContent = `${state.me.subject} (${state.me.role.replace("_", " ")})`;
+  connect();
+}
+
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  if (state.ws) { state.ws.onclose = null; state.ws.close(); }
+  clearTimeout(state.retry);
+  location.reload();
+}
+
+// --- WebSocket --------------------------------------------------------------------------
+
+function connect() {
+  clearTimeout(state.retry);
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+  setConn("connecting", "connecting…");
+  const ws = new WebSocket(`${proto}://${location.host}/v1/ws?token=${encodeURIComponent(state.token)}`);
+  state.ws = ws;
+  ws.onopen = () => setConn("connected", "connected");
+  ws.onclose = (e) => {
+    if (e.code === 4401 || e.code === 4403) {
+      setConn("refused", "refused");
+      showError(`The router refused this desk: ${e.reason || e.code}`);
+      return;
+    }
+    setConn("reconnecting", `disconnected (${e.reason || e.code}); reconnecting…`);
+    state.retry = setTimeout(connect, 2000);
+  };
+  ws.onmessage = (m) => handle(JSON.parse(m.data));
+}
+
+function send(msg) {
+  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
+    showError("Not connected to the router; try again in a moment.");
+    return false;
+  }
+  state.ws.send(JSON.stringify(msg));
+  return true;
+}
+
+function handle(msg) {
+  switch (msg.type) {
+    case "hello": onHello(msg); break;
+    case "offer":
+      state.offers.set(msg.offer.offer_id, { offer: msg.offer, preview: msg.case });
+      renderOffers();
+      break;
+    case "offer_closed":
+      state.offers.delete(msg.offer_id);
+      renderOffers();
+      break;
+    case "accepted": onAccepted(msg); break;
+    case "case": onCase(msg.case); break;
+    case "presence":
+      if (msg.worker_id === undefined || msg.worker_id === state.me.subject) showPresence(msg.presence);
+      break;
+    case "suggestion": onSuggestion(msg); break;
+    case "error":
+      showError(`${msg.request ? msg.request + ": " : ""}${msg.message}`);
+      if (msg.request === "accept" || msg.request === "reject") renderOffers();
+      break;
+    default: break;  // step, alert, pong, signal_*: not for this page yet
+  }
+}
+
+function onHello(msg) {
+  showPresence(msg.presence);
+  state.offers.clear();
+  for (const offer of msg.offers) {
+    state.offers.set(offer.offer_id, { offer, preview: null });
+    previewFromRest(offer);
+  }
+  for (const c of msg.cases) {
+    if (c.assigned_worker === state.me.subject && c.state === "connected" && !state.cases.has(c.id)) {
+      state.cases.set(c.id, { case: c, packet: null });
+      refreshPacket(c.id);
+    }
+  }
+  renderOffers();
+  renderCases();
+}
+
+async function previewFromRest(offer) {
+  // Offers present at connect come without their preview: read the case's public fields.
+  try {
+    const { case: c } = await api("GET", `/v1/cases/${encodeURIComponent(offer.case_id)}`);
+    const entry = state.offers.get(offer.offer_id);
+    if (!entry) return;
+    entry.preview = {
+      id: c.id, site: c.site, device: c.device, language: c.language, channel: c.channel,
+      intent: c.intent, skills: (c.requirement || {}).skills || {}, waiting_since: c.queued_at,
+      transfers: c.transfers, last_handoff: c.handoffs.length ? c.handoffs[c.handoffs.length - 1] : null,
+    };
+    renderOffers();
+  } catch (e) { /* the offer may be gone already */ }
+}
+
+function onAccepted(msg) {
+  state.offers.delete(msg.offer_id);
+  state.cases.set(msg.case.id, { case: msg.case, packet: msg.packet });
+  state.current = msg.case.id;
+  renderOffers();
+  renderCases();
+  renderCase(`You accepted case ${msg.case.id}.`);
+  $("case-h").focus();
+}
+
+function onCase(c) {
+  const entry = state.cases.get(c.id);
+  if (!entry) {
+    if (c.assigned_worker === state.me.subject && c.state === "connected") {
+      state.cases.set(c.id, { case: c, packet: null });
+      refreshPacket(c.id);
+      renderCases();
+    }
+    return;
+  }
+  entry.case = c;
+  if (c.id === state.current) renderCaseMeta();
+  refreshPacket(c.id);
+}
+
+async function refreshPacket(caseId) {
+  try {
+    const data = await api("GET", `/v1/cases/${encodeURIComponent(caseId)}`);
+    const entry = state.cases.get(caseId);
+    if (!entry) return;
+    entry.case = data.case;
+    entry.packet = data.packet;
+    renderCases();
+    if (caseId === state.current) renderCase();
+  } catch (e) { /* no longer visible to us (transferred away): keep what we have */ }
+}
+
+function onSuggestion(msg) {
+  state.suggestions.unshift({ ...msg, at: Date.now() / 1000 });
+  state.suggestions.length = Math.min(state.suggestions.length, 30);
+  renderSuggestions();
+}
+
+// --- presence ---------------------------------------------------------------------------
+
+function showPresence(p) {
+  for (const input of document.querySelectorAll('input[name="presence"]')) {
+    input.checked = input.value === p;
+  }
+}
+
+// --- rendering: offers ------------------------------------------------------------------
+
+function renderOffers() {
+  const list = $("offers");
+  const items = [...state.offers.values()].sort((a, b) => a.offer.created_at - b.offer.created_at);
+  $("offer-count").textContent = items.length;
+  $("no-offers").hidden = items.length > 0;
+  list.replaceChildren(...items.map(({ offer, preview }) => {
+    const li = el("li", null, "offer");
+    li.dataset.offerId = offer.offer_id;
+    const p = preview || {};
+    const h = el("h3", `Case ${offer.case_id}`);
+    h.id = `offer-h-${offer.offer_id}`;
+    li.setAttribute("aria-labelledby", h.id);
+    const dl = el("dl");
+    const hand = p.last_handoff;
+    const rows = [
+      ["Language", p.language], ["Channel", p.channel], ["Intent", p.intent || "not known"],
+      ["Skills", skillsText(p.skills)], ["Where", p.site ? `${p.site} / ${p.device || "-"}` : ""],
+      ["Waiting since", p.waiting_since ? `${clock(p.waiting_since)} (${ago(p.waiting_since)})` : "–"],
+      ["Last handoff", hand ? handoffText(hand) : "none"],
+      ["Offer expires", `${clock(offer.expires_at)}`],
+    ];
+    for (const [k, v] of rows) {
+      const dd = el("dd", v ?? "–");
+      if (k === "Waiting since") dd.dataset.since = p.waiting_since || "";
+      dl.append(el("dt", k), dd);
+    }
+    const buttons = el("div", null, "buttons");
+    const accept = el("button", "Accept");
+    accept.type = "button";
+    accept.setAttribute("aria-label", `Accept case ${offer.case_id}`);
+    accept.addEventListener("click", () => {
+      accept.disabled = true;
+      if (!send({ type: "accept", offer_id: offer.offer_id })) accept.disabled = false;
+    });
+    const decline = el("button", "Decline", "secondary");
+    decline.type = "button";
+    decline.setAttribute("aria-label", `Decline case ${offer.case_id}`);
+    decline.addEventListener("click", () => {
+      decline.disabled = true;
+      send({ type: "reject", offer_id: offer.offer_id, reason: "declined at the desk" });
+    });
+    buttons.append(accept, decline);
+    li.append(h, dl, buttons);
+    return li;
+  }));
+}
+
+function handoffText(h) {
+  const from = h.from_owner || "AI";
+  const to = h.to_owner || "queue";
+  return `${h.kind}: ${from} → ${to}${h.note ? ` — “${h.note}”` : ""}`;
+}
+
+// --- rendering: cases -------------------------------------------------------------------
+
+function renderCases() {
+  const tabs = $("case-tabs");
+  const ids = [...state.cases.keys()];
+  $("no-cases").hidden = ids.length > 0;
+  tabs.replaceChildren(...ids.map((id) => {
+    const li = el("li");
+    const entry = state.cases.get(id);
+    const b = el("button", `${id} · ${entry.case.language} · ${entry.case.state}`, "secondary");
+    b.type = "button";
+    b.setAttribute("aria-current", String(id === state.current));
+    b.addEventListener("click", () => { state.current = id; renderCases(); renderCase(); });
+    li.append(b);
+    return li;
+  }));
+  if (state.current && !state.cases.has(state.current)) state.current = null;
+  if (!state.current) $("case").hidden = true;
+}
+
+function renderCaseMeta() {
+  const entry = state.cases.get(state.current);
+  if (!entry) return;
+  const c = entry.case;
+  $("case-h").textContent = `Case ${c.id}`;
+  const who = c.assigned_worker ? `with ${c.assigned_worker}` : "unassigned";
+  $("case-meta").textContent = `${c.site} / ${c.device || "-"} · ${c.language} · ${c.channel} · `
+    + `${c.intent || "intent not known"} · ${c.state} · ${who}`;
+}
+
+function renderCase(notice) {
+  const entry = state.cases.get(state.current);
+  $("case").hidden = !entry;
+  if (!entry) return;
+  renderCaseMeta();
+  if (notice !== undefined) $("case-status").textContent = notice;
+  const p = entry.packet;
+  if (!p) return;
+
+  $("summary").textContent = p.summary || "No summary.";
+  $("next-steps").replaceChildren(...(p.next_steps.length ? p.next_steps : ["None suggested."])
+    .map((s) => el("li", s)));
+
+  const esc = p.escalation;
+  const reasons = esc ? esc.decision.reasons : [];
+  $("esc-reasons").replaceChildren(...(reasons.length ? reasons : [esc ? "no reason given" : "Not escalated by the AI (opened for a person)."])
+    .map((r) => el("li", r)));
+  const numbers = esc ? {
+    "expected cost (AI)": esc.decision.expected_cost_ai, "cost (human)": esc.decision.cost_human,
+    threshold: esc.decision.threshold, ...esc.decision.numbers, ...esc.signals,
+  } : {};
+  $("esc-numbers").replaceChildren(...Object.entries(numbers).flatMap(([k, v]) =>
+    [el("dt", k), el("dd", typeof v === "number" ? +v.toFixed(3) : String(v))]));
+  $("flags").replaceChildren(...(p.policy_flags.length ? p.policy_flags : ["none"]).map((f) => el("li", f)));
+
+  $("transcript").replaceChildren(...p.transcript.map((t) => {
+    const tr = el("tr");
+    tr.append(el("td", clock(t.at), "time"),
+      el("td", t.speaker === "human" ? (t.worker_id || "person") : t.speaker, "speaker"));
+    const orig = el("td");
+    orig.append(el("span", t.language, "lang"), document.createTextNode(t.text));
+    orig.lang = t.language;
+    const trans = el("td");
+    if (t.translated) {
+      trans.append(el("span", t.translated_language || "", "lang"), document.createTextNode(t.translated));
+      if (t.translated_language) trans.lang = t.translated_language;
+    } else {
+      trans.append(el("span", "—", "muted"));
+    }
+    tr.append(orig, trans);
+    return tr;
+  }));
+  if (!p.transcript.length) {
+    const tr = el("tr"); const td = el("td", "Nothing said yet."); td.colSpan = 4; tr.append(td);
+    $("transcript").replaceChildren(tr);
+  }
+
+  $("actions").replaceChildren(...p.actions.map((a) => {
+    const tr = el("tr");
+    const args = el("td"); args.append(el("pre", JSON.stringify(a.args)));
+    const res = el("td"); res.append(el("pre", typeof a.result === "string" ? a.result : JSON.stringify(a.result)));
+    tr.append(el("td", a.tool), args, res, el("td", a.ok ? "yes" : "failed", a.ok ? "ok-yes" : "ok-no"));
+    return tr;
+  }));
+  if (!p.actions.length) {
+    const tr = el("tr"); const td = el("td", "No actions taken."); td.colSpan = 4; tr.append(td);
+    $("actions").replaceChildren(tr);
+  }
+
+  $("handoffs").replaceChildren(...(p.handoffs.length ? p.handoffs.map((h) =>
+    el("li", `${clock(h.at)} ${handoffText(h)}`)) : [el("li", "No handoffs yet.")]));
+  $("notes").replaceChildren(...(p.notes.length ? p.notes.map((n) =>
+    el("li", `${clock(n.at)} ${n.author}: ${n.text}`)) : [el("li", "No notes yet.")]));
+}
+
+function renderSuggestions() {
+  $("no-sugg").hidden = state.suggestions.length > 0;
+  $("suggestions").replaceChildren(...state.suggestions.map((s) => {
+    const li = el("li", null, "suggestion");
+    const conf = typeof s.confidence === "number" ? ` · confidence ${(s.confidence * 100).toFixed(0)} %` : "";
+    li.append(el("div", `${clock(s.at)} · case ${s.case_id}${s.intent ? " · " + s.intent : ""}${conf}`, "sug-meta"));
+    const text = el("p", s.text);
+    if (s.language) text.lang = s.language;
+    li.append(text);
+    return li;
+  }));
+}
+
+// --- case actions (REST) ----------------------------------------------------------------
+
+function parseSkills(text) {
+  const skills = {};
+  for (const part of text.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const [name, level] = part.split(/[:=\s]+/);
+    const n = Number(level || 3);
+    if (!name || !Number.isInteger(n) || n < 1 || n > 5) throw new Error(`skill “${part}”: write name:level (1–5)`);
+    skills[name] = n;
+  }
+  return skills;
+}
+
+async function caseAction(form, fn) {
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  showError("");
+  try {
+    await fn(state.current);
+  } catch (e) {
+    showError(e.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function wireForms() {
+  $("signin-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const t = $("token").value.trim();
+    if (t) signIn(t);
+  });
+  $("signout").addEventListener("click", signOut);
+  for (const input of document.querySelectorAll('input[name="presence"]')) {
+    input.addEventListener("change", () => { if (input.checked) send({ type: "presence", presence: input.value }); });
+  }
+
+  $("note-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    caseAction(e.target, async (id) => {
+      await api("POST", `/v1/cases/${encodeURIComponent(id)}/notes`, { text: $("note-text").value });
+      $("note-text").value = "";
+      $("case-status").textContent = "Note added.";
+      await refreshPacket(id);
+    });
+  });
+
+  $("transfer-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    caseAction(e.target, async (id) => {
+      const body = { skills: parseSkills($("tr-skills").value), note: $("tr-note").value };
+      for (const [key, input] of [["language", "tr-language"], ["workflow", "tr-workflow"], ["to_worker", "tr-worker"]]) {
+        const v = $(input).value.trim();
+        if (v) body[key] = v;
+      }
+      const c = await api("POST", `/v1/cases/${encodeURIComponent(id)}/transfer`, body);
+      state.cases.get(id).case = c;
+      renderCaseMeta();
+      renderCases();
+      $("case-status").textContent = "Transfer requested: the case stays with you until the next person accepts.";
+      e.target.reset();
+    });
+  });
+
+  $("close-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    caseAction(e.target, async (id) => {
+      const verdict = document.querySelector('input[name="verdict"]:checked').value;
+      const body = { status: $("cl-status").value, code: $("cl-code").value.trim(), note: $("cl-note").value };
+      if (verdict) body.ai_verdict = verdict;
+      const c = await api("POST", `/v1/cases/${encodeURIComponent(id)}/close`, body);
+      state.cases.get(id).case = c;
+      renderCaseMeta();
+      renderCases();
+      $("case-status").textContent = `Case closed: ${c.state}${verdict ? ` (AI was ${verdict})` : ""}.`;
+      e.target.reset();
+    });
+  });
+}
+
+// --- start ------------------------------------------------------------------------------
+
+wireForms();
+setInterval(() => {  // keep "waiting since" honest
+  for (const dd of document.querySelectorAll("dd[data-since]")) {
+    const ts = Number(dd.dataset.since);
+    if (ts) dd.textContent = `${clock(ts)} (${ago(ts)})`;
+  }
+}, 1000);
+const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+const saved = fromHash || sessionStorage.getItem(TOKEN_KEY);
+if (saved) signIn(saved); else $("token").focus();

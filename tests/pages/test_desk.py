@@ -1,0 +1,224 @@
+"""The desk page (endpoints/desk) in headless Chromium against a real ``baton router`` child
+process: offer with preview → accept (mouse and keyboard) → packet → note → warm transfer to
+a specialist (second browser context) → close with a verdict on the AI. Screenshots of every
+state go to test-artifacts/pages/."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from router.procs import RouterProcess
+from tests.helpers import require
+
+REPO = Path(__file__).resolve().parents[2]
+SHOTS = REPO / "test-artifacts" / "pages"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+        "--allow-loopback-in-peer-connection"]
+TIMEOUT_MS = 10_000
+PAGE_ERRORS: list[str] = []
+
+
+def bearer(subject: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer demo-{subject}-token-0001"}
+
+
+@pytest.fixture
+def router(tmp_path):
+    cfg = tmp_path / "config"
+    shutil.copytree(REPO / "config", cfg)
+    routing = yaml.safe_load((cfg / "routing.yaml").read_text())
+    # Chat cases go straight to remote workers (telepresence step 1) instead of waiting
+    # 45 s for a specialist step to pass; offers stay up while the browser works.
+    routing.update(default_workflow="telepresence", offer_timeout_s=60)
+    (cfg / "routing.yaml").write_text(yaml.safe_dump(routing, allow_unicode=True))
+    # The built-in assistant files "I'd rather speak to a person" under account questions
+    # (appointments skill): give the remote worker that skill so step 1 can offer to him.
+    roster = yaml.safe_load((cfg / "workers.yaml").read_text())
+    next(w for w in roster["workers"] if w["id"] == "mateo")["skills"]["appointments"] = 3
+    (cfg / "workers.yaml").write_text(yaml.safe_dump(roster, allow_unicode=True))
+    proc = RouterProcess(cfg, f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
+    client = proc.start()
+    try:
+        yield proc, client
+    finally:
+        client.close()
+        proc.stop()
+
+
+@pytest.fixture
+def browser():
+    require(shutil.which("chromium") is not None, "Chromium at /usr/bin/chromium",
+            "apt-get install chromium")
+    require(importlib.util.find_spec("playwright") is not None, "the playwright package",
+            ".venv/bin/pip install -e '.[test]'")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"desk-{name}.png"), full_page=True)
+
+
+def open_desk(browser, url: str, subject: str):
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.on("pageerror", lambda e: PAGE_ERRORS.append(f"{subject}: {e}"))
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{url}/desk#token=demo-{subject}-token-0001")
+    page.wait_for_selector('#conn[data-state="connected"]')
+    page.get_by_label("Available").check()
+    page.wait_for_function("() => document.querySelector('input[value=available]').checked")
+    return page
+
+
+def wait_available(client: httpx.Client, subject: str) -> None:
+    for _ in range(50):
+        workers = client.get("/v1/workers", headers=bearer("admin")).json()["workers"]
+        if next(w for w in workers if w["id"] == subject)["presence"] == "available":
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{subject} never became available")
+
+
+def test_desk_offer_accept_packet_note_transfer_close(router, browser):
+    from playwright.sync_api import expect
+
+    proc, client = router
+    kiosk = bearer("kiosk-1")
+
+    # Sign-in form (no fragment) refuses a bad token with a readable message.
+    page0 = browser.new_context().new_page()
+    page0.set_default_timeout(TIMEOUT_MS)
+    page0.goto(f"{proc.url}/desk")
+    expect(page0.get_by_label("Access token")).to_be_focused()
+    page0.get_by_label("Access token").fill("not-a-token")
+    page0.keyboard.press("Enter")
+    expect(page0.locator("#error")).to_contain_text("Sign-in failed")
+    shot(page0, "01-signin-refused")
+    page0.context.close()
+
+    mateo = open_desk(browser, proc.url, "mateo")
+    wait_available(client, "mateo")
+    expect(mateo.locator("#who")).to_contain_text("mateo")
+    shot(mateo, "02-signed-in-available")
+
+    # A resident at the kiosk: one answered question, then asks for a person.
+    r = client.post("/v1/cases", headers=kiosk, json={
+        "site": "city-office", "device": "kiosk-1", "language": "es", "escalate": False,
+        "transcript": [
+            {"speaker": "resident", "language": "es", "text": "¿Dónde pago mis impuestos?",
+             "translated": "Where do I pay my taxes?", "translated_language": "en"},
+            {"speaker": "ai", "language": "es", "text": "En la ventanilla 3, planta baja."}]})
+    assert r.status_code == 201, r.text
+    case_id = r.json()["id"]
+    r = client.post(f"/v1/cases/{case_id}/turns", headers=kiosk, json={
+        "text": "Prefiero hablar con una persona, por favor.", "language": "es",
+        "translated": "I'd rather speak to a real person, please."})
+    out = r.json()
+    assert out["decision"]["decision"] == "escalate", out
+    reasons = out["decision"]["reasons"]
+
+    # The offer with its preview.
+    offer = mateo.locator("li.offer", has_text=case_id)
+    expect(offer).to_be_visible()
+    expect(offer).to_contain_text("es")
+    expect(offer).to_contain_text("chat")
+    expect(offer).to_contain_text("Waiting since")
+    expect(offer.locator("dd[data-since]")).to_contain_text(" s)")
+    expect(mateo.locator("#offer-count")).to_have_text("1")
+    shot(mateo, "03-offer")
+
+    # Keyboard: Tab reaches Accept, Enter accepts.
+    accept = offer.get_by_role("button", name=f"Accept case {case_id}")
+    mateo.locator("body").focus()
+    for _ in range(40):
+        mateo.keyboard.press("Tab")
+        if accept.evaluate("b => b === document.activeElement"):
+            break
+    else:
+        raise AssertionError("Tab never reached the Accept button")
+    mateo.keyboard.press("Enter")
+
+    # The packet.
+    case = mateo.locator("#case")
+    expect(case).to_be_visible()
+    expect(mateo.locator("#case-h")).to_have_text(f"Case {case_id}")
+    transcript = mateo.locator("#transcript")
+    row = transcript.locator("tr", has_text="¿Dónde pago mis impuestos?")
+    expect(row).to_contain_text("Where do I pay my taxes?")
+    expect(transcript).to_contain_text("En la ventanilla 3, planta baja.")
+    expect(transcript.locator("tr", has_text="Prefiero hablar")).to_contain_text(
+        "I'd rather speak to a real person, please.")
+    expect(mateo.locator("#esc-reasons")).to_contain_text(reasons[0])
+    expect(mateo.locator("#esc-numbers")).to_contain_text("threshold")
+    expect(mateo.locator("#offers li")).to_have_count(0)
+    shot(mateo, "04-packet")
+
+    # The resident speaks again: the AI's suggestion goes to the side panel, not to them.
+    r = client.post(f"/v1/cases/{case_id}/turns", headers=kiosk, json={
+        "text": "¿A qué hora cierra la oficina?", "language": "es",
+        "translated": "What time does the office close?"})
+    assert r.status_code == 200 and r.json()["ai_silent"] is True, r.text
+    expect(mateo.locator("#suggestions li")).to_have_count(1)
+    expect(mateo.locator("#suggestions")).to_contain_text(case_id)
+
+    # A note over REST, shown in the packet.
+    mateo.get_by_label("Note", exact=True).fill("Resident prefers Spanish; tax question first.")
+    mateo.get_by_role("button", name="Add note").click()
+    expect(mateo.locator("#notes")).to_contain_text("mateo: Resident prefers Spanish")
+    shot(mateo, "05-note-and-suggestion")
+
+    # Warm transfer to a residency specialist; the specialist's desk gets the offer.
+    haruto = open_desk(browser, proc.url, "haruto")
+    wait_available(client, "haruto")
+    mateo.get_by_label("Language (code, e.g. ja)").fill("ja")
+    mateo.get_by_label("Skills (e.g. residency:4, tax:3)").fill("residency:5")
+    mateo.get_by_label("Workflow (optional)").fill("contact_center")
+    mateo.get_by_label("Note for the next person").fill("Needs a residency card renewal.")
+    mateo.get_by_role("button", name="Transfer").click()
+    expect(mateo.locator("#case-status")).to_contain_text("Transfer requested")
+    shot(mateo, "06-transfer-requested")
+
+    h_offer = haruto.locator("li.offer", has_text=case_id)
+    expect(h_offer).to_be_visible()
+    expect(h_offer).to_contain_text("residency 5")
+    expect(h_offer).to_contain_text("Needs a residency card renewal.")
+    shot(haruto, "07-specialist-offer")
+    h_offer.get_by_role("button", name=f"Accept case {case_id}").click()
+    expect(haruto.locator("#case-h")).to_have_text(f"Case {case_id}")
+    expect(haruto.locator("#notes")).to_contain_text("mateo: Needs a residency card renewal.")
+    expect(haruto.locator("#notes")).to_contain_text("Resident prefers Spanish")
+    expect(haruto.locator("#handoffs")).to_contain_text("mateo → haruto")
+    expect(haruto.locator("#transcript")).to_contain_text("Where do I pay my taxes?")
+    shot(haruto, "08-specialist-packet")
+
+    # Close with an outcome and a verdict on the AI.
+    haruto.get_by_label("Outcome", exact=True).select_option("resolved")
+    haruto.get_by_label("Outcome code (optional)").fill("residency_renewal")
+    haruto.get_by_label("AI was right").check()
+    haruto.get_by_role("button", name="Close case").click()
+    expect(haruto.locator("#case-status")).to_contain_text("Case closed: resolved (AI was right)")
+    shot(haruto, "09-closed")
+
+    got = client.get(f"/v1/cases/{case_id}", headers=bearer("admin")).json()["case"]
+    assert got["state"] == "resolved" and got["assigned_worker"] == "haruto"
+    events = client.get(f"/v1/cases/{case_id}/events", headers=bearer("admin")).json()["events"]
+    outcome = [e for e in events if e["type"] == "outcome"][-1]["payload"]
+    assert outcome["ai_verdict"] == "right" and outcome["code"] == "residency_renewal"
+    assert not PAGE_ERRORS, PAGE_ERRORS
