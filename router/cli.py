@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--mqtt-port", type=int, default=None,
                    help="port of the embedded MQTT broker (default: a free port)")
+    p.add_argument("--leave-for-you", default="aiko,ken", metavar="WORKERS",
+                   help="comma-separated workers not simulated, whose desks you can use "
+                   "(default: aiko,ken)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("simulate", help="workforce simulation on the real matching engine")

@@ -66,13 +66,16 @@ async def _demo_on(cfg: BatonConfig, db: str, args, broker: EmbeddedBroker,
                 return  # failed to start (port in use?): uvicorn said why
             await asyncio.sleep(0.05)
         supervisor = next((t for s, t in tokens.items() if s == "floor-supervisor"), "")
+        yours = [w for w in args.leave_for_you.split(",") if w in tokens]
+        desks = "".join(f"{'  Desk as ' + w + ':':<21}{base}/desk#token={tokens[w]}\n"
+                        for w in yours)
         print(f"\nBaton demo is running.\n"
-              f"  Floor status page: {base}/#token={supervisor}\n"
+              f"  Floor monitor:     {base}/#token={supervisor}\n{desks}"
               f"  API docs:          {base}/docs\n"
               f"  Stop with Ctrl-C.\n", flush=True)
         for w in cfg.workers.workers:
-            if w.kind is WorkerKind.floor_staff or w.id not in tokens:
-                continue
+            if w.kind is WorkerKind.floor_staff or w.id not in tokens or w.id in yours:
+                continue  # floor staff and the workers left for you are not simulated
             sim = SimulatedWorker(base, w.id, tokens[w.id], random.Random(rng.random()))
             tg.create_task(sim.run(stop), name=f"demo-worker-{w.id}")
         devices = [(s, d) for s in cfg.sites.sites for d in s.devices if d.id in tokens]
