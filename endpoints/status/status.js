@@ -1,12 +1,30 @@
-// Live routing status for supervisors: a WebSocket for changes, REST for snapshots.
+// Baton floor monitor (supervisors): sites and devices, queues, active cases and who has them,
+// alerts, KPIs. REST for snapshots, the worker WebSocket (as a supervisor) for live changes.
+// A supervisor can reassign a connected case to a named worker (a warm transfer).
 "use strict";
 
-const token = new URLSearchParams(location.hash.slice(1)).get("token")
-  || sessionStorage.getItem("baton-token")
-  || prompt("Supervisor token");
-sessionStorage.setItem("baton-token", token);
-const auth = { headers: { Authorization: `Bearer ${token}` } };
-const cases = new Map();
+const TOKEN_KEY = "baton-token";
+const WAITING = ["queued", "offered", "transferring"];
+const ACTIVE = [...WAITING, "connected", "escalating"];
+const SEVERITY = {
+  wait_exceeded: "bad", transfer_failed: "bad", device_offline: "bad", worker_disconnected: "bad",
+  worker_away: "warn", device_battery_low: "warn", device_outbox_full: "warn", device_online: "info",
+};
+const LABEL = {
+  wait_exceeded: "Waited too long", transfer_failed: "Transfer failed",
+  device_offline: "Device offline", device_online: "Device back online",
+  worker_away: "Worker away", worker_disconnected: "Worker disconnected",
+  device_battery_low: "Battery low", device_outbox_full: "Device outbox full",
+  sl_wait: "Waiting past service level", loop: "Escalation loop", transfer_loop: "Transfer loop",
+  worker_gone: "Worker not at desk",
+};
+
+const state = {
+  token: null, ws: null, timers: [], skew: 0, slS: 20,
+  cases: new Map(), workers: [], devices: [], sites: [], stats: null, kpis: null,
+  sync: null,            // Map device → bridge view, or null when /v1/sync is unavailable
+  syncMsg: "", alerts: [], reassigning: null,
+};
 const $ = (id) => document.getElementById(id);
 
 function el(tag, text, cls) {
@@ -16,88 +34,524 @@ function el(tag, text, cls) {
   return e;
 }
 
-function ago(ts) {
-  if (!ts) return "";
-  const s = Math.max(0, Date.now() / 1000 - ts);
-  return s < 90 ? `${s.toFixed(0)} s` : `${(s / 60).toFixed(1)} min`;
+const now = () => Date.now() / 1000 + state.skew;   // the router's clock
+
+function dur(s) {
+  if (s === null || s === undefined || !isFinite(s)) return "–";
+  s = Math.max(0, s);
+  if (s < 90) return `${s.toFixed(0)} s`;
+  if (s < 5400) return `${(s / 60).toFixed(1)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+const pct = (x) => (x === null || x === undefined ? "–" : `${(x * 100).toFixed(0)} %`);
+const clock = (ts) => new Date((ts - state.skew) * 1000).toLocaleTimeString();
+const workerName = (id) => {
+  const w = state.workers.find((x) => x.id === id);
+  return w && w.name ? `${w.name} (${id})` : id;
+};
+
+function showError(text) {
+  $("error").textContent = text;
+  $("error").hidden = !text;
 }
 
-function renderCases() {
-  const rows = [...cases.values()]
-    .filter((c) => !["resolved", "abandoned"].includes(c.state))
-    .sort((a, b) => (a.queued_at || a.created_at) - (b.queued_at || b.created_at));
-  const body = $("cases");
-  body.replaceChildren(...rows.map((c) => {
-    const tr = el("tr");
-    const worker = c.assigned_worker || (c.pending_offer ? `${c.pending_offer.worker_id} (offered)` : "");
-    const waiting = ["queued", "offered", "transferring"].includes(c.state) ? ago(c.queued_at) : "";
-    for (const v of [c.id, `${c.site} / ${c.device || "-"}`, c.language, c.channel]) tr.append(el("td", v));
-    tr.append(el("td", c.state, `state ${c.state}`));
-    for (const v of [c.step || "", worker, waiting]) tr.append(el("td", v));
-    return tr;
-  }));
+async function api(path, method = "GET", body) {
+  const init = { method, headers: { Authorization: `Bearer ${state.token}` } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const r = await fetch(path, init);
+  let data = null;
+  try { data = await r.json(); } catch { /* empty body */ }
+  return { ok: r.ok, status: r.status, data };
+}
+
+// --- sign in --------------------------------------------------------------------------
+
+async function signIn(token) {
+  state.token = token;
+  let me;
+  try { me = await api("/v1/me"); } catch (e) { me = { ok: false, status: 0 }; }
+  if (!me.ok || !["supervisor", "admin"].includes(me.data.role)) {
+    state.token = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    showError(me.ok ? `Sign-in failed: ${me.data.subject} is a ${me.data.role}; the floor monitor is for supervisors.`
+      : `Sign-in failed (${me.status || "network error"}): check the token.`);
+    $("signin").hidden = false;
+    $("token").focus();
+    return;
+  }
+  showError("");
+  sessionStorage.setItem(TOKEN_KEY, token);
+  if (location.hash.includes("token=")) history.replaceState(null, "", location.pathname);
+  $("signin").hidden = true;
+  $("floor").hidden = false;
+  $("signout").hidden = false;
+  $("who").hidden = false;
+  $("who").textContent = `${me.data.subject} (${me.data.role})`;
+  await Promise.all([refreshWorkers(), refreshDevices(), refreshStats(), refreshAlerts(),
+    refreshSync(), refreshKpis()]);
+  connect();
+  state.timers.push(setInterval(render, 1000));
+  state.timers.push(setInterval(() => { refreshStats(); refreshWorkers(); }, 5000));
+  state.timers.push(setInterval(refreshKpis, 15000));
+  state.timers.push(setInterval(() => refreshSync(), 10000));
+  render();
+}
+
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.timers.forEach(clearInterval);
+  state.timers = [];
+  if (state.ws) { state.ws.onclose = null; state.ws.close(); }
+  location.reload();
+}
+
+// --- snapshots ------------------------------------------------------------------------
+
+async function refreshStats() {
+  const r = await api("/v1/stats");
+  if (!r.ok) return;
+  state.stats = r.data;
+  state.slS = r.data.service_level_s;
+  state.skew = r.data.at - Date.now() / 1000;
+  renderNow();
+}
+
+async function refreshKpis() {
+  const r = await api("/v1/kpis");
+  if (!r.ok) return;
+  state.kpis = r.data;
+  renderKpis();
+}
+
+async function refreshWorkers() {
+  const r = await api("/v1/workers");
+  if (!r.ok) return;
+  state.workers = r.data.workers;
+  renderWorkers();
+}
+
+async function refreshDevices() {
+  const [d, s] = await Promise.all([api("/v1/devices"), api("/v1/sites")]);
+  if (d.ok) state.devices = d.data.devices;
+  if (s.ok) state.sites = s.data.sites;
+}
+
+async function refreshAlerts() {
+  const r = await api("/v1/alerts");
+  if (r.ok) state.alerts = r.data.alerts.slice();
+}
+
+async function refreshSync() {
+  // Device presence, battery and dock come from the MQTT bridge; without it the monitor
+  // still shows the devices and their sessions, and says why the rest is missing.
+  let r;
+  try { r = await api("/v1/sync"); } catch { r = { ok: false, status: 0, data: null }; }
+  if (r.ok) {
+    state.sync = new Map(r.data.devices.map((d) => [d.device, d]));
+    state.syncMsg = r.data.connected ? "" : `Device bridge is not connected to its broker (${r.data.last_error || "reconnecting"}); device status may be stale.`;
+  } else {
+    state.sync = null;
+    state.syncMsg = r.status === 503
+      ? "Device presence, battery and dock need the MQTT bridge (not running): devices show as unknown."
+      : `Device presence unavailable (${r.status || "network error"}).`;
+  }
+  renderDevices();
+}
+
+// --- live -----------------------------------------------------------------------------
+
+function setConn(st, text) {
+  $("conn").dataset.state = st;
+  $("conn").textContent = text;
+}
+
+function connect() {
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${proto}://${location.host}/v1/ws?token=${encodeURIComponent(state.token)}`);
+  state.ws = ws;
+  setConn("connecting", "connecting…");
+  ws.onopen = () => setConn("connected", "live");
+  ws.onclose = (e) => {
+    if (e.code === 4401 || e.code === 4403) {
+      setConn("disconnected", "signed out");
+      showError(`The router refused the live connection: ${e.reason}`);
+      return;
+    }
+    setConn("disconnected", `disconnected (${e.reason || e.code}); retrying…`);
+    setTimeout(() => { if (state.token) connect(); }, 2000);
+  };
+  ws.onmessage = (m) => {
+    let msg;
+    try { msg = JSON.parse(m.data); } catch { return; }
+    onMessage(msg);
+    render();
+  };
+}
+
+function onMessage(msg) {
+  switch (msg.type) {
+    case "hello":
+      state.cases.clear();
+      msg.cases.forEach((c) => state.cases.set(c.id, c));
+      refreshAlerts();
+      break;
+    case "case": {
+      const c = msg.case;
+      const prev = state.cases.get(c.id);
+      if (!prev || prev.state !== c.state || prev.assigned_worker !== c.assigned_worker) {
+        const who = c.assigned_worker || (c.pending_offer ? `offered to ${c.pending_offer.worker_id}` : "");
+        log(`${c.id} → ${c.state}${who ? ` (${who})` : ""}`);
+      }
+      state.cases.set(c.id, c);
+      soon(c.state);
+      break;
+    }
+    case "presence": {
+      const w = state.workers.find((x) => x.id === msg.worker_id);
+      if (w) w.presence = msg.presence;
+      log(`${msg.worker_id} is ${msg.presence}${msg.reason ? ` (${msg.reason})` : ""}`);
+      refreshWorkers();
+      break;
+    }
+    case "step": {
+      const c = state.cases.get(msg.case_id);
+      if (c) c.step = msg.step;
+      log(`${msg.case_id} widened to ${msg.step}`);
+      break;
+    }
+    case "alert":
+      state.alerts.push(msg.alert);
+      log(`ALERT ${msg.alert.kind}: ${msg.alert.message || ""}`);
+      break;
+    case "device":
+      if (!state.sync) state.sync = new Map();
+      state.sync.set(msg.device.device, msg.device);
+      state.syncMsg = "";
+      log(`${msg.device.device} is ${msg.device.status}${msg.reason ? ` (${msg.reason})` : ""}`);
+      break;
+    default:
+      break;
+  }
+}
+
+let soonTimer = null, soonKpis = false;
+function soon(caseState) {
+  // Loads, stats and KPIs follow case changes; coalesce bursts into one refresh.
+  if (["resolved", "abandoned"].includes(caseState)) soonKpis = true;
+  if (soonTimer) return;
+  soonTimer = setTimeout(() => {
+    soonTimer = null;
+    refreshWorkers(); refreshStats();
+    if (soonKpis) { soonKpis = false; refreshKpis(); }
+  }, 300);
 }
 
 function log(text) {
-  const li = el("li", `${new Date().toLocaleTimeString()}  ${text}`);
-  $("log").prepend(li);
-  while ($("log").children.length > 40) $("log").lastChild.remove();
+  $("log").prepend(el("li", `${new Date().toLocaleTimeString()}  ${text}`));
+  while ($("log").children.length > 60) $("log").lastChild.remove();
 }
 
-async function refreshStats() {
-  const r = await fetch("/v1/stats", auth);
-  if (!r.ok) return;
-  const s = await r.json();
-  const items = {
-    "Waiting": s.waiting, "Offers pending": s.offers_pending,
-    "Oldest wait": `${s.oldest_wait_s.toFixed(0)} s`,
-    "Answered (1 h)": s.answered_last_hour,
-    "ASA": s.asa_s === null ? "–" : `${s.asa_s.toFixed(1)} s`,
-    [`Service level (${s.service_level_s} s)`]: s.service_level === null ? "–" : `${(s.service_level * 100).toFixed(0)} %`,
-    "Workers busy": s.workers_busy, "Alerts": s.alerts,
-  };
-  $("kpis").replaceChildren(...Object.entries(items).map(([k, v]) => {
-    const box = el("div", null, "kpi");
+// --- rendering ------------------------------------------------------------------------
+
+function activeCases() {
+  return [...state.cases.values()].filter((c) => ACTIVE.includes(c.state))
+    .sort((a, b) => (a.queued_at || a.created_at) - (b.queued_at || b.created_at));
+}
+
+function render() {
+  $("clock").textContent = new Date().toLocaleTimeString();
+  renderCases(); renderQueues(); renderDevices(); renderAlerts(); renderWorkers();
+}
+
+function kpiBoxes(target, items) {
+  $(target).replaceChildren(...items.map(([k, v, bad]) => {
+    const box = el("div", null, bad ? "kpi bad" : "kpi");
     box.append(el("dt", k), el("dd", v));
     return box;
   }));
 }
 
-async function refreshWorkers() {
-  const r = await fetch("/v1/workers", auth);
-  if (!r.ok) return;
-  const { workers } = await r.json();
-  $("workers").replaceChildren(...workers.map((w) => {
+function renderNow() {
+  const s = state.stats;
+  if (!s) return;
+  kpiBoxes("now", [
+    ["Waiting", s.waiting, s.waiting > 0 && s.oldest_wait_s > s.service_level_s],
+    ["Oldest wait", dur(s.oldest_wait_s), s.oldest_wait_s > s.service_level_s],
+    ["Offers pending", s.offers_pending],
+    [`Service level (${s.service_level_s} s, 1 h)`, pct(s.service_level), s.service_level !== null && s.service_level < 0.8],
+    ["ASA (1 h)", s.asa_s === null ? "–" : dur(s.asa_s)],
+    ["Answered (1 h)", s.answered_last_hour],
+    ["Workers busy", s.workers_busy],
+    ["Available", (s.workers_by_presence || {}).available || 0],
+  ]);
+}
+
+function renderKpis() {
+  const k = state.kpis;
+  if (!k) return;
+  kpiBoxes("kpis", [
+    ["Cases", k.cases], ["Escalation rate", pct(k.escalation_rate)],
+    ["Escalation precision", pct(k.escalation_precision)], ["Escalation recall", pct(k.escalation_recall)],
+    ["Time to human p50", dur(k.time_to_human_p50_s)], ["Time to human p90", dur(k.time_to_human_p90_s)],
+    ["Transfers per case", k.transfers_per_case === null ? "–" : k.transfers_per_case.toFixed(2)],
+    ["Handback rate", pct(k.handback_rate)], ["Abandoned", k.abandoned],
+    [`Repeat contacts (${k.repeat_window_days} d)`, pct(k.repeat_contact_rate)],
+    ["Rating", k.rating_mean === null ? "–" : `${k.rating_mean.toFixed(1)} (${k.ratings})`],
+  ]);
+}
+
+function whoHasIt(c) {
+  if (c.assigned_worker) return workerName(c.assigned_worker);
+  if (c.pending_offer) return `${workerName(c.pending_offer.worker_id)} (offered)`;
+  if (c.state === "transferring" && c.preferred_worker) return `→ ${workerName(c.preferred_worker)} (transfer)`;
+  return "nobody yet";
+}
+
+function renderCases() {
+  const rows = activeCases();
+  $("cases-none").hidden = rows.length > 0;
+  $("cases").replaceChildren(...rows.map((c) => {
     const tr = el("tr");
-    const load = Object.entries(w.load).filter(([, n]) => n).map(([c, n]) => `${c}:${n}`).join(" ");
-    tr.append(el("td", w.name || w.id), el("td", w.kind), el("td", w.presence, `presence ${w.presence}`),
-      el("td", load || "idle"), el("td", Object.keys(w.languages).join(" ")));
+    tr.dataset.case = c.id;
+    tr.append(el("th", c.id));
+    tr.firstChild.scope = "row";
+    for (const v of [`${c.site} / ${c.device || "–"}`, c.language, c.channel]) tr.append(el("td", v));
+    tr.append(el("td", c.state, `state ${c.state}`), el("td", c.step || ""), el("td", whoHasIt(c), "who"));
+    const waited = WAITING.includes(c.state) && c.queued_at ? now() - c.queued_at : null;
+    const w = el("td", waited === null ? "" : `Waiting ${dur(waited)}`, waited !== null && waited > state.slS ? "num late" : "num");
+    tr.append(w);
+    const act = el("td");
+    if (c.state === "connected") {
+      const b = el("button", "Reassign");
+      b.type = "button";
+      b.setAttribute("aria-label", `Reassign case ${c.id}`);
+      b.addEventListener("click", () => openReassign(c.id));
+      act.append(b);
+    }
+    tr.append(act);
+    return tr;
+  }));
+  if (state.reassigning && $("reassign-status").dataset.busy !== "1"
+      && !rows.some((c) => c.id === state.reassigning && c.state === "connected")) {
+    closeReassign();   // the case closed or moved on while the form was open
+  }
+}
+
+function renderQueues() {
+  const groups = new Map();
+  for (const c of activeCases().filter((x) => WAITING.includes(x.state))) {
+    const key = `${(c.requirement && c.requirement.workflow) || "default"} / ${c.step || "–"}`;
+    const g = groups.get(key) || { waiting: 0, offered: 0, oldest: 0, late: 0 };
+    const waited = c.queued_at ? now() - c.queued_at : 0;
+    g.waiting += 1;
+    if (c.state === "offered") g.offered += 1;
+    g.oldest = Math.max(g.oldest, waited);
+    if (waited > state.slS) g.late += 1;
+    groups.set(key, g);
+  }
+  $("queues-none").hidden = groups.size > 0;
+  $("queues").replaceChildren(...[...groups.entries()].sort().map(([k, g]) => {
+    const tr = el("tr");
+    const th = el("th", k); th.scope = "row";
+    tr.append(th, el("td", g.waiting, "num"), el("td", g.offered, "num"),
+      el("td", dur(g.oldest), g.oldest > state.slS ? "num late" : "num"),
+      el("td", g.late ? `${g.late} (> ${state.slS} s)` : "0", g.late ? "num late" : "num"));
     return tr;
   }));
 }
 
-function connect() {
-  const proto = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${proto}://${location.host}/v1/ws?token=${encodeURIComponent(token)}`);
-  ws.onopen = () => { $("conn").textContent = "live"; };
-  ws.onclose = (e) => {
-    $("conn").textContent = `disconnected (${e.reason || e.code}); retrying…`;
-    setTimeout(connect, 2000);
-  };
-  ws.onmessage = (m) => {
-    const msg = JSON.parse(m.data);
-    if (msg.type === "hello") { cases.clear(); msg.cases.forEach((c) => cases.set(c.id, c)); }
-    else if (msg.type === "case") {
-      const prev = cases.get(msg.case.id);
-      if (!prev || prev.state !== msg.case.state) log(`${msg.case.id} → ${msg.case.state}${msg.case.assigned_worker ? " (" + msg.case.assigned_worker + ")" : ""}`);
-      cases.set(msg.case.id, msg.case);
-    } else if (msg.type === "presence") { log(`${msg.worker_id} is ${msg.presence}`); refreshWorkers(); }
-    else if (msg.type === "alert") log(`ALERT ${msg.alert.kind}: ${msg.alert.message || ""}`);
-    else if (msg.type === "step") { const c = cases.get(msg.case_id); if (c) c.step = msg.step; log(`${msg.case_id} widened to ${msg.step}`); }
-    renderCases();
-  };
+function sessionOn(device) {
+  return activeCases().find((c) => c.device === device && c.state === "connected" && c.channel === "video");
 }
 
-connect();
-refreshStats(); refreshWorkers();
-setInterval(() => { refreshStats(); refreshWorkers(); renderCases(); }, 2000);
+function renderDevices() {
+  $("sync-note").hidden = !state.syncMsg;
+  $("sync-note").textContent = state.syncMsg;
+  const body = [];
+  for (const site of state.sites) {
+    const devs = state.devices.filter((d) => d.site === site.id);
+    const head = el("tr");
+    const th = el("th", `${site.name || site.id} (${site.id})`, "site");
+    th.colSpan = 7; th.scope = "colgroup";
+    head.append(th);
+    body.push(head);
+    for (const d of devs) {
+      const info = state.sync ? state.sync.get(d.id) : null;
+      const status = info ? info.status : "unknown";
+      const tel = (info && info.telemetry) || {};
+      const tr = el("tr");
+      tr.dataset.device = d.id;
+      const name = el("th", d.name ? `${d.id} — ${d.name}` : d.id); name.scope = "row";
+      tr.append(name, el("td", d.kind), el("td", status, `status ${status}`));
+      const s = sessionOn(d.id);
+      tr.append(el("td", s ? `In session: ${s.id} with ${workerName(s.assigned_worker)}` : "–"));
+      const bat = tel.battery;
+      tr.append(el("td", bat ? `${Number(bat.percent).toFixed(0)} %${bat.charging ? " (charging)" : ""}` : "–",
+        bat && bat.percent < 20 && !bat.charging ? "late" : ""));
+      tr.append(el("td", tel.docked === true ? "docked" : tel.docked === false ? "undocked" : "–"));
+      tr.append(el("td", info && info.last_seen ? `${dur(now() - info.last_seen)} ago` : "–"));
+      body.push(tr);
+    }
+  }
+  $("devices").replaceChildren(...body);
+}
+
+function alertText(a) {
+  const parts = [a.message || a.reason || ""];
+  const ids = [a.case_id, a.worker_id, a.device].filter(Boolean).join(", ");
+  if (ids && !(a.message || "").includes(ids)) parts.push(`(${ids})`);
+  return parts.filter(Boolean).join(" ");
+}
+
+function derivedAlerts() {
+  const out = [];
+  const t = now();
+  for (const c of activeCases()) {
+    if (WAITING.includes(c.state) && c.queued_at && t - c.queued_at > state.slS) {
+      out.push({ kind: "sl_wait", sev: t - c.queued_at > 3 * state.slS ? "bad" : "warn",
+        text: `Resident at ${c.device || c.site} waiting ${dur(t - c.queued_at)} (service level ${state.slS} s) — ${c.id}` });
+    }
+    if (c.handbacks >= 2) out.push({ kind: "loop", sev: "warn", text: `${c.id} handed back ${c.handbacks} times` });
+    if (c.transfers >= 3) out.push({ kind: "transfer_loop", sev: "warn", text: `${c.id} transferred ${c.transfers} times` });
+    if (c.state === "connected" && c.assigned_worker) {
+      const w = state.workers.find((x) => x.id === c.assigned_worker);
+      if (w && w.presence !== "available") {
+        out.push({ kind: "worker_gone", sev: "bad", text: `${workerName(w.id)} is ${w.presence} with ${c.id} connected` });
+      }
+    }
+  }
+  if (state.sync) {
+    for (const d of state.sync.values()) {
+      if (d.status === "offline") out.push({ kind: "device_offline", sev: "bad", text: `${d.device} at ${d.site} is offline` });
+      for (const a of d.alarms || []) out.push({ kind: `device_${a}`, sev: "warn", text: `${d.device}: ${a.replace("_", " ")}` });
+    }
+  }
+  return out;
+}
+
+function alertItem(kind, sev, text, at) {
+  const li = el("li", null, sev);
+  li.dataset.kind = kind;
+  li.append(el("span", LABEL[kind] || kind, "kind"), el("span", text));
+  if (at) {
+    const tm = el("time", clock(at));
+    tm.dateTime = new Date((at - state.skew) * 1000).toISOString();
+    li.append(tm);
+  }
+  return li;
+}
+
+function renderAlerts() {
+  const live = derivedAlerts();
+  $("attention").replaceChildren(...live.map((a) => alertItem(a.kind, a.sev, a.text)));
+  $("attention-none").hidden = live.length > 0;
+  const recent = state.alerts.slice(-50).reverse();
+  const key = recent.map((a) => `${a.kind}@${a.at}`).join("|");
+  if ($("alerts").dataset.key !== key) {   // only touch the live region when it changes
+    $("alerts").dataset.key = key;
+    $("alerts").replaceChildren(...recent.map((a) => alertItem(a.kind, SEVERITY[a.kind] || "warn", alertText(a), a.at)));
+  }
+  $("alerts-none").hidden = recent.length > 0;
+  const n = live.filter((a) => a.sev !== "info").length;
+  $("alert-count").textContent = n;
+  $("alert-count").dataset.n = n;
+  $("alert-count").setAttribute("aria-label", `${n} needing attention`);
+}
+
+function renderWorkers() {
+  const mine = new Map();
+  for (const c of activeCases()) {
+    const who = c.assigned_worker || (c.pending_offer && c.pending_offer.worker_id);
+    if (who) mine.set(who, [...(mine.get(who) || []), c.assigned_worker ? c.id : `${c.id} (offered)`]);
+  }
+  const order = { available: 0, away: 1, offline: 2 };
+  const ws = state.workers.slice().sort((a, b) => (order[a.presence] - order[b.presence]) || a.id.localeCompare(b.id));
+  $("workers").replaceChildren(...ws.map((w) => {
+    const tr = el("tr");
+    tr.dataset.worker = w.id;
+    const th = el("th", workerName(w.id)); th.scope = "row";
+    const load = Object.entries(w.load || {}).filter(([, n]) => n).map(([c, n]) => `${c}: ${n}`).join(", ");
+    tr.append(th, el("td", w.kind.replace("_", " ")), el("td", w.presence, `presence ${w.presence}`),
+      el("td", (mine.get(w.id) || []).join(", ") || "–"), el("td", load || "idle"),
+      el("td", Object.entries(w.languages).map(([l, n]) => `${l} ${n}`).join(" ")));
+    return tr;
+  }));
+}
+
+// --- reassign -------------------------------------------------------------------------
+
+function openReassign(caseId) {
+  const c = state.cases.get(caseId);
+  state.reassigning = caseId;
+  $("reassign-case").textContent = caseId;
+  $("reassign-status").textContent = "";
+  const options = state.workers.filter((w) => w.presence === "available" && w.id !== c.assigned_worker
+    && w.kind !== "floor_staff");
+  const sel = $("reassign-to");
+  sel.replaceChildren(el("option", options.length ? "Choose a worker…" : "No one else is available", ""),
+    ...options.map((w) => {
+      const o = el("option", `${workerName(w.id)} — ${w.kind.replace("_", " ")}, ${Object.keys(w.languages).join("/")}`);
+      o.value = w.id;
+      return o;
+    }));
+  sel.firstChild.value = "";
+  $("reassign").hidden = false;
+  sel.focus();
+}
+
+function closeReassign() {
+  const id = state.reassigning;
+  state.reassigning = null;
+  $("reassign").hidden = true;
+  const b = id && document.querySelector(`tr[data-case="${CSS.escape(id)}"] button`);
+  if (b) b.focus();
+}
+
+async function submitReassign(e) {
+  e.preventDefault();
+  const caseId = state.reassigning;
+  const to = $("reassign-to").value;
+  if (!caseId || !to) { $("reassign-status").textContent = "Choose a worker first."; return; }
+  $("reassign-status").dataset.busy = "1";
+  $("reassign-status").textContent = `Reassigning ${caseId} to ${to}…`;
+  const note = $("reassign-note").value.trim() || `Reassigned by the floor supervisor`;
+  const r = await api(`/v1/cases/${encodeURIComponent(caseId)}/transfer`, "POST", { to_worker: to, note });
+  $("reassign-status").dataset.busy = "";
+  if (r.ok) {
+    log(`you reassigned ${caseId} to ${to}`);
+    $("reassign-note").value = "";
+    $("reassign").hidden = true;
+    state.reassigning = null;
+    $("reassign-status").textContent = "";
+    showError("");
+    state.cases.set(caseId, r.data);
+    render();
+    const row = document.querySelector(`tr[data-case="${CSS.escape(caseId)}"] th`);
+    if (row) { row.tabIndex = -1; row.focus(); }
+  } else {
+    const why = (r.data && (r.data.message || r.data.detail)) || `HTTP ${r.status}`;
+    $("reassign-status").textContent = `Reassign failed: ${why}`;
+    state.alerts.push({ kind: "transfer_failed", at: now(), case_id: caseId, worker_id: to,
+      message: `Reassigning ${caseId} to ${to} failed: ${why}` });
+    render();
+  }
+}
+
+// --- start ----------------------------------------------------------------------------
+
+$("signin-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const t = $("token").value.trim();
+  if (t) signIn(t);
+});
+$("signout").addEventListener("click", signOut);
+$("reassign").addEventListener("submit", submitReassign);
+$("reassign-cancel").addEventListener("click", closeReassign);
+$("reassign").addEventListener("keydown", (e) => { if (e.key === "Escape") closeReassign(); });
+
+const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+const saved = fromHash || sessionStorage.getItem(TOKEN_KEY);
+if (saved) signIn(saved); else $("token").focus();
