@@ -145,11 +145,14 @@ function handle(msg) {
       if (msg.worker_id === undefined || msg.worker_id === state.me.subject) showPresence(msg.presence);
       break;
     case "suggestion": onSuggestion(msg); break;
+    case "signal_session": onSignalSession(msg); break;
+    case "signal": onSignal(msg); break;
     case "error":
       showError(`${msg.request ? msg.request + ": " : ""}${msg.message}`);
+      if (msg.request === "signal_start" || msg.request === "signal") mediaFailed(msg.message);
       if (msg.request === "accept" || msg.request === "reject") renderOffers();
       break;
-    default: break;  // step, alert, pong, signal_*: not for this page yet
+    default: break;  // step, alert, pong: not for this page yet
   }
 }
 
@@ -196,6 +199,11 @@ function onAccepted(msg) {
 }
 
 function onCase(c) {
+  if (c.assigned_worker === state.me.subject && c.state === "connected") {
+    // Accepted elsewhere (REST, another tab): its offer is no longer open.
+    for (const [id, o] of state.offers) if (o.offer.case_id === c.id) state.offers.delete(id);
+    renderOffers();
+  }
   const entry = state.cases.get(c.id);
   if (!entry) {
     if (c.assigned_worker === state.me.subject && c.state === "connected") {
@@ -309,6 +317,7 @@ function renderCases() {
   }));
   if (state.current && !state.cases.has(state.current)) state.current = null;
   if (!state.current) $("case").hidden = true;
+  renderMedia();
 }
 
 function renderCaseMeta() {
@@ -319,6 +328,7 @@ function renderCaseMeta() {
   const who = c.assigned_worker ? `with ${c.assigned_worker}` : "unassigned";
   $("case-meta").textContent = `${c.site} / ${c.device || "-"} · ${c.language} · ${c.channel} · `
     + `${c.intent || "intent not known"} · ${c.state} · ${who}`;
+  renderMedia();
 }
 
 function renderCase(notice) {
@@ -479,9 +489,283 @@ function wireForms() {
   });
 }
 
+
+// --- live video, captions and robot controls (WebRTC; docs/telepresence.md) -------------
+// Signaling goes over the worker WebSocket (docs/protocol.md §11): signal_start →
+// signal_session {session, device, ice_servers}, then signal {case_id, signal} both ways.
+// Media flows directly to the device; captions (id 1) and device commands (id 2) travel on
+// pre-negotiated data channels.
+
+const MOVE_S = 1.0;  // every move stops by itself after this (the device caps it too)
+const MOVES = {
+  forward: { type: "move", linear: 0.3, angular: 0, duration_s: MOVE_S },
+  back: { type: "move", linear: -0.2, angular: 0, duration_s: MOVE_S },
+  left: { type: "move", linear: 0, angular: 0.6, duration_s: MOVE_S },
+  right: { type: "move", linear: 0, angular: -0.6, duration_s: MOVE_S },
+  stop: { type: "stop" },
+  estop: { type: "estop", reason: "worker" },
+};
+const KEYS = { ArrowUp: "forward", ArrowDown: "back", ArrowLeft: "left", ArrowRight: "right" };
+
+const media = {
+  caseId: null,        // case the session belongs to
+  session: null,
+  pc: null,
+  local: null,         // MediaStream from getUserMedia
+  captions: null,      // RTCDataChannel id 1
+  device: null,        // RTCDataChannel id 2
+  pending: [],         // candidates that arrived before the answer
+  seq: 0,
+  captionRows: new Map(),
+};
+
+function mediaCase() {
+  const entry = state.cases.get(state.current);
+  if (!entry) return null;
+  const c = entry.case;
+  return c.state === "connected" && c.device && c.assigned_worker === state.me.subject ? c : null;
+}
+
+function renderMedia() {
+  const c = mediaCase();
+  $("media").hidden = !c;
+  if (media.caseId && (!c || c.id !== media.caseId)) {
+    const entry = state.cases.get(media.caseId);
+    if (!entry || entry.case.state !== "connected") endMedia("The case is no longer connected.");
+  }
+  const live = !!media.pc && c && c.id === media.caseId;
+  $("media-start").disabled = !!media.pc;
+  $("media-end").disabled = !live;
+  const devOpen = !!(media.device && media.device.readyState === "open");
+  for (const b of document.querySelectorAll("#robot-controls button")) b.disabled = !devOpen;
+  $("caption-form").querySelector("button").disabled = !(media.captions && media.captions.readyState === "open");
+}
+
+function mediaStatus(text) { $("media-status").textContent = text; }
+
+function mediaFailed(message) {
+  endMedia(`Video failed: ${message}`);
+}
+
+function startMedia() {
+  const c = mediaCase();
+  if (!c || media.pc) return;
+  media.caseId = c.id;
+  mediaStatus("Asking the router for a session…");
+  $("media-start").disabled = true;
+  if (!send({ type: "signal_start", case_id: c.id })) { media.caseId = null; renderMedia(); }
+}
+
+function sendSignal(signal) {
+  if (media.caseId) send({ type: "signal", case_id: media.caseId, signal });
+}
+
+async function onSignalSession(msg) {
+  if (msg.case_id !== media.caseId || media.pc) return;
+  media.session = msg.session;
+  media.pending = [];
+  const pc = new RTCPeerConnection({ iceServers: msg.ice_servers || [] });
+  media.pc = pc;
+  renderMedia();
+  mediaStatus(`Connecting to ${msg.device}…`);
+  pc.onicecandidate = (e) => {
+    const cand = e.candidate;
+    sendSignal(cand ? { type: "candidate", candidate: cand.candidate, sdpMid: cand.sdpMid,
+      sdpMLineIndex: cand.sdpMLineIndex, usernameFragment: cand.usernameFragment }
+      : { type: "candidate", candidate: null });
+  };
+  pc.ontrack = (e) => {
+    const v = $("remote-video");
+    if (e.track.kind !== "video" && e.track.kind !== "audio") return;
+    if (!v.srcObject) v.srcObject = e.streams[0] || new MediaStream();
+    if (!e.streams[0]) v.srcObject.addTrack(e.track);
+    v.play().catch(() => { v.muted = true; v.play().catch(() => {}); });
+  };
+  pc.onconnectionstatechange = () => {
+    if (media.pc !== pc) return;
+    const s = pc.connectionState;
+    if (s === "connected") mediaStatus(`Live with ${msg.device}.`);
+    else if (s === "failed") mediaFailed("the connection failed");
+    else if (s !== "closed") mediaStatus(`Connection: ${s}…`);
+  };
+  media.captions = pc.createDataChannel("captions", { negotiated: true, id: 1 });
+  media.device = pc.createDataChannel("device", { negotiated: true, id: 2 });
+  for (const ch of [media.captions, media.device]) {
+    ch.onopen = renderMedia;
+    ch.onclose = renderMedia;
+  }
+  media.captions.onmessage = (e) => onChannelMessage(e.data, onCaption);
+  media.device.onmessage = (e) => onChannelMessage(e.data, onDeviceMessage);
+  try {
+    try {
+      media.local = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+    } catch (e) {
+      mediaStatus(`No camera or microphone (${e.message}): receiving only.`);
+      media.local = null;
+    }
+    if (media.pc !== pc) return;
+    if (media.local) {
+      $("local-video").srcObject = media.local;
+      for (const t of media.local.getTracks()) pc.addTrack(t, media.local);
+    } else {
+      pc.addTransceiver("video", { direction: "recvonly" });
+      pc.addTransceiver("audio", { direction: "recvonly" });
+    }
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    sendSignal({ type: "offer", sdp: pc.localDescription.sdp });
+  } catch (e) {
+    mediaFailed(e.message);
+  }
+}
+
+async function onSignal(msg) {
+  const pc = media.pc;
+  if (!pc || msg.case_id !== media.caseId) return;
+  if (msg.session && media.session && msg.session !== media.session) return;
+  const sig = msg.signal || {};
+  try {
+    if (sig.type === "answer") {
+      await pc.setRemoteDescription({ type: "answer", sdp: sig.sdp });
+      for (const c of media.pending.splice(0)) await addCandidate(pc, c);
+    } else if (sig.type === "offer") {
+      // The device may offer (either side may): answer it.
+      await pc.setRemoteDescription({ type: "offer", sdp: sig.sdp });
+      await pc.setLocalDescription(await pc.createAnswer());
+      sendSignal({ type: "answer", sdp: pc.localDescription.sdp });
+    } else if (sig.type === "candidate") {
+      if (!pc.remoteDescription) media.pending.push(sig);
+      else await addCandidate(pc, sig);
+    } else if (sig.type === "bye") {
+      endMedia(`The session ended (${sig.reason || "bye"}).`, false);
+    }
+  } catch (e) {
+    mediaFailed(e.message);
+  }
+}
+
+async function addCandidate(pc, sig) {
+  if (!sig.candidate) { await pc.addIceCandidate(); return; }  // end of candidates
+  await pc.addIceCandidate({ candidate: sig.candidate, sdpMid: sig.sdpMid ?? null,
+    sdpMLineIndex: sig.sdpMLineIndex ?? null, usernameFragment: sig.usernameFragment });
+}
+
+function endMedia(text, sayBye = true) {
+  if (media.pc) {
+    if (sayBye) sendSignal({ type: "bye", reason: "closed" });
+    media.pc.onconnectionstatechange = null;
+    media.pc.close();
+  }
+  if (media.local) for (const t of media.local.getTracks()) t.stop();
+  for (const id of ["remote-video", "local-video"]) $(id).srcObject = null;
+  Object.assign(media, { caseId: null, session: null, pc: null, local: null, captions: null,
+    device: null, pending: [] });
+  mediaStatus(text || "Video is off.");
+  renderMedia();
+}
+
+function onChannelMessage(data, fn) {
+  try {
+    fn(JSON.parse(data));
+  } catch (e) { /* a bad message from the device: ignore it */ }
+}
+
+function onCaption(m) {
+  if (m.type !== "caption") return;
+  const list = $("captions");
+  let li = media.captionRows.get(m.id);
+  if (!li) {
+    li = el("li", null, "caption");
+    media.captionRows.set(m.id, li);
+    list.append(li);
+    while (list.children.length > 50) {
+      const first = list.firstElementChild;
+      for (const [k, v] of media.captionRows) if (v === first) media.captionRows.delete(k);
+      first.remove();
+    }
+  }
+  const who = el("strong", `${m.speaker}: `);
+  const text = el("span", m.text, "text");
+  text.lang = m.lang || "";
+  const parts = [who, el("span", m.lang, "lang"), text];
+  if (m.original && m.original.text) {
+    const orig = el("div", null, "orig");
+    const o = el("span", m.original.text);
+    o.lang = m.original.lang || "";
+    orig.append(el("span", m.original.lang, "lang"), o);
+    parts.push(orig);
+  }
+  if (m.final === false) li.classList.add("partial"); else li.classList.remove("partial");
+  li.replaceChildren(...parts);
+  list.scrollTop = list.scrollHeight;
+}
+
+function sendCaption(text) {
+  const ch = media.captions;
+  if (!ch || ch.readyState !== "open") return false;
+  const m = { type: "caption", id: `w${++media.seq}`, speaker: "worker", text,
+    lang: (navigator.language || "en").split("-")[0], final: true, ts: Date.now() / 1000 };
+  ch.send(JSON.stringify(m));
+  onCaption(m);
+  return true;
+}
+
+function robotCommand(name) {
+  const ch = media.device;
+  const command = MOVES[name];
+  if (!ch || ch.readyState !== "open" || !command) return;
+  ch.send(JSON.stringify({ type: "command", id: `c${++media.seq}`, command }));
+  $("ds-result").textContent = `${name} sent…`;
+}
+
+function fmt(n, digits = 2) { return typeof n === "number" ? n.toFixed(digits) : "–"; }
+
+function showDeviceState(s) {
+  if (!s) return;
+  $("ds-battery").textContent = s.battery == null ? "mains power"
+    : `${(s.battery * 100).toFixed(0)} %${s.charging ? " (charging)" : ""}`;
+  $("ds-pose").textContent = s.pose ? `x ${fmt(s.pose.x)} m, y ${fmt(s.pose.y)} m, θ ${fmt(s.pose.theta)} rad` : "–";
+  $("ds-motion").textContent = s.estop ? `EMERGENCY STOP (${s.estop_reason || "latched"})`
+    : (s.linear || s.angular) ? `moving ${fmt(s.linear)} m/s, ${fmt(s.angular)} rad/s` : "stopped";
+}
+
+function onDeviceMessage(m) {
+  if (m.type === "device_state") showDeviceState(m.state);
+  else if (m.type === "command_result") {
+    $("ds-result").textContent = m.ok ? "ok" : `refused: ${m.message || m.error}`;
+    showDeviceState(m.state);
+  } else if (m.type === "error") {
+    $("ds-result").textContent = `error: ${m.message}`;
+  }
+}
+
+function wireMedia() {
+  $("media-start").addEventListener("click", startMedia);
+  $("media-end").addEventListener("click", () => endMedia("You ended the video."));
+  $("caption-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const input = $("caption-text");
+    const text = input.value.trim();
+    if (text && sendCaption(text)) input.value = "";
+  });
+  const controls = $("robot-controls");
+  controls.addEventListener("click", (e) => {
+    const b = e.target.closest("button[data-cmd]");
+    if (b && !b.disabled) robotCommand(b.dataset.cmd);
+  });
+  controls.addEventListener("keydown", (e) => {
+    const name = KEYS[e.key];
+    if (!name) return;
+    e.preventDefault();
+    robotCommand(name);
+  });
+  window.addEventListener("beforeunload", () => { if (media.pc) endMedia(); });
+}
+
 // --- start ------------------------------------------------------------------------------
 
 wireForms();
+wireMedia();
 setInterval(() => {  // keep "waiting since" honest
   for (const dd of document.querySelectorAll("dd[data-since]")) {
     const ts = Number(dd.dataset.since);
