@@ -6,9 +6,10 @@ Other conftests and tests import from here: ``from tests.helpers import require,
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
+
+from router.procs import free_port  # noqa: F401  (re-exported for the tests)
 
 
 def in_ci() -> bool:
@@ -33,10 +34,3 @@ def require(condition: bool, what: str, how: str) -> None:
     except TypeError:
         pytest.skip(message)
     raise skipped
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago on `host` (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]

@@ -16,6 +16,7 @@ import yaml
 
 from router.procs import RouterProcess
 from tests.helpers import require
+from tests.service.conftest import config_copy
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "test-artifacts" / "pages"
@@ -34,13 +35,9 @@ def bearer(subject: str) -> dict[str, str]:
 
 @pytest.fixture
 def router(tmp_path):
-    cfg = tmp_path / "config"
-    shutil.copytree(REPO / "config", cfg)
-    routing = yaml.safe_load((cfg / "routing.yaml").read_text())
     # Chat cases go straight to remote workers (telepresence step 1) instead of waiting
     # 45 s for a specialist step to pass; offers stay up while the browser works.
-    routing.update(default_workflow="telepresence", offer_timeout_s=60)
-    (cfg / "routing.yaml").write_text(yaml.safe_dump(routing, allow_unicode=True))
+    cfg = config_copy(tmp_path, default_workflow="telepresence", offer_timeout_s=60)
     # The built-in assistant files "I'd rather speak to a person" under account questions
     # (appointments skill): give the remote worker that skill so step 1 can offer to him.
     roster = yaml.safe_load((cfg / "workers.yaml").read_text())

@@ -6,15 +6,14 @@ Screenshots go to test-artifacts/pages/floor-*.png."""
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import httpx
 import pytest
-import yaml
 
 from router.procs import RouterProcess
-from tests.pages.test_desk import REPO, SHOTS, TIMEOUT_MS, bearer, browser  # noqa: F401
+from tests.service.conftest import config_copy
+from tests.pages.test_desk import SHOTS, TIMEOUT_MS, bearer, browser  # noqa: F401
 
 MAX_WAIT_S = 12
 PAGE_ERRORS: list[str] = []
@@ -22,13 +21,9 @@ PAGE_ERRORS: list[str] = []
 
 @pytest.fixture
 def router(tmp_path):
-    cfg = tmp_path / "config"
-    shutil.copytree(REPO / "config", cfg)
-    routing = yaml.safe_load((cfg / "routing.yaml").read_text())
     # A short service level (client-side "waiting too long") and max wait (the router's
     # wait_exceeded alert) so both show within the test; offers stay up while it works.
-    routing.update(service_level_s=3, max_wait_s=MAX_WAIT_S, offer_timeout_s=60)
-    (cfg / "routing.yaml").write_text(yaml.safe_dump(routing, allow_unicode=True))
+    cfg = config_copy(tmp_path, service_level_s=3, max_wait_s=MAX_WAIT_S, offer_timeout_s=60)
     proc = RouterProcess(cfg, f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
     client = proc.start()
     try:
