@@ -31,7 +31,7 @@ from edge.asr.errors import ASRError
 from edge.audio import AudioError, AudioFormatError, AudioFrame
 from edge.audio_sources import AudioSource, FileSource, MicSource, TrackSource
 from edge.models import ModelError, argos_dir, models_dir
-from edge.translate import ArgosTranslator, TranslationError, TranslationService
+from edge.translate import ArgosTranslator, Phrasebook, TranslationError, TranslationService
 from router.models import Ident, LangCode
 
 log = logging.getLogger("baton.edge")
@@ -55,6 +55,7 @@ class AudioConfig(_C):
 
 class TranslationConfig(_C):
     enabled: bool = True
+    phrasebook: str | None = None  # reviewed sentences, looked up before the model
     cache_size: int = Field(default=1024, ge=0)
     threads: int = Field(default=1, ge=1, le=16)
 
@@ -76,7 +77,11 @@ def load_edge_config(path: str | os.PathLike) -> EdgeConfig:
     """Raises router.config.ConfigError naming the file, the key and the reason."""
     from router.config import parse_file
 
-    return parse_file(Path(path), EdgeConfig)  # type: ignore[return-value]
+    cfg: EdgeConfig = parse_file(Path(path), EdgeConfig)  # type: ignore[assignment]
+    pb = cfg.translation.phrasebook
+    if pb and not Path(pb).is_absolute():  # relative to the config file
+        cfg.translation.phrasebook = str(Path(path).parent / pb)
+    return cfg
 
 
 # --- events out -------------------------------------------------------------------------
@@ -143,8 +148,9 @@ class ResidentTurn:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-# Returns the reply in the pivot language, or None for no reply.
-Assistant = Callable[[ResidentTurn], Awaitable[str | None]]
+# Returns the reply in the pivot language, or (text, language) when the reply is already in
+# another language (e.g. the router answered in the resident's own), or None for no reply.
+Assistant = Callable[[ResidentTurn], Awaitable[str | tuple[str, str] | None]]
 
 
 # --- the node ----------------------------------------------------------------------------
@@ -154,8 +160,10 @@ class EdgeNode:
     """Owns the recognizer, the translator and every task; ``async with`` or ``aclose()``."""
 
     def __init__(self, cfg: EdgeConfig, sink: EventSink, *, assistant: Assistant | None = None,
-                 engine: WhisperEngine | None = None, models: str | os.PathLike | None = None):
-        self.cfg, self.sink, self.assistant = cfg, sink, assistant
+                 engine: WhisperEngine | None = None, models: str | os.PathLike | None = None,
+                 speech: bool = True):
+        # speech=False: typed turns and translation only (no Whisper loaded).
+        self.cfg, self.sink, self.assistant, self.speech = cfg, sink, assistant, speech
         self.models = models_dir(models or cfg.models_dir)
         self.engine = engine
         self._own_engine = engine is None
@@ -179,7 +187,10 @@ class EdgeNode:
         return task
 
     async def start(self) -> None:
-        await self._start_asr()
+        if self.speech:
+            await self._start_asr()
+        else:
+            self.status["asr"] = "off"
         await self._start_translation()
         await self._emit("status", {"site": self.cfg.site, "device": self.cfg.device,
                                     "kind": self.cfg.kind, "languages": self.cfg.languages,
@@ -227,8 +238,16 @@ class EdgeNode:
             self.status["translation"] = "unavailable"
             await self._error("translation", exc)
             return
-        self.translation = TranslationService(translator, cache_size=t.cache_size)
-        self.status["translation"] = "ready" if translator.pairs else "no packages"
+        phrasebook = None
+        if t.phrasebook:
+            try:
+                phrasebook = await asyncio.to_thread(Phrasebook.load, t.phrasebook)
+            except TranslationError as exc:
+                await self._error("translation", exc)
+        self.translation = TranslationService(translator, cache_size=t.cache_size,
+                                              phrasebook=phrasebook)
+        self.status["translation"] = "ready" if translator.pairs else \
+            "phrasebook only" if phrasebook is not None else "no packages"
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
@@ -296,7 +315,9 @@ class EdgeNode:
                                              "stable": ev.stable, "unstable": ev.unstable,
                                              "start": ev.start, "end": ev.end})
 
-    async def _translate(self, text: str, src: str, dst: str) -> tuple[str | None, float]:
+    async def translate(self, text: str, src: str, dst: str) -> tuple[str | None, float]:
+        """(translation, ms); None when the languages match or there is no translator (a
+        failure is reported as an ``edge_error`` event, never raised)."""
         if src.split("-")[0] == dst.split("-")[0]:
             return None, 0.0
         if self.translation is None:
@@ -311,7 +332,7 @@ class EdgeNode:
     async def _resident_turn(self, text: str, language: str, confidence: float | None,
                              timings: dict[str, float]) -> None:
         pivot = self.cfg.pivot
-        translated, ms = await self._translate(text, language, pivot)
+        translated, ms = await self.translate(text, language, pivot)
         timings["translate_ms"] = round(ms, 2)
         await self._emit("turn", {
             "speaker": "resident", "language": language, "text": text,
@@ -331,9 +352,10 @@ class EdgeNode:
         if not reply:
             return
         assistant_ms = (time.perf_counter() - t0) * 1000
-        back, ms = await self._translate(reply, turn.pivot_language, language)
+        reply, reply_lang = reply if isinstance(reply, tuple) else (reply, turn.pivot_language)
+        back, ms = await self.translate(reply, reply_lang, language)
         await self._emit("turn", {
-            "speaker": "ai", "language": turn.pivot_language, "text": reply,
+            "speaker": "ai", "language": reply_lang, "text": reply,
             "translated": back, "translated_language": language if back else None,
             "confidence": None,
             "timings": {"assistant_ms": round(assistant_ms, 2), "translate_ms": round(ms, 2)}})
@@ -365,6 +387,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audio-file", default=None, help="use this file as the audio source")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.add_argument("--print-events", action="store_true", help="print events as JSON lines")
+    from edge.station import add_station_arguments
+
+    add_station_arguments(p)
 
 
 def run_cli(args) -> int:
@@ -377,6 +402,10 @@ def run_cli(args) -> int:
         return 2
     if args.audio_file:
         cfg.audio = AudioConfig(source="file", path=args.audio_file, realtime=True)
+    if args.router:
+        from edge.station import run_station
+
+        return run_station(cfg, args)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -235,11 +235,17 @@ class EdgeSync:
     # --- heartbeats ---------------------------------------------------------------------------
 
     def _heartbeat(self) -> None:
-        extra = self.telemetry() if self.telemetry else {}
-        hb = Heartbeat(conn=self._conn, ts=time.time(), interval_s=self.settings.heartbeat_s,
-                       outbox=OutboxStats(pending=self.outbox.pending,
-                                          capacity=self.outbox.capacity,
-                                          full=self.outbox.alarm == "full"), **extra)
+        try:
+            extra = self.telemetry() if self.telemetry else {}
+            hb = Heartbeat(conn=self._conn, ts=time.time(),
+                           interval_s=self.settings.heartbeat_s,
+                           outbox=OutboxStats(pending=self.outbox.pending,
+                                              capacity=self.outbox.capacity,
+                                              full=self.outbox.alarm == "full"), **extra)
+        except Exception:  # bad telemetry costs the heartbeat's extras, never the link
+            log.exception("telemetry failed; heartbeat sent without it")
+            hb = Heartbeat(conn=self._conn, ts=time.time(),
+                           interval_s=self.settings.heartbeat_s)
         try:
             self.client.publish(self._topic["heartbeat"], dumps(hb), qos=0)
         except NotConnected:

@@ -2,12 +2,15 @@
 
 from edge.translate.argos import ArgosTranslator, Translated
 from edge.translate.errors import MissingPairError, PackageError, TranslationError
+from edge.translate.phrasebook import Phrasebook, PhrasebookError
 from edge.translate.service import TranslationService
 
 __all__ = [
            "ArgosTranslator",
            "MissingPairError",
            "PackageError",
+           "Phrasebook",
+           "PhrasebookError",
            "Translated",
            "TranslationError",
            "TranslationService",

@@ -36,6 +36,7 @@ class Translated:
     route: tuple[str, ...]  # languages visited, e.g. ("es", "en", "ja") through the pivot
     ms: float
     cached: bool = False
+    via: str = "argos"  # argos | phrasebook
 
 
 class ArgosTranslator:

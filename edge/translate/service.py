@@ -8,19 +8,27 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from edge.translate.argos import ArgosTranslator, Translated, base_code
+from edge.translate.phrasebook import Phrasebook
 
 
 class TranslationService:
     """Owns the translator's thread. Use ``async with`` or call ``aclose()``."""
 
-    def __init__(self, translator: ArgosTranslator, *, cache_size: int = 1024):
+    def __init__(self, translator: ArgosTranslator, *, cache_size: int = 1024,
+                 phrasebook: Phrasebook | None = None):
         self.translator = translator
+        self.phrasebook = phrasebook
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple[str, str, str], Translated] = OrderedDict()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="translate")
         self.hits = self.misses = 0
 
     async def translate(self, text: str, src: str, dst: str) -> Translated:
+        if self.phrasebook is not None:
+            known = self.phrasebook.lookup(text, src, dst)
+            if known is not None:
+                return Translated(known, src, dst, (base_code(src), base_code(dst)), 0.0,
+                                  via="phrasebook")
         key = (base_code(src), base_code(dst), text)
         hit = self._cache.get(key)
         if hit is not None:

@@ -1,0 +1,376 @@
+"""The whole edge node of a kiosk or robot, connected to a router: ``baton edge --router …``.
+
+    resident (speech via EdgeNode, or typed) → translate → POST /v1/cases/{id}/turns
+        ← the AI's reply or "connecting you to a person" → translated → the device's screen
+        → while a person is on video: a caption (translation + original) to the worker
+    router → MQTT signal/down → SignalLink → MediaPeer (answer) per session; a new session
+        for the same case (the browser retrying after an ICE failure) replaces the old peer
+    worker caption → translated into the resident's language → the device's screen
+    router → MQTT command ``chat.say`` → ChatRelay → translated → the screen + a
+        ``translation`` event back through the outbox
+    DeviceRunner: motion within the safety limits, the watchdog ticking on time
+
+Everything here owns its tasks and closes them in ``aclose()``; nothing blocks the loop (the
+translator and Whisper run in their own threads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from edge.device import DeviceDriver, DeviceRunner, SafetyLimits, make_driver
+from edge.node import EdgeConfig, EdgeNode, ResidentTurn
+from edge.outbox import Outbox
+from edge.sync import EdgeSettings, EdgeSync, edge_mqtt_settings
+from edge.webrtc import MediaPeer, open_local_media
+from edge.webrtc.channels import Caption, CaptionText
+from edge.webrtc.display import make_display
+from edge.webrtc.mqtt_signaler import MqttSignaler, SignalLink
+from router.mqtt.messages import CaseUpdate, Command
+
+log = logging.getLogger("baton.edge.station")
+
+TERMINAL = {"resolved", "abandoned", "closed"}
+OPEN_RETRIES = 1  # a turn for a case closed meanwhile opens a new case once
+
+
+class StationError(Exception):
+    """The router refused something the station needs (the message says what to do)."""
+
+
+@dataclass(slots=True)
+class StationOptions:
+    router_url: str
+    token: str
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    outbox_path: str | Path = "edge-outbox.db"
+    video: str = "auto"        # edge.webrtc.open_local_media: auto | test | none | path
+    audio: str = "tone"
+    display: str = "auto"      # auto | window | record
+    speech: bool = True        # load Whisper (False: typed turns and translation only)
+    command_timeout_s: float = 2.0
+    heartbeat_s: float = 10.0
+    state_interval_s: float = 0.5
+
+
+class Station:
+    def __init__(self, cfg: EdgeConfig, opts: StationOptions, *,
+                 driver: DeviceDriver | None = None, models: str | None = None,
+                 print_events: bool = False):
+        self.cfg, self.opts, self.print_events = cfg, opts, print_events
+        self.driver = driver or make_driver(
+            cfg.kind, SafetyLimits(command_timeout_s=opts.command_timeout_s))
+        self.runner = DeviceRunner(self.driver)
+        self.node = EdgeNode(cfg, self, assistant=self._ask_router, models=models,
+                             speech=opts.speech)
+        self.outbox = Outbox(opts.outbox_path, cfg.device)
+        self.sync = EdgeSync(
+            EdgeSettings(cfg.site, cfg.device, cfg.kind,
+                         edge_mqtt_settings(cfg.device, opts.token, opts.mqtt_host,
+                                            opts.mqtt_port),
+                         heartbeat_s=opts.heartbeat_s),
+            self.outbox, on_command=self._command, on_case=self._on_case,
+            telemetry=self._telemetry)
+        self.link = SignalLink.attach(self.sync)
+        self.http = httpx.AsyncClient(base_url=opts.router_url, timeout=10.0,
+                                      headers={"Authorization": f"Bearer {opts.token}"})
+        self.chat: Any = None  # edge.chat.ChatRelay once the node's translator is up
+        self.case_id: str | None = None  # the conversation at the device now
+        self.case_language: str | None = None
+        self.case: CaseUpdate | None = None
+        self.peer: MediaPeer | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._seq = 0
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Station:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        await self.outbox.open()
+        self.runner.start()
+        await self.node.start()
+        from edge.chat import ChatRelay
+
+        self.chat = ChatRelay(self.sync, self.driver, self.node.translation)
+        await self.sync.start()
+        self._spawn(self._sessions(), "sessions")
+        self._out("station", {"site": self.cfg.site, "device": self.cfg.device,
+                              "kind": self.cfg.kind, **self.node.status})
+
+    async def aclose(self) -> None:
+        if self.peer is not None:
+            await self.peer.aclose()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.link.aclose()
+        await self.sync.aclose()
+        await self.node.aclose()
+        await self.runner.aclose()
+        await self.outbox.aclose()
+        await self.http.aclose()
+
+    def _spawn(self, coro, name: str) -> asyncio.Task:
+        task = asyncio.create_task(coro, name=f"station-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- the resident ---------------------------------------------------------------------
+
+    async def say(self, text: str, language: str) -> None:
+        """A resident's typed turn (the kiosk keyboard, or the simulated resident)."""
+        await self.node.submit_text(text, language)
+
+    async def _ask_router(self, turn: ResidentTurn) -> tuple[str, str] | str | None:
+        """The EdgeNode's assistant hook: the router's transition layer answers."""
+        body = {"text": turn.text, "language": turn.language,
+                "translated": turn.pivot_text if turn.pivot_language != turn.language
+                else None}
+        if self.peer is not None and self.peer.connected.is_set():
+            self._caption_resident(turn)
+        for attempt in range(OPEN_RETRIES + 1):
+            case_id = self.case_id or await self._open_case(turn.language)
+            r = await self.http.post(f"/v1/cases/{case_id}/turns", json=body)
+            if r.status_code == 409 and attempt < OPEN_RETRIES:
+                self.case_id = None  # closed meanwhile: a new conversation
+                continue
+            if r.status_code != 200:
+                raise StationError(f"the router refused the turn ({r.status_code}): {r.text}")
+            break
+        out = r.json()
+        self._out("router_turn", {"case_id": case_id, "ai_silent": out["ai_silent"],
+                                  "decision": out["decision"]["decision"],
+                                  "handoff": out["handoff"]})
+        if out["reply"]:
+            return out["reply"]["text"], out["reply"]["language"]
+        if out["handoff"]:
+            msg, wait = out["handoff"]["message"], out["handoff"].get("wait_estimate_s")
+            shown, _ = await self.node.translate(msg, turn.pivot_language, turn.language)
+            lang = turn.language if shown else turn.pivot_language
+            return (shown or msg) + (f" (~{wait} s)" if wait is not None else ""), lang
+        return None
+
+    async def _open_case(self, language: str) -> str:
+        channel = "video" if self.cfg.kind == "robot" else "chat"
+        r = await self.http.post("/v1/cases", json={
+            "site": self.cfg.site, "device": self.cfg.device, "language": language,
+            "channel": channel, "escalate": False})  # the AI first; the router decides
+        if r.status_code != 201:
+            raise StationError(f"the router did not open a case ({r.status_code}): {r.text}")
+        self.case_id, self.case_language = r.json()["id"], language
+        self._out("case_opened", {"case_id": self.case_id, "language": language})
+        return self.case_id
+
+    def _caption_resident(self, turn: ResidentTurn) -> None:
+        self._seq += 1
+        original = CaptionText(text=turn.text, lang=turn.language) \
+            if turn.pivot_language != turn.language else None
+        self.peer.send_caption(Caption(id=f"r{self._seq}", speaker="resident",
+                                       text=turn.pivot_text, lang=turn.pivot_language,
+                                       original=original, ts=time.time()))
+
+    # --- EventSink (what the EdgeNode reports) --------------------------------------------
+
+    async def emit(self, type: str, payload: dict[str, Any]) -> None:
+        if type == "turn" and payload["speaker"] == "ai":
+            shown = payload.get("translated") or payload["text"]
+            lang = payload.get("translated_language") or payload["language"]
+            self.driver.display_text(shown, lang)
+            self._out("display", {"text": shown, "lang": lang, "from": "ai"})
+        elif type == "caption" and self.peer is not None and self.peer.connected.is_set():
+            # A partial of the resident's speech, in their language (the final follows).
+            self.peer.send_caption(Caption(
+                id=f"u{payload['utterance']}", speaker="resident", final=False,
+                text=(payload["stable"] + " " + payload["unstable"]).strip() or "…",
+                lang=payload["language"]))
+        self._out(type, payload)
+
+    # --- telepresence sessions ------------------------------------------------------------
+
+    async def _sessions(self) -> None:
+        while True:
+            signaler = await self.link.next_session()
+            if self.peer is not None:  # a new session for a case replaces the old one
+                await self.peer.aclose()
+                self.peer = None
+            try:
+                self.peer = await self._answer(signaler)
+            except Exception:
+                log.exception("telepresence session failed to start",
+                              extra={"case_id": signaler.case_id})
+
+    async def _answer(self, signaler: MqttSignaler) -> MediaPeer:
+        media = await asyncio.to_thread(open_local_media, self.opts.video, self.opts.audio)
+        peer = MediaPeer(signaler, role="answer", media=media,
+                         display=make_display(self.opts.display), device=self.runner,
+                         on_caption=self._worker_caption, ice_servers=signaler.ice_servers,
+                         name=f"edge-{self.cfg.device}",
+                         state_interval_s=self.opts.state_interval_s)
+        await peer.start()
+        self._out("session", {"case_id": signaler.case_id, "session": signaler.session,
+                              "worker": signaler.worker})
+        return peer
+
+    def _worker_caption(self, cap: Caption) -> None:
+        if cap.speaker == "worker" and cap.final:
+            self._spawn(self._show_worker_caption(cap), "worker-caption")
+
+    async def _show_worker_caption(self, cap: Caption) -> None:
+        """The worker's words in the resident's language on the screen, and back to the
+        worker's captions so they see what the resident reads."""
+        to = self._resident_language()
+        translated, _ = await self.node.translate(cap.text, cap.lang, to)
+        shown, lang = (translated, to) if translated else (cap.text, cap.lang)
+        self.driver.display_text(shown, lang)
+        self._out("display", {"text": shown, "lang": lang, "from": "worker"})
+        if translated and self.peer is not None:
+            self.peer.send_caption(Caption(id=cap.id, speaker="worker", text=translated,
+                                           lang=to, original=CaptionText(text=cap.text,
+                                                                         lang=cap.lang)))
+
+    def _resident_language(self) -> str:
+        return self.case_language or self.cfg.languages[0]
+
+    # --- from the router ------------------------------------------------------------------
+
+    def _on_case(self, update: CaseUpdate) -> None:
+        if update.case_id != self.case_id and update.state not in TERMINAL:
+            self.case_id = update.case_id  # opened elsewhere (e.g. another surface)
+        self.case = update
+        if update.state in TERMINAL and update.case_id == self.case_id:
+            self.case_id = self.case_language = None
+        self._out("case", {"case_id": update.case_id, "state": update.state,
+                           "worker": update.assigned_worker})
+
+    async def _command(self, cmd: Command) -> str | tuple[str, str]:
+        if cmd.type == "chat.say" and self.chat is not None:
+            status, detail = await self.chat(cmd)
+            self._out("chat", {"command_id": cmd.command_id, "status": status,
+                               "detail": detail})
+            return status, detail
+        return "unsupported", f"this device has no handler for {cmd.type!r}"
+
+    def _telemetry(self) -> dict[str, Any]:
+        s = self.driver.state()
+        out: dict[str, Any] = {}
+        if s.battery is not None:
+            out["battery"] = {"percent": round(s.battery * 100, 1), "charging": s.charging}
+        if s.docked is not None:
+            out["docked"] = s.docked
+        return out
+
+    # --- output ---------------------------------------------------------------------------
+
+    def _out(self, type: str, payload: dict[str, Any]) -> None:
+        log.info("edge %s", type, extra={"event": type})
+        if self.print_events:
+            print(json.dumps({"event": type, "ts": time.time(), **payload},
+                             ensure_ascii=False, default=str), flush=True)
+
+
+async def read_resident_lines(station: Station, stream=None) -> None:
+    """The simulated resident (an honest stand-in for the kiosk keyboard): one turn per line
+    on stdin, ``<language>: <text>`` (e.g. ``ja: 人と話したいです``)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                 stream or sys.stdin)
+    while line := await reader.readline():
+        text = line.decode("utf-8", "replace").strip()
+        lang, sep, said = text.partition(":")
+        if not sep or not said.strip() or lang.strip() not in station.cfg.languages:
+            station._out("input_error", {
+                "line": text[:200], "message": "expected '<language>: <text>' with one of "
+                f"{', '.join(station.cfg.languages)}"})
+            continue
+        with contextlib.suppress(asyncio.CancelledError):
+            try:
+                await station.say(said.strip(), lang.strip())
+            except Exception as exc:  # noqa: BLE001 - one bad turn must not end the input
+                station._out("input_error", {"line": text[:200], "message": str(exc)})
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+def add_station_arguments(p) -> None:
+    g = p.add_argument_group("connected to a router (telepresence, chat, the AI via the router)")
+    g.add_argument("--router", default=None, help="the router's URL, e.g. http://127.0.0.1:8000;"
+                   " without it the node runs alone and only reports events")
+    g.add_argument("--token", default=None, help="the device's bearer token (default "
+                   "$BATON_DEVICE_TOKEN); also its MQTT password")
+    g.add_argument("--mqtt-host", default="127.0.0.1")
+    g.add_argument("--mqtt-port", type=int, default=1883)
+    g.add_argument("--outbox", default=None, help="the outbox database (default "
+                   "./var/edge-<device>.db)")
+    g.add_argument("--video", default="auto", help="auto (camera if present, else a test "
+                   "pattern) | test | none | a file or /dev/videoN")
+    g.add_argument("--audio-out", default="tone", help="tone | silence | none | a file | "
+                   "alsa:<device> | pulse:<device>")
+    g.add_argument("--display", default="auto", choices=["auto", "window", "record"])
+    g.add_argument("--no-speech", action="store_true", help="typed turns only (no Whisper)")
+    g.add_argument("--command-timeout", type=float, default=2.0,
+                   help="seconds a motion runs without renewal (at most 10)")
+    g.add_argument("--resident-stdin", action="store_true", help="the simulated resident: "
+                   "read '<language>: <text>' turns from stdin")
+
+
+def run_station(cfg: EdgeConfig, args) -> int:
+    import os
+    import signal
+
+    token = args.token or os.environ.get("BATON_DEVICE_TOKEN")
+    if not token:
+        print("baton edge: --router needs the device's token: pass --token or set "
+              "BATON_DEVICE_TOKEN (config/tokens.yaml lists the demo tokens)", flush=True)
+        return 2
+    if not 0 < args.command_timeout <= 10:
+        print(f"baton edge: --command-timeout must be in (0, 10] s, got {args.command_timeout}",
+              flush=True)
+        return 2
+    outbox = args.outbox or f"var/edge-{cfg.device}.db"
+    Path(outbox).parent.mkdir(parents=True, exist_ok=True)
+    opts = StationOptions(router_url=args.router.rstrip("/"), token=token,
+                          mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port,
+                          outbox_path=outbox, video=args.video, audio=args.audio_out,
+                          display=args.display, speech=not args.no_speech,
+                          command_timeout_s=args.command_timeout)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with Station(cfg, opts, models=args.models_dir,
+                           print_events=args.print_events) as station:
+            tasks = []
+            if args.resident_stdin:
+                tasks.append(asyncio.create_task(read_resident_lines(station)))
+            try:
+                await asyncio.wait_for(stop.wait(), args.seconds)
+            except TimeoutError:
+                pass
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(main())
+    return 0
