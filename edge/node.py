@@ -196,6 +196,8 @@ class EdgeNode:
                                     "kind": self.cfg.kind, "languages": self.cfg.languages,
                                     **self.status})
         a = self.cfg.audio
+        if not self.speech:
+            return  # no recognizer: nothing would listen to the audio
         if a.source == "file" and a.path:
             self.run_source(FileSource(a.path, realtime=a.realtime))
         elif a.source == "mic":

@@ -117,6 +117,8 @@ def _queued(case: Case, event) -> None:
     case.routing_state = CaseState.queued
     case.requirement = event.payload.requirement
     case.preferred_worker = event.payload.preferred_worker
+    if event.payload.intent is not None:
+        case.intent = event.payload.intent
     case.queued_at = event.ts
 
 

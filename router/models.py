@@ -181,6 +181,9 @@ class QueuedPayload(Strict):
     reasons: list[str] = Field(default_factory=list)
     # Repeat contact: asked first, for routing.preferred_worker.fallback_s.
     preferred_worker: Ident | None = None
+    # What the case is about as routed (the assistant's intent on an escalating turn); the
+    # case takes it, so it need not be known when the case is opened.
+    intent: str | None = None
 
 
 class OfferPayload(Strict):

@@ -71,3 +71,65 @@ class RouterProcess:
             self.kill()
         if self.proc.stdout:
             self.proc.stdout.close()
+
+
+class EdgeProcess:
+    """``baton edge --router …`` as a child process, with ``--print-events``: its JSON event
+    lines are collected (``events``) and the simulated resident types on its stdin."""
+
+    def __init__(self, edge_config: str | Path, router_url: str, token: str, mqtt_port: int,
+                 outbox: str | Path, *, extra: list[str] | None = None,
+                 cwd: str | Path | None = None):
+        import json
+        import threading
+
+        self._json = json
+        self.events: list[dict] = []
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "router.cli", "edge", "--config", str(edge_config),
+             "--router", router_url, "--token", token, "--mqtt-port", str(mqtt_port),
+             "--outbox", str(outbox), "--resident-stdin", "--print-events", *(extra or [])],
+            cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, encoding="utf-8", env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        threading.Thread(target=self._read, daemon=True, name="edge-output").start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip())
+            if line.startswith("{"):
+                try:
+                    event = self._json.loads(line)
+                except ValueError:
+                    continue
+                with self._lock:
+                    self.events.append(event)
+
+    def say(self, lang: str, text: str) -> None:
+        """The resident types a turn."""
+        self.proc.stdin.write(f"{lang}: {text}\n")
+        self.proc.stdin.flush()
+
+    def wait_event(self, pred, timeout: float, what: str, after: int = 0) -> dict:
+        """The first event (from index ``after``) for which ``pred`` holds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                hit = next((e for e in self.events[after:] if pred(e)), None)
+            if hit is not None:
+                return hit
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"edge: timed out waiting for {what}; its last output:\n"
+                             + "\n".join(self.lines[-40:]))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)

@@ -5,8 +5,9 @@
 #   BATON_SKIP_SYSTEM_PACKAGES=1       never call apt-get (only report what is missing)
 set -euo pipefail
 
-# Debian packages: the broker for tests, headless browser tests, test speech.
-APT_PACKAGES=(mosquitto mosquitto-clients chromium espeak-ng sox xvfb)
+# Debian packages: the broker for tests, headless browser tests (with CJK fonts, so Japanese
+# and Chinese text renders in screenshots), test speech.
+APT_PACKAGES=(mosquitto mosquitto-clients chromium fonts-noto-cjk espeak-ng sox xvfb)
 PIP_TARGET='.[test]'
 
 say() { printf 'setup: %s\n' "$*"; }

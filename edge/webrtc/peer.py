@@ -355,5 +355,9 @@ class MediaPeer:
         while True:
             await asyncio.sleep(self.state_interval_s)
             if self.device is not None:
-                self._send(self.device_channel,
-                           DeviceStateMsg(state=self.device.driver.state().as_dict()).model_dump())
+                st = self.display.stats()
+                state = self.device.driver.state().as_dict()
+                # What the device receives from the worker, so their page can show it.
+                state["media"] = {"rx_fps": round(st.fps, 1), "rx_frames": st.video_frames,
+                                  "rx_size": [st.width, st.height] if st.width else None}
+                self._send(self.device_channel, DeviceStateMsg(state=state).model_dump())

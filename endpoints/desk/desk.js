@@ -1,11 +1,23 @@
 // Baton desk: one page for agents, specialists and remote workers.
 // The worker WebSocket (/v1/ws, protocol in router/service/ws.py) brings offers, cases,
 // presence and AI suggestions, and carries presence, accept and decline; case actions
-// (notes, transfer, close) go over REST (/v1/cases/{id}/…).
+// (notes, chat messages, transfer, close) go over REST (/v1/cases/{id}/…).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "baton-desk-token";
+// One page, two surfaces: /desk for agents and specialists, /telepresence for remote workers
+// on robots and kiosks (video first, started on accept; layout in endpoints/telepresence).
+const SURFACE = location.pathname.replace(/\/+$/, "") === "/telepresence" ? "telepresence" : "desk";
+if (SURFACE === "telepresence") {
+  document.body.dataset.surface = SURFACE;
+  document.title = "Baton — remote worker";
+  document.querySelector("h1 .sub").textContent = "remote worker";
+  const css = document.createElement("link");
+  css.rel = "stylesheet";
+  css.href = "/static/telepresence/telepresence.css";
+  document.head.append(css);
+}
 
 const state = {
   token: null,
@@ -329,6 +341,20 @@ function renderCaseMeta() {
   $("case-meta").textContent = `${c.site} / ${c.device || "-"} · ${c.language} · ${c.channel} · `
     + `${c.intent || "intent not known"} · ${c.state} · ${who}`;
   renderMedia();
+  renderChat();
+}
+
+// The chat panel: only for a case connected to me. Messages go to the router, which records
+// them in the transcript and, for a device's case, has the device translate and show them.
+function renderChat() {
+  const entry = state.cases.get(state.current);
+  const c = entry && entry.case;
+  const mine = !!c && c.state === "connected" && c.assigned_worker === state.me.subject;
+  $("chat").hidden = !mine;
+  if (!mine) return;
+  $("chat-where").textContent = c.device
+    ? `Shown on ${c.device}'s screen in ${c.language}, translated by the device.`
+    : "Added to the conversation.";
 }
 
 function renderCase(notice) {
@@ -456,6 +482,33 @@ function wireForms() {
     });
   });
 
+  $("chat-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (e.target.querySelector("button[type=submit]").disabled) return;  // one in flight
+    const text = $("chat-text").value.trim();
+    if (!text) { $("chat-status").textContent = "Write a message first."; return; }
+    $("chat-status").textContent = "Sending…";
+    caseAction(e.target, async (id) => {
+      try {
+        const r = await api("POST", `/v1/cases/${encodeURIComponent(id)}/messages`, { text });
+        $("chat-text").value = "";
+        $("chat-status").textContent = r.delivered_to
+          ? `Sent to ${r.delivered_to}; its translation appears in the transcript once shown.`
+          : (r.delivery_error || "Added to the conversation.");
+      } catch (err) {
+        $("chat-status").textContent = "Not sent (the reason is shown above); your message is kept.";
+        throw err;
+      }
+      await refreshPacket(id);
+    });
+  });
+  $("chat-text").addEventListener("keydown", (e) => {
+    // Enter sends, Shift+Enter is a new line; Enter that ends an IME composition is not a send.
+    if (e.key !== "Enter" || e.shiftKey || e.isComposing || e.keyCode === 229) return;
+    e.preventDefault();
+    $("chat-form").requestSubmit();
+  });
+
   $("transfer-form").addEventListener("submit", (e) => {
     e.preventDefault();
     caseAction(e.target, async (id) => {
@@ -496,12 +549,13 @@ function wireForms() {
 // Media flows directly to the device; captions (id 1) and device commands (id 2) travel on
 // pre-negotiated data channels.
 
-const MOVE_S = 1.0;  // every move stops by itself after this (the device caps it too)
+// Moves carry no duration: the device stops each one by itself at its safety timeout
+// (at most 10 s) unless renewed, so a lost connection can never leave the robot moving.
 const MOVES = {
-  forward: { type: "move", linear: 0.3, angular: 0, duration_s: MOVE_S },
-  back: { type: "move", linear: -0.2, angular: 0, duration_s: MOVE_S },
-  left: { type: "move", linear: 0, angular: 0.6, duration_s: MOVE_S },
-  right: { type: "move", linear: 0, angular: -0.6, duration_s: MOVE_S },
+  forward: { type: "move", linear: 0.3, angular: 0 },
+  back: { type: "move", linear: -0.2, angular: 0 },
+  left: { type: "move", linear: 0, angular: 0.6 },
+  right: { type: "move", linear: 0, angular: -0.6 },
   stop: { type: "stop" },
   estop: { type: "estop", reason: "worker" },
 };
@@ -517,7 +571,10 @@ const media = {
   pending: [],         // candidates that arrived before the answer
   seq: 0,
   captionRows: new Map(),
+  retries: 0,          // reconnects after an ICE failure, this case
+  autoStarted: new Set(),  // telepresence surface: cases whose video started on accept
 };
+const ICE_RETRIES = 3;
 
 function mediaCase() {
   const entry = state.cases.get(state.current);
@@ -532,6 +589,10 @@ function renderMedia() {
   if (media.caseId && (!c || c.id !== media.caseId)) {
     const entry = state.cases.get(media.caseId);
     if (!entry || entry.case.state !== "connected") endMedia("The case is no longer connected.");
+  }
+  if (SURFACE === "telepresence" && c && !media.pc && !media.autoStarted.has(c.id)) {
+    media.autoStarted.add(c.id);  // once: after "End video" the worker starts it again
+    setTimeout(startMedia, 0);
   }
   const live = !!media.pc && c && c.id === media.caseId;
   $("media-start").disabled = !!media.pc;
@@ -584,7 +645,13 @@ async function onSignalSession(msg) {
   pc.onconnectionstatechange = () => {
     if (media.pc !== pc) return;
     const s = pc.connectionState;
-    if (s === "connected") mediaStatus(`Live with ${msg.device}.`);
+    if (s === "connected") { media.retries = 0; mediaStatus(`Live with ${msg.device}.`); }
+    else if (s === "failed" && media.retries < ICE_RETRIES) {
+      // A new session: the device replaces its peer (fresh ICE), the case keeps going.
+      const caseId = media.caseId, attempt = ++media.retries;
+      endMedia(`The connection failed; reconnecting (attempt ${attempt} of ${ICE_RETRIES})…`);
+      setTimeout(() => { if (state.current === caseId) startMedia(); }, 500 * attempt);
+    }
     else if (s === "failed") mediaFailed("the connection failed");
     else if (s !== "closed") mediaStatus(`Connection: ${s}…`);
   };
@@ -726,7 +793,15 @@ function showDeviceState(s) {
     : `${(s.battery * 100).toFixed(0)} %${s.charging ? " (charging)" : ""}`;
   $("ds-pose").textContent = s.pose ? `x ${fmt(s.pose.x)} m, y ${fmt(s.pose.y)} m, θ ${fmt(s.pose.theta)} rad` : "–";
   $("ds-motion").textContent = s.estop ? `EMERGENCY STOP (${s.estop_reason || "latched"})`
-    : (s.linear || s.angular) ? `moving ${fmt(s.linear)} m/s, ${fmt(s.angular)} rad/s` : "stopped";
+    : (s.linear || s.angular) ? `moving ${fmt(s.linear)} m/s, ${fmt(s.angular)} rad/s`
+    : `stopped${s.stops ? ` (stopped by itself ${s.stops}×)` : ""}`;
+  $("ds-motion").dataset.stops = String(s.stops || 0);
+  if (s.media) {
+    $("ds-video").textContent = s.media.rx_frames
+      ? `${fmt(s.media.rx_fps, 0)} fps${s.media.rx_size ? ` at ${s.media.rx_size.join("×")}` : ""}`
+      : "no video from you yet";
+    $("ds-video").dataset.fps = String(s.media.rx_fps || 0);
+  }
 }
 
 function onDeviceMessage(m) {

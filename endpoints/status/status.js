@@ -1,6 +1,7 @@
 // Baton floor monitor (supervisors): sites and devices, queues, active cases and who has them,
 // alerts, KPIs. REST for snapshots, the worker WebSocket (as a supervisor) for live changes.
-// A supervisor can reassign a connected case to a named worker (a warm transfer).
+// A supervisor can reassign a connected case to a named worker (a warm transfer), or take it
+// themselves when they are on the worker roster (they then work it at /desk).
 "use strict";
 
 const TOKEN_KEY = "baton-token";
@@ -20,7 +21,7 @@ const LABEL = {
 };
 
 const state = {
-  token: null, ws: null, timers: [], skew: 0, slS: 20,
+  token: null, me: null, ws: null, timers: [], skew: 0, slS: 20,
   cases: new Map(), workers: [], devices: [], sites: [], stats: null, kpis: null,
   sync: null,            // Map device → bridge view, or null when /v1/sync is unavailable
   syncMsg: "", alerts: [], reassigning: null,
@@ -83,6 +84,7 @@ async function signIn(token) {
     return;
   }
   showError("");
+  state.me = me.data.subject;
   sessionStorage.setItem(TOKEN_KEY, token);
   if (location.hash.includes("token=")) history.replaceState(null, "", location.pathname);
   $("signin").hidden = true;
@@ -310,9 +312,25 @@ function whoHasIt(c) {
   return "nobody yet";
 }
 
+const onRoster = () => state.workers.some((w) => w.id === state.me);
+
+function actionButton(c, action, text, label, onClick) {
+  const b = el("button", text);
+  b.type = "button";
+  b.dataset.action = action;
+  b.setAttribute("aria-label", label);
+  b.addEventListener("click", () => onClick(c.id, b));
+  return b;
+}
+
 function renderCases() {
   const rows = activeCases();
   $("cases-none").hidden = rows.length > 0;
+  $("take-help").hidden = !state.workers.length || onRoster();
+  // The table is rebuilt every second: keep the keyboard focus on the same button.
+  const f = document.activeElement;
+  const keep = f && f.dataset && f.dataset.action && $("cases").contains(f)
+    ? [f.closest("tr").dataset.case, f.dataset.action] : null;
   $("cases").replaceChildren(...rows.map((c) => {
     const tr = el("tr");
     tr.dataset.case = c.id;
@@ -325,15 +343,18 @@ function renderCases() {
     tr.append(w);
     const act = el("td");
     if (c.state === "connected") {
-      const b = el("button", "Reassign");
-      b.type = "button";
-      b.setAttribute("aria-label", `Reassign case ${c.id}`);
-      b.addEventListener("click", () => openReassign(c.id));
-      act.append(b);
+      act.append(actionButton(c, "reassign", "Reassign", `Reassign case ${c.id}`, openReassign));
+      if (onRoster() && c.assigned_worker !== state.me) {
+        act.append(" ", actionButton(c, "take", "Take", `Take case ${c.id} yourself`, takeCase));
+      }
     }
     tr.append(act);
     return tr;
   }));
+  if (keep) {
+    const b = document.querySelector(`tr[data-case="${CSS.escape(keep[0])}"] button[data-action="${keep[1]}"]`);
+    if (b) b.focus();
+  }
   if (state.reassigning && $("reassign-status").dataset.busy !== "1"
       && !rows.some((c) => c.id === state.reassigning && c.state === "connected")) {
     closeReassign();   // the case closed or moved on while the form was open
@@ -506,7 +527,7 @@ function closeReassign() {
   const id = state.reassigning;
   state.reassigning = null;
   $("reassign").hidden = true;
-  const b = id && document.querySelector(`tr[data-case="${CSS.escape(id)}"] button`);
+  const b = id && document.querySelector(`tr[data-case="${CSS.escape(id)}"] button[data-action="reassign"]`);
   if (b) b.focus();
 }
 
@@ -537,6 +558,31 @@ async function submitReassign(e) {
     state.alerts.push({ kind: "transfer_failed", at: now(), case_id: caseId, worker_id: to,
       message: `Reassigning ${caseId} to ${to} failed: ${why}` });
     render();
+  }
+}
+
+// --- take -------------------------------------------------------------------------------
+
+async function takeCase(caseId, button) {
+  // The router checks the rest (on the roster, available at the desk, speaks the language)
+  // and says what to do when it refuses.
+  const c = state.cases.get(caseId);
+  const from = c && c.assigned_worker ? workerName(c.assigned_worker) : "its worker";
+  if (!confirm(`Take case ${caseId} from ${from}? It moves to your desk (/desk) at once and `
+      + `cannot be routed back to ${from}.`)) return;
+  button.disabled = true;
+  const r = await api(`/v1/cases/${encodeURIComponent(caseId)}/take`, "POST", {});
+  if (r.ok) {
+    log(`you took ${caseId} from ${from}`);
+    showError("");
+    state.cases.set(caseId, r.data);
+    render();
+    const row = document.querySelector(`tr[data-case="${CSS.escape(caseId)}"] th`);
+    if (row) { row.tabIndex = -1; row.focus(); }
+  } else {
+    button.disabled = false;
+    const why = (r.data && (r.data.message || r.data.detail)) || `HTTP ${r.status}`;
+    showError(`Taking ${caseId} failed: ${why}`);
   }
 }
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from router.models import CaseState
+from router.models import CaseState, Role
 from router.mqtt import topics
 from router.mqtt.client import NotConnected
 from router.mqtt.signal_wire import (
@@ -33,7 +33,7 @@ from router.mqtt.signal_wire import (
     dump,
     signal_dict,
 )
-from router.service.auth import WORKER_ROLES
+from router.service.auth import DESK_ROLES
 from router.service.core import RouterCore
 
 log = logging.getLogger("baton.signal")
@@ -61,13 +61,15 @@ class SignalRelay:
     # --- worker → device ------------------------------------------------------------------
 
     def _authorize(self, principal, case_id: str):
-        if principal.role not in WORKER_ROLES:
+        if principal.role not in DESK_ROLES:
             raise SignalRefused(f"role {principal.role.value} cannot join a case's media; "
-                                "take the case first (it is then assigned to you)")
+                                "only the worker a case is assigned to can")
         case = self.core.cases.get(case_id)
         if case is None or case.assigned_worker != principal.subject:
+            hint = "; take the case first (floor monitor: Take)" \
+                if principal.role is Role.supervisor else ""
             raise SignalRefused(f"case {case_id!r} is not assigned to you: signaling is only "
-                                "for the worker a connected case is assigned to")
+                                f"for the worker a connected case is assigned to{hint}")
         if case.state is not CaseState.connected:
             raise SignalRefused(f"case {case_id!r} is {case.state.value}, not connected")
         if case.device is None:

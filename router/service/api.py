@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -11,15 +12,20 @@ from pydantic import TypeAdapter, ValidationError
 from router.casestate import Case
 from router.models import TERMINAL_STATES, CaseEvent, CaseState, Presence, Requirement, Role
 from router.kpis import compute_kpis
+from router.mqtt.bridge import BridgeError
 from router.packet import full_packet
 from router.service import views
 from router.service.auth import WORKER_ROLES, Authed, Principal, can_see, require
 from router.service.core import CoreError, RouterCore
+from router.store.errors import StoreError
 from router.store.sync import SyncStore
 from router.service.stats import stats
 
 api = APIRouter(prefix="/v1")
 EVENT = TypeAdapter(CaseEvent)
+log = logging.getLogger("baton.api")
+CHAT_COMMAND = "chat.say"  # edge/chat.py runs it
+CHAT_TTL_S = 600.0  # a message the resident did not see within 10 min is not shown late
 
 
 async def core_of(request: Request) -> RouterCore:
@@ -156,6 +162,17 @@ async def transfer_case(case_id: str, body: views.TransferCase, core: Core,
     return views.case_view(case, core)
 
 
+@api.post("/cases/{case_id}/take")
+async def take_case(case_id: str, core: Core, body: views.TakeCase | None = None,
+                    principal: Principal = require(Role.supervisor)) -> dict[str, Any]:
+    """A supervisor takes a connected case themselves: a warm transfer to their own worker
+    id, accepted at once. They must be on the worker roster (config/workers.yaml) and
+    available on their desk (/desk), where they then work the case."""
+    await _visible_case(core, principal, case_id)
+    case = await core.take(case_id, principal.subject, body.note if body else "")
+    return views.case_view(case, core)
+
+
 @api.post("/cases/{case_id}/handback")
 async def handback(case_id: str, body: views.Handback, core: Core,
                    principal: Principal = Workers) -> dict[str, Any]:
@@ -174,6 +191,35 @@ async def add_note(case_id: str, body: views.NoteIn, core: Core,
         raise HTTPException(403, "devices add turns as events, not notes")
     case = await core.add_note(case_id, principal.subject, body.text)
     return views.case_view(case, core)
+
+
+@api.post("/cases/{case_id}/messages", status_code=201)
+async def send_message(case_id: str, body: views.MessageIn, request: Request, core: Core,
+                       principal: Authed) -> dict[str, Any]:
+    """The connected worker writes to the resident: recorded as a human turn and, when the
+    case has a device and the MQTT bridge runs, sent to the device as ``chat.say``; the
+    device translates it, shows it and reports the translation (docs/protocol.md §5)."""
+    await _visible_case(core, principal, case_id)
+    event, case = await core.human_message(case_id, principal.subject, body.text,
+                                           body.language)
+    out: dict[str, Any] = {"event_id": event.event_id, "delivered_to": None}
+    bridge = getattr(request.app.state, "bridge", None)
+    if case.device is None or bridge is None:
+        return out  # recorded: a chat surface reads it from the packet
+    args = {"case_id": case.id, "turn_event_id": event.event_id, "text": event.payload.text,
+            "language": event.payload.language, "to_language": case.language}
+    try:
+        out["command_id"] = await bridge.send_command(case.device, CHAT_COMMAND, args,
+                                                      ttl_s=CHAT_TTL_S)
+    except (BridgeError, StoreError) as exc:
+        # The turn is recorded; only the device misses it. Say so rather than fail the
+        # request, which a retry would turn into a second turn.
+        log.warning("chat message not sent to the device",
+                    extra={"case_id": case.id, "device": case.device, "error": str(exc)})
+        out["delivery_error"] = f"recorded, but not sent to {case.device}: {exc}"
+        return out
+    out["delivered_to"] = case.device
+    return out
 
 
 @api.post("/offers/{offer_id}/accept")

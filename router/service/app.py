@@ -27,6 +27,7 @@ log = logging.getLogger("baton.app")
 MAX_BODY = 64 * 1024
 STATUS_PAGE = Path(__file__).resolve().parents[2] / "endpoints" / "status"
 DESK_PAGE = Path(__file__).resolve().parents[2] / "endpoints" / "desk"
+TELEPRESENCE_PAGE = Path(__file__).resolve().parents[2] / "endpoints" / "telepresence"
 
 
 def default_db_url() -> str:
@@ -164,7 +165,15 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
     async def desk():
         return FileResponse(DESK_PAGE / "index.html")
 
+    @app.get("/telepresence", include_in_schema=False)
+    async def telepresence():
+        # The remote worker's page: the desk's document and script with the telepresence
+        # layout (endpoints/telepresence): video first, started on accept.
+        return FileResponse(DESK_PAGE / "index.html")
+
     app.mount("/static/desk", StaticFiles(directory=DESK_PAGE), name="desk")
+    app.mount("/static/telepresence", StaticFiles(directory=TELEPRESENCE_PAGE),
+              name="telepresence")
     return app
 
 

@@ -19,6 +19,9 @@ from router.models import Role
 
 WORKER_ROLES = frozenset({Role.agent, Role.specialist, Role.remote_worker})
 STAFF_ROLES = frozenset({Role.supervisor, Role.admin})
+# Who may work cases at the desk: workers, and supervisors who are also on the worker roster
+# (they take cases themselves: POST /v1/cases/{id}/take).
+DESK_ROLES = WORKER_ROLES | {Role.supervisor}
 
 
 @dataclass(frozen=True, slots=True)

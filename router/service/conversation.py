@@ -141,7 +141,8 @@ class Conversations:
 
     def _request(self, case, intent: str | None, flags: list[str], reasons: list[str]):
         skills = self.layer.required_skills(intent, flags)
-        return EscalateCase(skills=skills, reasons=reasons[:20]).for_case(case)
+        req = EscalateCase(skills=skills, reasons=reasons[:20]).for_case(case)
+        return req.model_copy(update={"intent": intent})
 
     async def _preferred(self, case) -> str | None:
         # Inside the unit: a store read, but only on the (rare) escalating turn.

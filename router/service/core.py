@@ -524,7 +524,7 @@ class RouterCore:
         requirement = self.requirement(req)
         case = await self._router_event(case_id, "queued", {
             "requirement": requirement.model_dump(mode="json"), "reasons": req.reasons,
-            "preferred_worker": preferred})
+            "preferred_worker": preferred, "intent": req.intent})
         await self._effects(self.engine.enqueue(
             case_id, requirement, queued_at=case.queued_at, now=now,
             excluded=case.excluded_workers, preferred_worker=preferred))
@@ -587,6 +587,66 @@ class RouterCore:
         await self._effects(effects)
         return self.cases.get(case_id) or case
 
+    async def take(self, case_id: str, taker: str, note: str = "") -> Case:
+        """A supervisor on the worker roster takes a connected case: a warm transfer to
+        them, accepted at once (their desk picks it up); ``note`` is recorded as theirs.
+        Everything is checked before anything is staged, so a refusal changes nothing."""
+        worker = next((w for w in self.cfg.workers.workers if w.id == taker), None)
+        if worker is None:
+            raise Forbidden(f"you ({taker}) are not in the worker roster, so no case can be "
+                            f"assigned to you: add a worker with id {taker!r} to "
+                            "config/workers.yaml, or reassign the case to a worker",
+                            reason="not_in_roster")
+        async with self._unit():
+            case = await self._case(case_id)
+            if case is None:
+                raise NotFound(f"unknown case {case_id!r}")
+            req, holder = case.requirement, case.assigned_worker
+            if case.state is not CaseState.connected or req is None or holder is None:
+                raise CoreError(f"case {case_id!r} is {case.state.value}: only a case a "
+                                "worker is connected to can be taken; a waiting case goes to "
+                                "whoever comes free first", reason="not_connected")
+            if holder == taker:
+                raise CoreError(f"case {case_id!r} is yours already", reason="already_yours")
+            if worker.languages.get(req.language, 0) < 1:
+                raise CoreError(f"you do not speak {req.language} (config/workers.yaml lists "
+                                f"{', '.join(worker.languages)} for you): reassign case "
+                                f"{case_id!r} to a worker who does", 422,
+                                reason="language")
+            if taker in case.excluded_workers:
+                raise CoreError(f"you passed on or declined case {case_id!r} before, and the "
+                                "router does not route a case back: reassign it instead",
+                                reason="excluded")
+            presence = self.presence[taker]
+            if presence is not Presence.available:
+                raise CoreError(f"you are {presence.value}: open your desk (/desk) with your "
+                                "token, set yourself available, then take the case",
+                                reason="taker_unavailable")
+            if not self.engine.pool.can_take(self.engine.pool.get(taker), req.channel):
+                raise CoreError(f"you cannot take another {req.channel.value} case now (at "
+                                "capacity): close or transfer one of yours first",
+                                reason="taker_at_capacity")
+            # No transfer note: the packet would show it as the holder's.
+            case = await self._transfer(case_id, holder, req, "", taker)
+            offer = case.pending_offer
+            if offer is None or offer.worker_id != taker:  # pragma: no cover - checked above
+                raise CoreError(f"case {case_id!r} could not be offered to you; try again", 503)
+            now = self.clock.now()
+            case = await self._router_event(case_id, "offer_result", {
+                "offer_id": offer.offer_id, "worker_id": taker, "status": "accepted",
+                "reason": "taken by a supervisor"})
+            await self._effects(self.engine.offer_result(offer.offer_id, OfferStatus.accepted,
+                                                         now))
+            if note:
+                case = await self._router_event(case_id, "note", {"author": taker,
+                                                                  "text": note})
+            self._send(taker, {"type": "offer_closed", "offer_id": offer.offer_id,
+                               "status": "accepted"})
+            # The one who had it is told (case updates otherwise reach only the assignee).
+            self._send(holder, {"type": "case",
+                                "case": views.case_view(case, self, position=False)})
+            return case
+
     async def handback(self, case_id: str, worker_id: str, reason: str, note: str) -> Case:
         async with self._unit():
             case = await self._router_event(case_id, "handback", {
@@ -598,6 +658,35 @@ class RouterCore:
         async with self._unit():
             case = await self._router_event(case_id, "note", {"author": author, "text": text})
             return case
+
+    async def human_message(self, case_id: str, worker_id: str, text: str,
+                            language: str | None = None) -> tuple[Any, Case]:
+        """A message from the connected worker to the resident, recorded as a human turn.
+        ``language`` defaults to the worker's strongest language in the roster (the first of
+        those when several tie). Returns the turn event and the case; the web layer sends it
+        on to the device."""
+        async with self._unit():
+            case = await self._case(case_id)
+            if case is None:
+                raise NotFound(f"unknown case {case_id!r}")
+            if case.assigned_worker != worker_id:
+                raise Forbidden(f"case {case_id!r} is not assigned to you: only the worker it "
+                                "is connected to may write to the resident (take the case "
+                                "first, or add a note)")
+            if case.state is not CaseState.connected:
+                raise CoreError(f"case {case_id!r} is {case.state.value}, not connected: "
+                                "messages reach the resident only while the case is connected "
+                                f"to you; add a note instead (POST /v1/cases/{case_id}/notes)")
+            if language is None:
+                worker = next((w for w in self.cfg.workers.workers if w.id == worker_id), None)
+                if worker is None or not worker.languages:
+                    raise CoreError(f"no language on record for {worker_id!r}: say which "
+                                    "language the message is in ('language')", 422)
+                language = max(worker.languages, key=worker.languages.__getitem__)
+            event = self._event(case_id, "turn", {"speaker": "human", "worker_id": worker_id,
+                                                  "language": language, "text": text})
+            case = await self._stage(event)
+            return event, case
 
     async def append_external(self, event) -> AppendResult:
         """An event from another origin (a device). Duplicates are no-ops; gaps are refused."""

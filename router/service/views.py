@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from router.casestate import Case
 from router.models import Channel, Ident, LangCode, Level, Presence, TurnPayload
@@ -76,6 +76,10 @@ class TransferCase(Body):
     note: str = Field(default="", max_length=4000)
 
 
+class TakeCase(Body):
+    note: str = Field(default="", max_length=4000, description="Recorded as the taker's note.")
+
+
 class Handback(Body):
     reason: Literal["resolved_question", "routine_remaining", "resident_request", "other"]
     note: str = Field(default="", max_length=4000)
@@ -83,6 +87,15 @@ class Handback(Body):
 
 class NoteIn(Body):
     text: str = Field(min_length=1, max_length=4000)
+
+
+class MessageIn(Body):
+    """A worker's message to the resident (the device translates it)."""
+
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                           max_length=2000)]
+    language: LangCode | None = Field(default=None, description="What the text is written "
+                                      "in; default: the worker's first language.")
 
 
 class RejectOffer(Body):

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from router.models import Presence
 from router.packet import full_packet
 from router.service import views
-from router.service.auth import WORKER_ROLES, can_see
+from router.service.auth import DESK_ROLES, WORKER_ROLES, can_see
 from router.service.core import CoreError, RouterCore
 from router.service.hub import Connection
 
@@ -113,7 +113,8 @@ async def worker_socket(ws: WebSocket) -> None:
     finally:
         sender.cancel()
         await asyncio.gather(sender, return_exceptions=True)
-        if core.hub.detach(conn) == 0 and principal.role in WORKER_ROLES:
+        # A supervisor on the roster goes offline like a worker (no-op for anyone else).
+        if core.hub.detach(conn) == 0 and principal.role in DESK_ROLES:
             core.disconnected(principal.subject)
 
 
@@ -158,6 +159,10 @@ async def _handle(core: RouterCore, conn: Connection, principal, raw: str,
         if isinstance(msg, PingMsg):
             conn.send({"type": "pong"})
         elif isinstance(msg, PresenceMsg):
+            if principal.subject not in core.presence:
+                raise CoreError(f"you ({principal.subject}) are not in the worker roster "
+                                "(config/workers.yaml): only people on it have a presence "
+                                "and take cases", 403)
             await core.set_presence(principal.subject, msg.presence, "set from the desk")
         elif isinstance(msg, AcceptMsg):
             case = await core.answer_offer(principal.subject, msg.offer_id, accept=True)

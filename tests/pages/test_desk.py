@@ -181,6 +181,35 @@ def test_desk_offer_accept_packet_note_transfer_close(router, browser):
     expect(mateo.locator("#notes")).to_contain_text("mateo: Resident prefers Spanish")
     shot(mateo, "05-note-and-suggestion")
 
+    # Chat with the resident: Shift+Enter is a new line, Enter sends; the message joins the
+    # transcript under mateo (no MQTT bridge here: recorded only).
+    expect(mateo.locator("#chat-where")).to_have_text(
+        "Shown on kiosk-1's screen in es, translated by the device.")
+    chat = mateo.get_by_label("Message to the resident")
+    chat.fill("Buenos días.")
+    chat.press("Shift+Enter")
+    chat.press_sequentially("Le atiendo yo.")
+    chat.press("Enter")
+    expect(mateo.locator("#chat-status")).to_have_text("Added to the conversation.")
+    expect(chat).to_have_value("")
+    expect(chat).to_be_focused()
+    sent = transcript.locator("tr", has_text="Le atiendo yo.")
+    expect(sent.locator("td.speaker")).to_have_text("mateo")
+    expect(sent.locator(".lang")).to_have_text("es")  # his strongest language
+    # The device's translation of a message arrives later and fills the translation column.
+    r = client.post(f"/v1/cases/{case_id}/messages", headers=bearer("mateo"),
+                    json={"text": "Window 3 is on the ground floor.", "language": "en"})
+    assert r.status_code == 201 and r.json()["delivered_to"] is None, r.text
+    r = client.post("/v1/events", headers=kiosk, json={
+        "event_id": "kiosk-1-tr-1", "case_id": case_id, "origin": "kiosk-1", "seq": 1,
+        "ts": time.time(), "type": "translation", "payload": {
+            "turn_event_id": r.json()["event_id"], "language": "es",
+            "text": "La ventanilla 3 está en la planta baja."}})
+    assert r.status_code == 200, r.text
+    expect(transcript.locator("tr", has_text="Window 3 is on the ground floor.")).to_contain_text(
+        "La ventanilla 3 está en la planta baja.")
+    shot(mateo, "05b-chat")
+
     # Warm transfer to a residency specialist; the specialist's desk gets the offer.
     haruto = open_desk(browser, proc.url, "haruto")
     wait_available(client, "haruto")

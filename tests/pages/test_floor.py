@@ -1,8 +1,9 @@
 """The floor monitor (endpoints/status, served at /) in headless Chromium against a real
 ``baton router`` child process: a case waits → a worker accepts (REST) → the supervisor
-reassigns it from the page to another worker → a second case waits past max_wait_s and the
-alert shows. No MQTT bridge runs, so device presence degrades to "unknown" with a note.
-Screenshots go to test-artifacts/pages/floor-*.png."""
+reassigns it from the page to another worker → the supervisor, on the roster and available
+at their own desk, takes a case themselves (refused for a language they do not speak) → a
+second case waits past max_wait_s and the alert shows. No MQTT bridge runs, so device
+presence degrades to "unknown" with a note. Screenshots go to test-artifacts/pages/floor-*.png."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 
 from router.procs import RouterProcess
 from tests.service.conftest import config_copy
-from tests.pages.test_desk import SHOTS, TIMEOUT_MS, bearer, browser  # noqa: F401
+from tests.pages.test_desk import (SHOTS, TIMEOUT_MS, bearer, browser,  # noqa: F401
+                                   open_desk, wait_available)
 
 MAX_WAIT_S = 12
 PAGE_ERRORS: list[str] = []
@@ -143,11 +145,58 @@ def test_floor_monitor_wait_accept_reassign_alert(router, browser):  # noqa: F81
     assert transfer["from_worker"] == "mateo" and transfer["to_worker"] == "ana"
     assert transfer["note"] == "Mateo is needed at the counter."
 
+    # The supervisor takes a case themselves. They are on the roster (config/workers.yaml)
+    # and open their own desk, available; the desk uses the same worker WebSocket.
+    desk = open_desk(browser, proc.url, "sato-floor")
+    wait_available(client, "sato-floor")
+    expect(desk.locator("#who")).to_contain_text("sato-floor (supervisor)")
+    dialogs: list[str] = []
+
+    def confirm(dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", confirm)
+    # Ana's case is in Spanish, which sato-floor does not speak: the router says so.
+    row.get_by_role("button", name=f"Take case {case_id} yourself").click()
+    expect(page.locator("#error")).to_contain_text("you do not speak es")
+    assert "Ana Costa (ana)" in dialogs[-1]
+    expect(row.locator("td.who")).to_have_text("Ana Costa (ana)")
+    # A Japanese case at the kiosk, with Haruto: the supervisor takes it (keyboard; the
+    # focus survives the table's re-rendering every second).
+    available(client, "haruto")
+    r = client.post("/v1/cases", headers=bearer("kiosk-1"), json={
+        "site": "city-office", "device": "kiosk-1", "language": "ja",
+        "skills": {"residency": 2}})
+    assert r.status_code == 201, r.text
+    ja_id = r.json()["id"]
+    accept_when_offered(client, ja_id, "haruto")
+    ja_row = page.locator(f'#cases tr[data-case="{ja_id}"]')
+    expect(ja_row.locator("td.who")).to_have_text("Haruto Ito (haruto)")
+    take = ja_row.get_by_role("button", name=f"Take case {ja_id} yourself")
+    take.focus()
+    page.wait_for_timeout(1200)
+    expect(take).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(ja_row.locator("td.who")).to_have_text("Sato (floor lead) (sato-floor)")
+    expect(page.locator("#error")).to_be_hidden()
+    expect(ja_row.get_by_role("button", name=f"Take case {ja_id} yourself")).to_have_count(0)
+    expect(page.locator('#workers tr[data-worker="haruto"]')).not_to_contain_text(ja_id)
+    shot(page, "05-taken")
+    # It is on the supervisor's desk, theirs to work.
+    expect(desk.locator("#case-tabs")).to_contain_text(ja_id)
+    desk.locator("#case-tabs button", has_text=ja_id).click()
+    expect(desk.locator("#case-meta")).to_contain_text("with sato-floor")
+    shot(desk, "06-taken-desk")
+    events = client.get(f"/v1/cases/{ja_id}/events", headers=bearer("admin")).json()["events"]
+    transfer = [e for e in events if e["type"] == "transfer"][-1]["payload"]
+    assert transfer["from_worker"] == "haruto" and transfer["to_worker"] == "sato-floor"
+
     # The branch case passes max_wait_s: the router's alert arrives live and the case leaves.
     alert = page.locator("#alerts li", has_text=late_id)
     expect(alert).to_contain_text("Waited too long", timeout=(MAX_WAIT_S + 8) * 1000)
     expect(page.locator(f'#cases tr[data-case="{late_id}"]')).to_have_count(0)
-    shot(page, "05-alert")
+    shot(page, "07-alert")
 
     got = client.get(f"/v1/cases/{late_id}", headers=bearer("admin")).json()["case"]
     assert got["state"] == "abandoned" and got["outcome_code"] == "max_wait_exceeded"

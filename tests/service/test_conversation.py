@@ -120,3 +120,16 @@ def test_kpis_are_served(router):
     body = k.json()
     assert body["cases"] == 1 and body["escalation_rate"] == 1.0
     assert router.client.get("/v1/kpis", headers=auth("emma")).status_code == 403
+
+
+def test_escalated_case_carries_the_recognized_intent(router):
+    # Opened by the device without an intent: the assistant's is the only one there is.
+    case = router.open_case(language="en", escalate=False)
+    assert case["intent"] is None
+    out = say(router, case["id"], "I want to talk to a human right now.").json()
+    assert out["decision"]["decision"] == "escalate" and out["intent"]
+    got = router.case(case["id"])
+    assert got["case"]["state"] == "queued"
+    assert got["case"]["intent"] == out["intent"] == got["packet"]["intent"]
+    queued = [e for e in router.events(case["id"]) if e["type"] == "queued"][-1]
+    assert queued["payload"]["intent"] == out["intent"]
