@@ -40,7 +40,7 @@ from router.mqtt.messages import CaseUpdate, Command
 
 log = logging.getLogger("baton.edge.station")
 
-TERMINAL = {"resolved", "abandoned", "closed"}
+TERMINAL = {"resolved", "abandoned"}  # router.models.TERMINAL_STATES
 OPEN_RETRIES = 1  # a turn for a case closed meanwhile opens a new case once
 
 

@@ -161,7 +161,9 @@ function handle(msg) {
     case "signal": onSignal(msg); break;
     case "error":
       showError(`${msg.request ? msg.request + ": " : ""}${msg.message}`);
-      if (msg.request === "signal_start" || msg.request === "signal") mediaFailed(msg.message);
+      if ((msg.request === "signal_start" || msg.request === "signal") && media.pc) {
+        mediaFailed(msg.message);
+      }
       if (msg.request === "accept" || msg.request === "reject") renderOffers();
       break;
     default: break;  // step, alert, pong: not for this page yet
@@ -313,6 +315,8 @@ function handoffText(h) {
 
 // --- rendering: cases -------------------------------------------------------------------
 
+const isTerminal = (c) => ["resolved", "abandoned"].includes(c.state);
+
 function renderCases() {
   const tabs = $("case-tabs");
   const ids = [...state.cases.keys()];
@@ -320,7 +324,10 @@ function renderCases() {
   tabs.replaceChildren(...ids.map((id) => {
     const li = el("li");
     const entry = state.cases.get(id);
-    const b = el("button", `${id} · ${entry.case.language} · ${entry.case.state}`, "secondary");
+    const c = entry.case;
+    const moved = c.assigned_worker && c.assigned_worker !== state.me.subject && !isTerminal(c)
+      ? ` · now with ${c.assigned_worker}` : "";
+    const b = el("button", `${id} · ${c.language} · ${c.state}${moved}`, "secondary");
     b.type = "button";
     b.setAttribute("aria-current", String(id === state.current));
     b.addEventListener("click", () => { state.current = id; renderCases(); renderCase(); });
@@ -588,7 +595,12 @@ function renderMedia() {
   $("media").hidden = !c;
   if (media.caseId && (!c || c.id !== media.caseId)) {
     const entry = state.cases.get(media.caseId);
-    if (!entry || entry.case.state !== "connected") endMedia("The case is no longer connected.");
+    // The router already ended the session with both sides: no bye from here.
+    if (!entry || entry.case.state !== "connected") {
+      endMedia("The case is no longer connected to you.", false);
+    } else if (entry.case.assigned_worker !== state.me.subject) {
+      endMedia(`The case is now with ${entry.case.assigned_worker}.`, false);
+    }
   }
   if (SURFACE === "telepresence" && c && !media.pc && !media.autoStarted.has(c.id)) {
     media.autoStarted.add(c.id);  // once: after "End video" the worker starts it again

@@ -105,6 +105,7 @@ class RouterCore:
         self.closed: OrderedDict[str, Case] = OrderedDict()  # recently closed, for reads
         self._batch: list[tuple[Any, Case]] = []  # the current unit's staged events
         self._outbox: list[tuple[str | None, dict[str, Any], str | None]] = []
+        self._left: dict[str, str] = {}  # case id -> the worker it left in this unit
         self._pending: deque[tuple[list, list, asyncio.Future]] = deque()  # not yet durable
         self._writer_wake = asyncio.Event()
         self._writing = False
@@ -218,6 +219,15 @@ class RouterCore:
         except TransitionError as exc:
             raise CoreError(str(exc)) from None
         self._batch.append((event, new))
+        # The one who had it hears of the change (updates otherwise reach only the assignee):
+        # at the transfer, and again when the next person accepts it.
+        gone = current.assigned_worker if current is not None else None
+        if gone is None and current is not None and len(new.handoffs) > len(current.handoffs) \
+                and new.handoffs[-1].kind == "accepted" \
+                and new.handoffs[-1].from_owner not in ("queue", "ai"):
+            gone = new.handoffs[-1].from_owner
+        if gone is not None and gone != new.assigned_worker:
+            self._left[new.id] = gone
         self.high_water[event.origin] = max(self.high_water.get(event.origin, 0), event.seq)
         if new.terminal:
             self.cases.pop(new.id, None)
@@ -238,7 +248,7 @@ class RouterCore:
             try:
                 yield
             except BaseException as exc:
-                self._outbox = []
+                self._outbox, self._left = [], {}
                 # A refusal raised before anything was staged changed nothing; anything
                 # else may have touched the engine or presence: rebuild from the store.
                 if self._batch or not isinstance(exc, CoreError):
@@ -250,8 +260,9 @@ class RouterCore:
                         log.exception("restoring from the store failed; will retry")
                 raise
             batch, self._batch = self._batch, []
+            left, self._left = self._left, {}
             for case in {case.id: case for _, case in batch}.values():
-                self._publish_case(case)
+                self._publish_case(case, left.get(case.id))
             outbox, self._outbox = self._outbox, []
             durable = None
             if batch:
@@ -320,12 +331,12 @@ class RouterCore:
             else:
                 self.hub.to_subject(subject, message)
 
-    def _publish_case(self, case: Case) -> None:
+    def _publish_case(self, case: Case, previous_worker: str | None = None) -> None:
         # No queue position here: it scans the waiting cases, too costly per event.
         msg = {"type": "case", "case": views.case_view(case, self, position=False)}
         self._send_watchers(msg)
-        if case.assigned_worker:
-            self._send(case.assigned_worker, msg)
+        for worker in {case.assigned_worker, previous_worker} - {None}:
+            self._send(worker, msg)
 
     async def _effects(self, effects: list) -> None:
         for eff in effects:
@@ -642,9 +653,6 @@ class RouterCore:
                                                                   "text": note})
             self._send(taker, {"type": "offer_closed", "offer_id": offer.offer_id,
                                "status": "accepted"})
-            # The one who had it is told (case updates otherwise reach only the assignee).
-            self._send(holder, {"type": "case",
-                                "case": views.case_view(case, self, position=False)})
             return case
 
     async def handback(self, case_id: str, worker_id: str, reason: str, note: str) -> Case:
