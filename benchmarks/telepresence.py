@@ -48,6 +48,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
         "--allow-loopback-in-peer-connection"]
+SUPERVISOR = {"Authorization": "Bearer demo-supervisor-token-0001"}
 SAY = ("ja", "在留カードの更新について相談したいです。")
 TARGETS = {"first_frame_p95_ms": 1000, "edge_fps": 15, "edge_cpu_cores": 1.0,
            "escalation_to_offer_p95_ms": 200}
@@ -156,9 +157,9 @@ def one_session(i: int, page, edge: EdgeProcess, http: httpx.Client, aiko: dict)
     assert turn["decision"] == "escalate", turn
     page.wait_for_function(f"() => '{case_id}' in window.__offers")
     offered_at = page.evaluate(f"() => window.__offers['{case_id}']") / 1000
-    events = http.get(f"/v1/cases/{case_id}/events", headers=aiko).json()["events"]
+    events = http.get(f"/v1/cases/{case_id}/events", headers=SUPERVISOR).json()["events"]
     decided = next(e["ts"] for e in events if e["type"] == "decision"
-                   and e["payload"]["decision"] == "escalate")
+                   and e["payload"]["decision"]["decision"] == "escalate")
 
     page.evaluate(f"() => window.__acceptAndTime('{case_id}')")
     page.wait_for_function("() => window.__first !== null")

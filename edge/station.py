@@ -54,6 +54,7 @@ class StationOptions:
     token: str
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
+    mqtt_protocol: str = "auto"  # router.mqtt.client.Settings.protocol (3.1.1 on amqtt)
     outbox_path: str | Path = "edge-outbox.db"
     video: str = "auto"        # edge.webrtc.open_local_media: auto | test | none | path
     audio: str = "tone"
@@ -78,7 +79,7 @@ class Station:
         self.sync = EdgeSync(
             EdgeSettings(cfg.site, cfg.device, cfg.kind,
                          edge_mqtt_settings(cfg.device, opts.token, opts.mqtt_host,
-                                            opts.mqtt_port),
+                                            opts.mqtt_port, protocol=opts.mqtt_protocol),
                          heartbeat_s=opts.heartbeat_s),
             self.outbox, on_command=self._command, on_case=self._on_case,
             telemetry=self._telemetry)
@@ -291,8 +292,12 @@ async def read_resident_lines(station: Station, stream=None) -> None:
     on stdin, ``<language>: <text>`` (e.g. ``ja: 人と話したいです``)."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
-                                 stream or sys.stdin)
+    try:
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                     stream or sys.stdin)
+    except (ValueError, OSError) as exc:  # stdin is a regular file, or closed
+        station._out("input_error", {"message": f"no resident input on stdin: {exc}"})
+        return
     while line := await reader.readline():
         text = line.decode("utf-8", "replace").strip()
         lang, sep, said = text.partition(":")

@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--mqtt-port", type=int, default=None,
                    help="port of the embedded MQTT broker (default: a free port)")
+    p.add_argument("--live-robot", default="robot-1", metavar="DEVICE",
+                   help="run this device as a live edge station (video, captions, robot "
+                   "controls; resident turns typed on stdin); '' for none")
     p.add_argument("--leave-for-you", default="aiko,ken", metavar="WORKERS",
                    help="comma-separated workers not simulated, whose desks you can use "
                    "(default: aiko,ken)")

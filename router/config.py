@@ -248,8 +248,13 @@ def parse_file(path: Path, model: type[_C]) -> _C:
         raise ConfigError(str(path), _key(err["loc"]), err["msg"]) from None
 
 
+def config_dir(directory: str | Path | None = None) -> Path:
+    """The configuration directory: the argument, else $BATON_CONFIG_DIR, else ./config."""
+    return Path(directory or os.environ.get("BATON_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
+
+
 def load_config(directory: str | Path | None = None) -> BatonConfig:
-    directory = Path(directory or os.environ.get("BATON_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
+    directory = config_dir(directory)
     parts = {name: parse_file(directory / fname, model) for name, (fname, model) in _FILES.items()}
     cfg = BatonConfig(directory=str(directory), **parts)
     _cross_check(cfg, directory)

@@ -67,18 +67,28 @@ async def _demo_on(cfg: BatonConfig, db: str, args, broker: EmbeddedBroker,
             await asyncio.sleep(0.05)
         supervisor = next((t for s, t in tokens.items() if s == "floor-supervisor"), "")
         yours = [w for w in args.leave_for_you.split(",") if w in tokens]
-        desks = "".join(f"{'  Desk as ' + w + ':':<21}{base}/desk#token={tokens[w]}\n"
-                        for w in yours)
+        kinds = {w.id: w.kind for w in cfg.workers.workers}
+        desks = "".join(
+            f"{'  ' + _surface(kinds.get(w)) + ' as ' + w + ':':<28}"
+            f"{base}/{'telepresence' if _surface(kinds.get(w)) == 'Remote worker' else 'desk'}"
+            f"#token={tokens[w]}\n" for w in yours)
+        live = _live_robot(cfg, args, tokens, broker, base, data)
         print(f"\nBaton demo is running.\n"
-              f"  Floor monitor:     {base}/#token={supervisor}\n{desks}"
-              f"  API docs:          {base}/docs\n"
-              f"  Stop with Ctrl-C.\n", flush=True)
+              f"  {'Floor monitor:':<26}{base}/#token={supervisor}\n{desks}"
+              f"  {'API docs:':<26}{base}/docs\n"
+              + (f"  {live.cfg.device} is a live edge station (video, captions, robot): type a "
+                 f"resident's turn here as '<language>: <text>', e.g.\n"
+                 f"    ja: 在留カードの更新について相談したいです。\n" if live else "")
+              + "  Stop with Ctrl-C.\n", flush=True)
+        if live is not None:
+            tg.create_task(_run_station(live, stop), name="demo-live-robot")
         for w in cfg.workers.workers:
             if w.kind is WorkerKind.floor_staff or w.id not in tokens or w.id in yours:
                 continue  # floor staff and the workers left for you are not simulated
             sim = SimulatedWorker(base, w.id, tokens[w.id], random.Random(rng.random()))
             tg.create_task(sim.run(stop), name=f"demo-worker-{w.id}")
-        devices = [(s, d) for s in cfg.sites.sites for d in s.devices if d.id in tokens]
+        devices = [(s, d) for s in cfg.sites.sites for d in s.devices if d.id in tokens
+                   and (live is None or d.id != live.cfg.device)]
         per_device = args.cases_per_minute / max(1, len(devices))
         for site, dev in devices:
             edge = EdgeSettings(site.id, dev.id, dev.kind, edge_mqtt_settings(
@@ -104,3 +114,48 @@ async def _device(edge: EdgeSettings, outbox_path: Path, client: httpx.AsyncClie
                   stop: asyncio.Event) -> None:
     async with Outbox(outbox_path, profile.device) as outbox, EdgeSync(edge, outbox) as sync:
         await MqttSimulatedDevice(client, token, profile, rng, sync).run(per_minute, stop)
+
+
+def _surface(kind) -> str:
+    return "Remote worker" if kind is WorkerKind.remote_worker else "Desk"
+
+
+def _live_robot(cfg: BatonConfig, args, tokens: dict[str, str], broker: EmbeddedBroker,
+                base: str, data: Path):
+    """The edge station for ``--live-robot`` (default robot-1) with its edge config from
+    ``<config>/edge/<device>.yaml``: video (test pattern or camera), captions, robot
+    controls; the simulated devices leave it alone. None when it cannot run here."""
+    from edge.node import load_edge_config
+    from edge.station import Station, StationOptions
+
+    device = getattr(args, "live_robot", "robot-1")
+    from router.config import config_dir
+
+    path = config_dir(args.config) / "edge" / f"{device}.yaml"
+    if not device or device not in tokens or not path.exists():
+        return None
+    try:
+        ecfg = load_edge_config(path)
+    except ConfigError as exc:
+        print(f"baton demo: {device} runs simulated: {exc}")
+        return None
+    opts = StationOptions(router_url=base, token=tokens[device], mqtt_host=broker.host,
+                          mqtt_port=broker.port, mqtt_protocol="3.1.1",
+                          outbox_path=data / f"edge-{device}.db", video="auto",
+                          display="auto", speech=False)
+    return Station(ecfg, opts)
+
+
+async def _run_station(station, stop: asyncio.Event) -> None:
+    from edge.station import read_resident_lines
+
+    try:
+        async with station:
+            reader = asyncio.create_task(read_resident_lines(station))
+            try:
+                await stop.wait()
+            finally:
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+    except Exception:  # the rest of the demo goes on without it
+        logging.getLogger("baton.demo").exception("the live edge station stopped")

@@ -18,8 +18,8 @@ def test_demo_runs_on_the_embedded_broker(tmp_path):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "router.cli", "demo", "--port", str(port),
                              "--seconds", "25", "--cases-per-minute", "60", "--seed", "7"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, encoding="utf-8")
     try:
         http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5,
                             headers={"Authorization": f"Bearer {ADMIN}"})
@@ -41,8 +41,18 @@ def test_demo_runs_on_the_embedded_broker(tmp_path):
         assert wait_until(lambda: any(c["assigned_worker"] for c in http.get(
             "/v1/cases", params={"limit": 100}).json()["cases"]), 15, "a case with a human")
         assert cases
+        # robot-1 is a live edge station: a resident's turn typed on the demo's stdin goes
+        # through the router's transition layer and escalates.
+        proc.stdin.write("ja: 在留カードの更新について相談したいです。\n")
+        proc.stdin.flush()
+        assert wait_until(lambda: any(
+            c["device"] == "robot-1" and c["intent"] == "residency_status"
+            for c in http.get("/v1/cases", params={"limit": 200}).json()["cases"]), 10,
+            "the typed turn's case at robot-1")
         out, _ = proc.communicate(timeout=40)
         assert proc.returncode == 0, out
         assert "Traceback" not in out, out
+        assert "robot-1 is a live edge station" in out
+        assert "/telepresence#token=" in out  # aiko is a remote worker
     finally:
         proc.kill()
