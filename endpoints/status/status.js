@@ -548,18 +548,25 @@ async function submitReassign(e) {
     state.reassigning = null;
     $("reassign-status").textContent = "";
     showError("");
-    state.cases.set(caseId, r.data);
-    render();
-    const row = document.querySelector(`tr[data-case="${CSS.escape(caseId)}"] th`);
-    if (row) { row.tabIndex = -1; row.focus(); }
+    showChangedCase(caseId, r.data);
   } else {
-    const why = (r.data && (r.data.message || r.data.detail)) || `HTTP ${r.status}`;
+    const why = refusal(r);
     $("reassign-status").textContent = `Reassign failed: ${why}`;
     state.alerts.push({ kind: "transfer_failed", at: now(), case_id: caseId, worker_id: to,
       message: `Reassigning ${caseId} to ${to} failed: ${why}` });
     render();
   }
 }
+
+// The case as the router now has it, shown, with focus on its row (keyboard users stay put).
+function showChangedCase(caseId, data) {
+  state.cases.set(caseId, data);
+  render();
+  const row = document.querySelector(`tr[data-case="${CSS.escape(caseId)}"] th`);
+  if (row) { row.tabIndex = -1; row.focus(); }
+}
+
+const refusal = (r) => (r.data && (r.data.message || r.data.detail)) || `HTTP ${r.status}`;
 
 // --- take -------------------------------------------------------------------------------
 
@@ -575,13 +582,10 @@ async function takeCase(caseId, button) {
   if (r.ok) {
     log(`you took ${caseId} from ${from}`);
     showError("");
-    state.cases.set(caseId, r.data);
-    render();
-    const row = document.querySelector(`tr[data-case="${CSS.escape(caseId)}"] th`);
-    if (row) { row.tabIndex = -1; row.focus(); }
+    showChangedCase(caseId, r.data);
   } else {
     button.disabled = false;
-    const why = (r.data && (r.data.message || r.data.detail)) || `HTTP ${r.status}`;
+    const why = refusal(r);
     showError(`Taking ${caseId} failed: ${why}`);
   }
 }

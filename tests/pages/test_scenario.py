@@ -170,7 +170,7 @@ def test_escalation_at_the_robot_to_video_captions_controls_and_warm_transfer(
             "Residence card renewal; she needs the copy of her record too.")
         aiko.get_by_role("button", name="Transfer").click()
         expect(aiko.locator("#case-status")).to_contain_text("Transfer requested")
-        expect(row).to_contain_text("Haruto Ito (haruto) (offered)")  # warm: aiko stays on
+        expect(row).to_contain_text("Haruto Ito (haruto) (offered)")
         shot(floor, "06-floor-transfer-offered")
         h_offer = haruto.locator("li.offer", has_text=case_id)
         expect(h_offer).to_be_visible()
