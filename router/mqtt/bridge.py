@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from router.device_rules import DEVICE_EVENT_TYPES, device_event_refusal
 from router.models import TERMINAL_STATES, CaseEvent, Role
 from router.mqtt import topics
 from router.mqtt.auth import router_credentials
@@ -53,10 +54,6 @@ from router.store.sync import SyncStore
 
 log = logging.getLogger("baton.bridge")
 EVENT = TypeAdapter(CaseEvent)
-# What a device may send as events (REST /v1/events allows the same, less "opened": over
-# MQTT an edge may open its own cases while offline).
-DEVICE_EVENT_TYPES = frozenset({"opened", "turn", "translation", "action", "signal",
-                                "decision", "rating", "outcome"})
 # Events waiting per origin; an edge keeps at most its window (256) in flight, so only a
 # misbehaving one gets here. What is dropped is not acked, so it is sent again.
 MAX_QUEUED_PER_ORIGIN = 5000
@@ -331,6 +328,9 @@ class Bridge:
                                         await core.store.high_water(origin))
 
     async def _not_allowed(self, origin: str, site: str, event) -> str | None:
+        refusal = device_event_refusal(event)
+        if refusal is not None:
+            return refusal
         if event.type == "opened":
             p = event.payload
             if p.device != origin or p.site != site:
@@ -343,8 +343,6 @@ class Bridge:
         case = await self.core._case(event.case_id)
         if case is None or case.device != origin:
             return f"no case {event.case_id!r} at device {origin!r}"
-        if event.type == "outcome" and event.payload.status != "abandoned":
-            return "a device may only close a case as abandoned"
         return None
 
     async def _refuse(self, event, msg, cls: str, reason: str) -> None:

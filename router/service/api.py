@@ -11,6 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from router.casestate import Case
 from router.models import TERMINAL_STATES, CaseEvent, CaseState, Presence, Requirement, Role
+from router.device_rules import device_event_refusal
 from router.kpis import compute_kpis
 from router.mqtt.bridge import BridgeError
 from router.packet import full_packet
@@ -247,14 +248,10 @@ async def append_event(request: Request, core: Core,
     if event.origin != principal.subject:
         raise HTTPException(403, f"event origin {event.origin!r} is not you "
                             f"({principal.subject}); devices send only their own events")
-    if event.type not in ("turn", "translation", "action", "signal", "decision", "rating",
-                          "outcome"):
-        raise HTTPException(403, f"devices may not send {event.type!r} events")
-    if event.type == "outcome" and event.payload.status != "abandoned":
-        raise HTTPException(403, "a device may only close a case as abandoned")
-    if event.type == "turn" and (event.payload.speaker == "human" or event.payload.worker_id):
-        raise HTTPException(403, "a device may not speak for a person: turns from devices are "
-                            "the resident's or the AI's")
+    refusal = device_event_refusal(event)
+    if refusal is not None or event.type == "opened":
+        raise HTTPException(403, refusal or "devices may not send 'opened' events: open "
+                            "cases with POST /v1/cases")
     case = await core._case(event.case_id)
     if case is None or case.device != principal.subject:
         raise HTTPException(404, f"no case {event.case_id!r} at this device")

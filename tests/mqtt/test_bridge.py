@@ -60,6 +60,9 @@ async def test_each_class_of_bad_input_is_dead_lettered_and_the_bridge_keeps_goi
         # Well-formed but refused (a turn on a case that does not exist): dead-lettered,
         # and its seq is consumed so the device's next event is not blocked.
         ("not_allowed", events, json.dumps(_event(dev, 1, "case-none", "turn")).encode(), dev),
+        # A device speaking for a person (as REST /v1/events refuses too).
+        ("not_allowed", events, json.dumps(_event(dev, 2, "case-none", "turn", speaker="human",
+                                                  worker_id="aiko")).encode(), dev),
     ]
     clients = {dev: _publisher(broker.port, dev, token(dev)),
                "baton-router": _publisher(broker.port, "baton-router", "demo-router-mqtt-0001")}
@@ -68,11 +71,11 @@ async def test_each_class_of_bad_input_is_dead_lettered_and_the_bridge_keeps_goi
             await c.wait_connected(10)
         for _, topic, payload, account in cases:
             assert await clients[account].publish_wait(topic, payload) == 0
-        # Still running: seq 2 of the device applies (seq 1 was consumed by the refusal).
-        await clients[dev].publish_wait(events, json.dumps(_event(dev, 2, "case-ok")).encode())
+        # Still running: seq 3 of the device applies (seqs 1, 2 were consumed by refusals).
+        await clients[dev].publish_wait(events, json.dumps(_event(dev, 3, "case-ok")).encode())
         await _until(lambda: stored_events(router.db).get(dev), 10, "the good event")
 
-    assert stored_events(router.db) == {dev: [(2, f"e-{dev}-2")]}
+    assert stored_events(router.db) == {dev: [(3, f"e-{dev}-3")]}
     want: dict[str, int] = {}
     for cls, *_ in cases:
         want[cls] = want.get(cls, 0) + 1
