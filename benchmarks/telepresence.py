@@ -41,13 +41,8 @@ import httpx  # noqa: E402
 from router.config import load_config  # noqa: E402
 from router.mqtt.auth import write_auth  # noqa: E402
 from router.mqtt.mosquitto import MosquittoProcess  # noqa: E402
-from router.procs import EdgeProcess, RouterProcess  # noqa: E402
+from router.procs import CHROMIUM, CHROMIUM_ARGS, EdgeProcess, RouterProcess  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-        "--allow-loopback-in-peer-connection"]
 SUPERVISOR = {"Authorization": "Bearer demo-supervisor-token-0001"}
 SAY = ("ja", "在留カードの更新について相談したいです。")
 TARGETS = {"first_frame_p95_ms": 1000, "edge_fps": 15, "edge_cpu_cores": 1.0,
@@ -112,7 +107,7 @@ def run(sessions: int) -> dict:
         try:
             edge.wait_event(lambda e: e["event"] == "station", 60, "the edge to start")
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
                 page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
                 page.set_default_timeout(20_000)
                 page.goto(f"{router.url}/telepresence#token=demo-aiko-token-0001")

@@ -145,7 +145,7 @@ class Station:
         body = {"text": turn.text, "language": turn.language,
                 "translated": turn.pivot_text if turn.pivot_language != turn.language
                 else None}
-        if self.peer is not None and self.peer.connected.is_set():
+        if self._live():
             self._caption_resident(turn)
         for attempt in range(OPEN_RETRIES + 1):
             case_id = self.case_id or await self._open_case(turn.language)
@@ -196,7 +196,7 @@ class Station:
             lang = payload.get("translated_language") or payload["language"]
             self.driver.display_text(shown, lang)
             self._out("display", {"text": shown, "lang": lang, "from": "ai"})
-        elif type == "caption" and self.peer is not None and self.peer.connected.is_set():
+        elif type == "caption" and self._live():
             # A partial of the resident's speech, in their language (the final follows).
             self.peer.send_caption(Caption(
                 id=f"u{payload['utterance']}", speaker="resident", final=False,
@@ -205,6 +205,10 @@ class Station:
         self._out(type, payload)
 
     # --- telepresence sessions ------------------------------------------------------------
+
+    def _live(self) -> bool:
+        """A worker is on video with the device (captions have somewhere to go)."""
+        return self.peer is not None and self.peer.connected.is_set()
 
     async def _sessions(self) -> None:
         while True:

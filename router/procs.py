@@ -4,6 +4,7 @@ real router they can kill and start again."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,6 +13,15 @@ import time
 from pathlib import Path
 
 import httpx
+
+
+# Headless Chromium for page tests and benchmarks: Debian's package, a fake camera and
+# microphone granted without asking, WebRTC allowed over loopback.
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--use-fake-device-for-media-stream",
+                 "--use-fake-ui-for-media-stream", "--allow-loopback-in-peer-connection"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:

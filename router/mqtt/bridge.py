@@ -156,7 +156,8 @@ class Bridge:
                                  on_connect=self._on_connect)
         self.relay = SignalRelay(core, self.client.publish, self._dead,
                                  load_telepresence_config(self.cfg.directory,
-                                                          {s.id for s in self.cfg.sites.sites}))
+                                                          {s.id for s in self.cfg.sites.sites}),
+                                 self._parse)
 
     # --- lifecycle ------------------------------------------------------------------------
 

@@ -53,8 +53,12 @@ class _Session:
 
 class SignalRelay:
     def __init__(self, core: RouterCore, publish: Callable[..., Any],
-                 dead: Callable[[str, str, str, bytes], None], ice: TelepresenceConfig):
+                 dead: Callable[[str, str, str, bytes], None], ice: TelepresenceConfig,
+                 parse: Callable[..., Any]):
+        # parse(model, topic, msg, limit): the bridge's size and schema checks, which
+        # dead-letter what fails them and return None.
         self.core, self._publish, self._dead, self.ice = core, publish, dead, ice
+        self._parse = parse
         self.sessions: dict[str, _Session] = {}  # case id -> current session
         self.stats: dict[str, int] = {"down": 0, "up": 0, "refused": 0, "sessions": 0}
 
@@ -128,18 +132,9 @@ class SignalRelay:
     def from_device(self, t: topics.Topic, msg) -> None:
         """Called by the bridge for ``…/signal/up``. Bad input is dead-lettered."""
         raw = msg.payload
-        if len(raw) > MAX_SIGNAL_BYTES:
-            return self._dead("oversized", msg.topic,
-                              f"{len(raw)} bytes; the limit is {MAX_SIGNAL_BYTES}", raw)
-        try:
-            up = SignalUp.model_validate_json(raw)
-        except ValidationError as exc:
-            errs = exc.errors()
-            if any(e["type"] == "json_invalid" for e in errs):
-                return self._dead("malformed_json", msg.topic, errs[0]["msg"], raw)
-            where = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-                              for e in errs[:3])
-            return self._dead("schema", msg.topic, where, raw)
+        up = self._parse(SignalUp, t, msg, MAX_SIGNAL_BYTES)
+        if up is None:
+            return None
         if up.origin != t.device:
             return self._dead("origin_mismatch", msg.topic, f"signal origin {up.origin!r} is "
                               f"not the topic's device {t.device!r}", raw)

@@ -14,17 +14,12 @@ import httpx
 import pytest
 import yaml
 
-from router.procs import RouterProcess
+from router.procs import CHROMIUM, CHROMIUM_ARGS, RouterProcess
 from tests.helpers import require
 from tests.service.conftest import config_copy
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "test-artifacts" / "pages"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-        "--allow-loopback-in-peer-connection"]
 TIMEOUT_MS = 10_000
 PAGE_ERRORS: list[str] = []
 
@@ -61,7 +56,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             yield b
         finally:

@@ -15,9 +15,10 @@ import pytest
 from edge.device import DeviceRunner, SafetyLimits, SimulatedRobot
 from edge.webrtc import MediaPeer, RecordingDisplay, open_local_media
 from edge.webrtc.channels import Caption, CaptionText
+from router.procs import CHROMIUM, CHROMIUM_ARGS
 from tests.helpers import require
 from tests.mqtt.helpers import fleet_config
-from tests.pages.test_desk import ARGS, CHROMIUM, SHOTS
+from tests.pages.test_desk import SHOTS
 from tests.telepresence.conftest import broker, device_link, router, token  # noqa: F401
 from tests.webrtc.conftest import loopback_ice  # noqa: F401 (fixture)
 
@@ -62,7 +63,7 @@ async def test_desk_live_video_captions_and_robot_controls(router, broker,  # no
     edge: MediaPeer | None = None
 
     async with device_link(broker.port, "robot-1") as link, runner, async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = await (await browser.new_context(
                 viewport={"width": 1280, "height": 1000})).new_page()

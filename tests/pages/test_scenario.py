@@ -21,7 +21,7 @@ import pytest
 
 from router.procs import EdgeProcess
 from tests.mqtt.helpers import fleet_config
-from tests.pages.test_desk import ARGS, CHROMIUM, SHOTS, browser  # noqa: F401 (fixture)
+from tests.pages.test_desk import SHOTS, browser, wait_available  # noqa: F401 (fixture)
 from tests.telepresence.conftest import broker, router, token  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,15 +50,6 @@ def open_page(browser, url: str, path: str, subject: str, *, available: bool):  
     if available:
         page.get_by_label("Available").check()
     return page
-
-
-def wait_available(http, subject: str) -> None:
-    for _ in range(100):
-        w = next(w for w in http.get("/v1/workers").json()["workers"] if w["id"] == subject)
-        if w["presence"] == "available":
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{subject} never became available")
 
 
 FRAMES = ("() => { const v = document.getElementById('remote-video');"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,10 +14,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from edge.webrtc.mqtt_signaler import SignalLink
 from router.mqtt.client import Message, MqttClient, Settings, Subscription
-from router.mqtt.mosquitto import mosquitto_binary
 from router.mqtt import topics
-from tests.helpers import require
-from tests.mqtt.helpers import MqttRouter, fleet_config, start_broker
+from tests.mqtt.conftest import broker  # noqa: F401 (fixture, on this package's cfg_dir)
+from tests.mqtt.helpers import MqttRouter, fleet_config
 
 ICE = [{"urls": ["stun:stun.example.org:3478"]},
        {"urls": "turn:turn.example.org:3478", "username": "u", "credential": "p"}]
@@ -34,15 +32,6 @@ def cfg_dir(tmp_path):
     cfg = fleet_config(tmp_path, devices=2)
     (cfg / "telepresence.yaml").write_text(yaml.safe_dump({"ice_servers": ICE}))
     return cfg
-
-
-@pytest.fixture
-def broker(tmp_path, cfg_dir):
-    require(mosquitto_binary() is not None and shutil.which("mosquitto_passwd") is not None,
-            "mosquitto and mosquitto_passwd", "run scripts/setup.sh (apt-get install mosquitto)")
-    b = start_broker(tmp_path, cfg_dir)
-    yield b
-    b.kill()
 
 
 @pytest.fixture
