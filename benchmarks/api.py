@@ -49,8 +49,9 @@ def make_config(tmp: Path, workers: int) -> Path:
 async def worker(url: str, wid: str, offers: dict[str, float], http: httpx.AsyncClient,
                  ready: asyncio.Event, stop: asyncio.Event, handle_s: float) -> None:
     token = f"bench-{wid}-token-000"
-    async with websockets.connect(f"{url.replace('http', 'ws', 1)}/v1/ws?token={token}",
+    async with websockets.connect(f"{url.replace('http', 'ws', 1)}/v1/ws",
                                   max_queue=None) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": token}))
         await ws.send(json.dumps({"type": "presence", "presence": "available"}))
         pending: set[asyncio.Task] = set()
 

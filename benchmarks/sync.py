@@ -145,8 +145,9 @@ class Supervisor:
         self.ready = asyncio.Event()
 
     async def run(self, url: str) -> None:
-        ws_url = url.replace("http", "ws", 1) + f"/v1/ws?token={SUPERVISOR}"
+        ws_url = url.replace("http", "ws", 1) + "/v1/ws"
         async with websockets.connect(ws_url, max_queue=None) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": SUPERVISOR}))
             async for raw in ws:
                 now = time.perf_counter()
                 msg = json.loads(raw)

@@ -28,12 +28,12 @@ class SimulatedWorker:
         self.handled = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        ws_url = self.base_url.replace("http", "ws", 1) + f"/v1/ws?token={self.token}"
+        ws_url = self.base_url.replace("http", "ws", 1) + "/v1/ws"
         headers = {"Authorization": f"Bearer {self.token}"}
         async with httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=10) as http:
             while not stop.is_set():
                 try:
-                    async with websockets.connect(ws_url) as ws:
+                    async with websockets.connect(ws_url, additional_headers=headers) as ws:
                         await self._session(ws, http, stop)
                 except (OSError, websockets.WebSocketException) as exc:
                     if stop.is_set():

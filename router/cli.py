@@ -22,13 +22,86 @@ def _config(args):
 def cmd_router(args) -> int:
     import uvicorn
 
+    from router import logs
+    from router.mqtt.cli import bridge_settings
+    from router.secrets import HINT, secret_problems
     from router.service.app import create_app
 
-    from router.mqtt.cli import bridge_settings
+    _env_file(args)
+    cfg = _config(args)
+    settings = bridge_settings(args)
+    problems = secret_problems(cfg, mqtt=settings is not None)
+    if problems and not args.demo_secrets:
+        for p in problems:
+            print(f"baton router: refusing to start: {p.line()}", file=sys.stderr)
+        print(f"baton router: set each of these ({HINT}); --demo-secrets runs with the "
+              "repository's demo values, for a local try-out only", file=sys.stderr)
+        return 2
+    policy = logs.policy_from_env(json_format=args.log_format == "json" or None,
+                                  keep_pii=args.log_pii or None)
+    logs.install(policy, getattr(logging, args.log_level.upper(), logging.INFO))
+    if problems:
+        logging.getLogger("baton.cli").warning(
+            "running with demo secrets (--demo-secrets): anyone who has read the repository "
+            "can sign in; never expose this router", extra={"unsafe": len(problems)})
+    tls = _tls_files(args)
+    app = create_app(cfg, args.db, mqtt=settings, tls=tls is not None)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+                            log_config=None, **(tls or {}))
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _env_file(args) -> None:
+    path = getattr(args, "env_file", None)
+    if not path:
+        return
+    from router.secrets import load_env_file
+
+    try:
+        load_env_file(Path(path))
+    except (OSError, ValueError) as exc:
+        print(f"baton: cannot read --env-file {path}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _tls_files(args) -> dict | None:
+    import os
+
+    cert = args.tls_cert or os.environ.get("BATON_TLS_CERT")
+    key = args.tls_key or os.environ.get("BATON_TLS_KEY")
+    if not cert and not key:
+        return None
+    if not (cert and key):
+        print("baton router: give both --tls-cert and --tls-key (or BATON_TLS_CERT and "
+              "BATON_TLS_KEY)", file=sys.stderr)
+        raise SystemExit(2)
+    for f in (cert, key):
+        if not Path(f).is_file():
+            print(f"baton router: TLS file {f} not found", file=sys.stderr)
+            raise SystemExit(2)
+    return {"ssl_certfile": cert, "ssl_keyfile": key}
+
+
+def cmd_secrets(args) -> int:
+    from router.mqtt.auth import AuthError, write_auth
+    from router.secrets import generate_values, write_env_file
 
     cfg = _config(args)
-    app = create_app(cfg, args.db, mqtt=bridge_settings(args))
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    env_file = Path(args.env_file)
+    if env_file.exists() and not args.force:
+        print(f"baton secrets: {env_file} exists; --force replaces every secret in it (to "
+              "rotate without downtime see docs/security.md)", file=sys.stderr)
+        return 2
+    values = generate_values(cfg)
+    try:
+        passwd, acl = write_auth(cfg, Path(args.mosquitto_dir), env=values)
+    except AuthError as exc:
+        print(f"baton secrets: {exc}", file=sys.stderr)
+        return 2
+    write_env_file(env_file, values)
+    print(f"{env_file} (0600): {len(values)} tokens and passwords")
+    print(f"{passwd}, {acl}: Mosquitto's password file (hashed) and ACL for them")
     return 0
 
 
@@ -39,7 +112,17 @@ def cmd_mqtt_auth(args) -> int:
 
 
 def cmd_check_config(args) -> int:
+    _env_file(args)
     cfg = _config(args)
+    if args.production:
+        from router.secrets import HINT, secret_problems
+
+        problems = secret_problems(cfg)
+        for p in problems:
+            print(f"baton check-config: unsafe for production: {p.line()}", file=sys.stderr)
+        if problems:
+            print(f"baton check-config: {HINT}", file=sys.stderr)
+            return 2
     print(f"configuration in {cfg.directory} is valid: {len(cfg.sites.sites)} sites, "
           f"{len(cfg.workers.workers)} workers, {len(cfg.routing.workflows)} workflows")
     return 0
@@ -108,6 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=None, help="database URL (default: $BATON_DB_URL or "
                    "sqlite in ./var)")
     p.add_argument("--log-level", default="info")
+    p.add_argument("--log-format", choices=["text", "json"], default=None,
+                   help="default $BATON_LOG_FORMAT or text")
+    p.add_argument("--log-pii", action="store_true", help="print the 'pii' field of log "
+                   "records (resident ids; transcripts also need BATON_LOG_TRANSCRIPTS=1); "
+                   "default: redacted. Also BATON_LOG_PII=1")
+    p.add_argument("--env-file", default=None, help="KEY=value file (from `baton secrets "
+                   "generate`) read before start; the environment wins over it")
+    p.add_argument("--demo-secrets", action="store_true", help="start even with the "
+                   "repository's demo tokens and passwords (local try-outs and tests only)")
+    p.add_argument("--tls-cert", default=None, help="serve HTTPS with this certificate "
+                   "(PEM; default $BATON_TLS_CERT)")
+    p.add_argument("--tls-key", default=None, help="its private key (default $BATON_TLS_KEY)")
     from router.mqtt.cli import add_router_arguments
 
     add_router_arguments(p)
@@ -155,7 +250,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_mqtt_auth)
 
     p = sub.add_parser("check-config", help="validate the configuration and exit")
+    p.add_argument("--production", action="store_true", help="also fail (exit 2) while any "
+                   "token or password is a demo value, short, empty or missing")
+    p.add_argument("--env-file", default=None, help="KEY=value file read first")
     p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("secrets", help="generate tokens and passwords for a deployment")
+    ssub = p.add_subparsers(dest="secrets_command", required=True, metavar="ACTION")
+    g = ssub.add_parser("generate", help="write random tokens and passwords to an env file "
+                        "(0600) and regenerate Mosquitto's password file")
+    g.add_argument("--env-file", default=".env", help="where to write them (default .env)")
+    g.add_argument("--mosquitto-dir", default="config/mosquitto",
+                   help="where to write passwd and acl (default config/mosquitto)")
+    g.add_argument("--force", action="store_true", help="replace an existing env file")
+    g.set_defaults(func=cmd_secrets)
 
     from edge.models import add_arguments as models_args
     from edge.node import add_arguments as node_args
@@ -182,10 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
-                        "%(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # plugin set-up chatter
+    from router import logs
+
+    # `baton router` installs its own policy (flags); every command redacts PII by default.
     args = build_parser().parse_args(argv)
+    logs.install(logs.policy_from_env(demo=args.command == "demo"))
     return args.func(args) or 0
 
 

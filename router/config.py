@@ -172,8 +172,15 @@ class TokenConfig(_C):
         return self
 
 
+class AccessConfig(_C):
+    # A worker who passed a case on (transfer, hand-back, close) may still read it, not
+    # change it, for this long: to finish notes and the wrap-up. Then it is gone for them.
+    wrapup_minutes: float = Field(default=15.0, ge=0, le=24 * 60)
+
+
 class TokensFile(_C):
     tokens: list[TokenConfig] = Field(default_factory=list)
+    access: AccessConfig = Field(default_factory=AccessConfig)
 
 
 # --- the whole configuration ------------------------------------------------------------
@@ -200,11 +207,13 @@ class BatonConfig(_C):
                     return s, d
         return None
 
-    def resolved_tokens(self) -> dict[str, TokenConfig]:
-        """token -> entry; token_env wins over token so deployments override demo values."""
+    def resolved_tokens(self, env: dict[str, str] | None = None) -> dict[str, TokenConfig]:
+        """token -> entry; token_env wins over token so deployments override demo values
+        (outside the demo, router/secrets.py refuses to start while any is a demo value)."""
+        env = os.environ if env is None else env
         out: dict[str, TokenConfig] = {}
         for entry in self.tokens.tokens:
-            value = os.environ.get(entry.token_env) if entry.token_env else None
+            value = env.get(entry.token_env) if entry.token_env else None
             value = value or entry.token
             if value:
                 out[value] = entry

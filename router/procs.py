@@ -31,28 +31,47 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class RouterProcess:
+    """``secrets``: None runs with the repository's demo tokens (``--demo-secrets``), which
+    the tests and benchmarks use by name; a dict (e.g. router.secrets.generate_values) runs
+    as a deployment would, with those values in the environment and no demo fallback.
+    ``log_file``: the router's output goes there (else to a pipe, read only on failure)."""
+
     def __init__(self, config_dir: str | Path, db_url: str, port: int | None = None,
-                 log_level: str = "warning"):
+                 log_level: str = "warning", *, secrets: dict[str, str] | None = None,
+                 env: dict[str, str] | None = None, extra_args: list[str] | None = None,
+                 log_file: str | Path | None = None, scheme: str = "http"):
         self.config_dir, self.db_url = config_dir, db_url
         self.port = port or free_port()
         self.log_level = log_level
+        self.secrets, self.env, self.extra_args = secrets, env or {}, extra_args or []
+        self.log_file, self.scheme = log_file, scheme
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> httpx.Client:
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "router.cli", "--config", str(self.config_dir), "router",
+                "--port", str(self.port), "--db", self.db_url, "--log-level", self.log_level,
+                *([] if self.secrets is not None else ["--demo-secrets"]), *self.extra_args]
+
+    def start(self, timeout: float = 30.0, **client_kw) -> httpx.Client:
         """Start the router and return a client once /healthz answers."""
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "router.cli", "--config", str(self.config_dir), "router",
-             "--port", str(self.port), "--db", self.db_url, "--log-level", self.log_level],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ})
-        client = httpx.Client(base_url=self.url, timeout=10)
+        env = {**os.environ, **(self.secrets or {}), **self.env}
+        out = open(self.log_file, "ab") if self.log_file else subprocess.PIPE
+        try:
+            self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
+                                         env=env)
+        finally:
+            if self.log_file:
+                out.close()
+        client = httpx.Client(base_url=self.url, timeout=10, **client_kw)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                out = self.proc.stdout.read().decode(errors="replace")
+                out = (Path(self.log_file).read_bytes() if self.log_file
+                       else self.proc.stdout.read()).decode(errors="replace")
                 raise RuntimeError(f"router exited with {self.proc.returncode}: {out}")
             try:
                 if client.get("/healthz").status_code == 200:

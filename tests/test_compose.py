@@ -271,12 +271,19 @@ def test_mosquitto_config_file_mounted_exists():
 
 
 def test_mosquitto_config_is_accepted_by_mosquitto(tmp_path: Path):
-    """Loads the real file (listener moved to a free port, persistence to tmp) in mosquitto."""
+    """Loads the real file (listener moved to a free port, persistence to tmp) in mosquitto,
+    with the password file `baton secrets generate` writes (none is committed)."""
     mosquitto = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
     require(mosquitto is not None, "mosquitto", "run scripts/setup.sh (apt-get install mosquitto)")
     port = free_port()
     mounts = {target: (COMPOSE_FILE.parent / source).resolve()
               for source, target in _mounts(SERVICES["mosquitto"])}
+    generated = subprocess.run(
+        [sys.executable, "-m", "router.cli", "secrets", "generate", "--env-file",
+         str(tmp_path / ".env"), "--mosquitto-dir", str(tmp_path / "mosquitto")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert generated.returncode == 0, generated.stderr
+    mounts["/mosquitto/config/passwd"] = tmp_path / "mosquitto" / "passwd"
     lines = []
     for ln in _mosquitto_conf_source().read_text().splitlines():
         if ln.startswith("listener "):

@@ -116,9 +116,13 @@ function connect() {
   clearTimeout(state.retry);
   const proto = location.protocol === "https:" ? "wss" : "ws";
   setConn("connecting", "connecting…");
-  const ws = new WebSocket(`${proto}://${location.host}/v1/ws?token=${encodeURIComponent(state.token)}`);
+  const ws = new WebSocket(`${proto}://${location.host}/v1/ws`);
   state.ws = ws;
-  ws.onopen = () => setConn("connected", "connected");
+  ws.onopen = () => {
+    // The token goes in the first message, never in the URL (URLs end up in logs).
+    ws.send(JSON.stringify({ type: "auth", token: state.token }));
+    setConn("connected", "connected");
+  };
   ws.onclose = (e) => {
     if (e.code === 4401 || e.code === 4403) {
       setConn("refused", "refused");
@@ -188,12 +192,13 @@ function onHello(msg) {
 }
 
 async function previewFromRest(offer) {
-  // Offers present at connect come without their preview: read the case's public fields.
+  // Offers present at connect come without their preview: the router answers an offered
+  // case with its preview only (the packet comes with the accept).
   try {
     const { case: c } = await api("GET", `/v1/cases/${encodeURIComponent(offer.case_id)}`);
     const entry = state.offers.get(offer.offer_id);
     if (!entry) return;
-    entry.preview = {
+    entry.preview = !c.handoffs ? c : {
       id: c.id, site: c.site, device: c.device, language: c.language, channel: c.channel,
       intent: c.intent, skills: (c.requirement || {}).skills || {}, waiting_since: c.queued_at,
       transfers: c.transfers, last_handoff: c.handoffs.length ? c.handoffs[c.handoffs.length - 1] : null,

@@ -172,10 +172,14 @@ function setConn(st, text) {
 
 function connect() {
   const proto = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${proto}://${location.host}/v1/ws?token=${encodeURIComponent(state.token)}`);
+  const ws = new WebSocket(`${proto}://${location.host}/v1/ws`);
   state.ws = ws;
   setConn("connecting", "connecting…");
-  ws.onopen = () => setConn("connected", "live");
+  ws.onopen = () => {
+    // The token goes in the first message, never in the URL (URLs end up in logs).
+    ws.send(JSON.stringify({ type: "auth", token: state.token }));
+    setConn("connected", "live");
+  };
   ws.onclose = (e) => {
     if (e.code === 4401 || e.code === 4403) {
       setConn("disconnected", "signed out");

@@ -7,13 +7,14 @@
   ``$BATON_MQTT_PASSWORD`` and may use the whole ``baton/v1/#`` tree.
 
 ``baton mqtt-auth --out DIR`` writes DIR/passwd (hashed by ``mosquitto_passwd -U``) and
-DIR/acl. The copies in config/mosquitto/ hold the demo values only: regenerate them with
-the deployment's tokens in the environment before going live.
+DIR/acl. Only the ACL is committed (config/mosquitto/acl); `baton secrets generate` writes a
+password file for fresh random secrets.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import subprocess
@@ -22,23 +23,33 @@ from pathlib import Path
 from router.config import BatonConfig
 from router.models import Role
 from router.mqtt import topics
-
-DEMO_ROUTER_PASSWORD = "demo-router-mqtt-0001"
+from router.secrets import DEMO_MQTT_PASSWORD as DEMO_ROUTER_PASSWORD
 
 
 class AuthError(Exception):
     pass
 
 
-def router_credentials() -> tuple[str, str]:
-    return (os.environ.get("BATON_MQTT_USERNAME") or "baton-router",
-            os.environ.get("BATON_MQTT_PASSWORD") or DEMO_ROUTER_PASSWORD)
+def router_credentials(env=None) -> tuple[str, str]:
+    """The demo password stands in only when none is set: outside the demo the router
+    refuses to start without a real one (router/secrets.py)."""
+    env = os.environ if env is None else env
+    return (env.get("BATON_MQTT_USERNAME") or "baton-router",
+            env.get("BATON_MQTT_PASSWORD") or DEMO_ROUTER_PASSWORD)
 
 
-def device_logins(cfg: BatonConfig) -> dict[str, tuple[str, str]]:
+def router_client_id(password: str) -> str:
+    """Stable across restarts (the persistent session survives) yet unguessable without the
+    password, so no one can take over the router's session by its client id on a broker
+    that does not bind client ids to users."""
+    digest = hashlib.sha256(b"baton-router-client-id\0" + password.encode()).hexdigest()
+    return f"baton-router-{digest[:24]}"
+
+
+def device_logins(cfg: BatonConfig, env=None) -> dict[str, tuple[str, str]]:
     """device id -> (site id, password) for every device with a token."""
     out = {}
-    for token, entry in cfg.resolved_tokens().items():
+    for token, entry in cfg.resolved_tokens(env).items():
         if entry.role is Role.device:
             found = cfg.device(entry.subject)
             if found is not None:
@@ -63,14 +74,16 @@ def acl_text(cfg: BatonConfig, router_user: str | None = None) -> str:
 
 
 def write_auth(cfg: BatonConfig, out: Path, extra_users: dict[str, str] | None = None,
-               router: tuple[str, str] | None = None) -> tuple[Path, Path]:
-    """Write ``out/passwd`` (hashed) and ``out/acl``; returns their paths."""
+               router: tuple[str, str] | None = None, env=None) -> tuple[Path, Path]:
+    """Write ``out/passwd`` (hashed) and ``out/acl``; returns their paths. ``env``: where
+    the tokens and the router's password come from (default os.environ)."""
     tool = shutil.which("mosquitto_passwd")
     if tool is None:
         raise AuthError("mosquitto_passwd not found: install mosquitto (apt-get install "
                         "mosquitto), it hashes the password file")
-    router_user, router_pw = router or router_credentials()
-    users = {router_user: router_pw, **{d: pw for d, (_, pw) in device_logins(cfg).items()},
+    router_user, router_pw = router or router_credentials(env)
+    users = {router_user: router_pw,
+             **{d: pw for d, (_, pw) in device_logins(cfg, env).items()},
              **(extra_users or {})}
     out.mkdir(parents=True, exist_ok=True)
     passwd, acl = out / "passwd", out / "acl"

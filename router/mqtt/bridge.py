@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import time
 import uuid
 from collections import Counter, deque
@@ -32,7 +31,7 @@ from pydantic import TypeAdapter, ValidationError
 from router.device_rules import DEVICE_EVENT_TYPES, device_event_refusal
 from router.models import TERMINAL_STATES, CaseEvent, Role
 from router.mqtt import topics
-from router.mqtt.auth import router_credentials
+from router.mqtt.auth import router_client_id, router_credentials
 from router.mqtt.client import MqttClient, NotConnected, Settings, Subscription, Tls
 from router.mqtt.messages import (
     MAX_EVENT_BYTES,
@@ -86,7 +85,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> BridgeSettings | Non
     host = env.get("BATON_MQTT_HOST")
     if not host:
         return None
-    user, password = router_credentials()
+    user, password = router_credentials(env)
     tls_ca = env.get("BATON_MQTT_TLS_CA")
     tls = Tls(ca_file=None if tls_ca == "system" else tls_ca) if tls_ca else None
     protocol = env.get("BATON_MQTT_PROTOCOL") or "auto"
@@ -94,7 +93,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> BridgeSettings | Non
         raise BridgeError(f"BATON_MQTT_PROTOCOL={protocol!r}: use auto, 5 or 3.1.1")
     return BridgeSettings(Settings(
         host=host, port=int(env.get("BATON_MQTT_PORT") or (8883 if tls else 1883)),
-        client_id=env.get("BATON_MQTT_CLIENT_ID") or f"baton-router-{socket.gethostname()}",
+        client_id=env.get("BATON_MQTT_CLIENT_ID") or router_client_id(password),
         username=user, password=password, protocol=protocol, tls=tls,  # type: ignore[arg-type]
         session_expiry_s=3600))
 

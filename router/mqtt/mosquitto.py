@@ -25,7 +25,11 @@ def mosquitto_binary() -> str | None:
 class MosquittoProcess:
     def __init__(self, workdir: str | Path, port: int | None = None, *,
                  passwd: Path | None = None, acl: Path | None = None, extra: str = "",
-                 autosave_s: int = 1):
+                 autosave_s: int = 1, bind_client_ids: bool = False):
+        """``bind_client_ids``: Mosquitto's ``use_username_as_clientid`` as in production
+        (config/mosquitto.conf); off by default because tests open second connections
+        under one username (probes, spies), which it would take over."""
+        self.bind_client_ids = bind_client_ids
         self.autosave_s = autosave_s
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -48,6 +52,8 @@ class MosquittoProcess:
             lines.append("allow_anonymous true")
         if self.acl is not None:
             lines.append(f"acl_file {self.acl}")
+        if self.bind_client_ids:
+            lines.append("use_username_as_clientid true")
         if os.geteuid() == 0:
             lines.append("user root")  # else it drops to 'mosquitto', who cannot write here
         return "\n".join(lines) + "\n" + self.extra

@@ -16,7 +16,8 @@ from router.kpis import compute_kpis
 from router.mqtt.bridge import BridgeError
 from router.packet import full_packet
 from router.service import views
-from router.service.auth import WORKER_ROLES, Authed, Principal, can_see, require
+from router.service.auth import (WORKER_ROLES, Access, Authed, Principal, access, require,
+                                 wrapup_s)
 from router.service.core import CoreError, RouterCore
 from router.store.errors import StoreError
 from router.store.sync import SyncStore
@@ -39,12 +40,35 @@ CaseCreators = require(Role.device, Role.supervisor, Role.admin)
 Workers = require(*WORKER_ROLES, Role.supervisor)
 
 
-async def _visible_case(core: RouterCore, principal: Principal, case_id: str) -> Case:
+def _access(core: RouterCore, principal: Principal, case: Case) -> Access:
+    return access(principal, case, core.clock.now(), wrapup_s(core.cfg))
+
+
+async def _visible_case(core: RouterCore, principal: Principal, case_id: str,
+                        need: Access = Access.read) -> Case:
     case = await core._case(case_id)
+    level = Access.none if case is None else _access(core, principal, case)
     # Not-yours and not-there answer alike, so ids cannot be probed.
-    if case is None or not can_see(principal, case):
+    if level is Access.none:
         raise HTTPException(404, f"no case {case_id!r} that you may see")
+    if level is Access.preview and level < need:
+        raise HTTPException(403, f"case {case_id!r} is offered to you, not assigned: accept "
+                            "the offer first (the packet comes with the accept)")
+    if level < need and case.terminal:
+        raise HTTPException(409, f"case {case_id!r} is {case.state.value}, not connected: you "
+                            "may read it during the wrap-up window, not change it (the "
+                            "close's note is the wrap-up; a supervisor may add a note)")
+    if level < need:
+        raise HTTPException(403, f"case {case_id!r} is no longer yours: you may read it "
+                            "during the wrap-up window, not change it")
     return case
+
+
+def _audit(request: Request, action: str, principal: Principal, case_id: str,
+           **detail: Any) -> None:
+    request.app.state.audit.record(action, principal.subject, case_id=case_id,
+                                   address=request.client.host if request.client else None,
+                                   role=principal.role.value, **detail)
 
 
 def _owner_or_staff(principal: Principal, case: Case) -> None:
@@ -100,18 +124,25 @@ async def list_cases(core: Core, principal: Authed,
         # Workers and devices: only their own cases, whatever the filters ask.
         found = await core.store.list_cases(states=states, site=site, resident=resident,
                                             worker=None, limit=500, offset=0)
-        mine = [c for c in found if can_see(principal, c)]
+        mine = [c for c in found if _access(core, principal, c) >= Access.read]
+        offered = []
         if principal.role in WORKER_ROLES:
             offered = [c for c in core.cases.values() if c.pending_offer is not None
                        and c.pending_offer.worker_id == principal.subject
                        and c.id not in {m.id for m in mine}]
-            mine += offered
-        found = mine[offset:offset + limit]
+        items = [views.case_view(c, core) for c in mine]
+        # An offer shows its preview only: the packet comes with the accept.
+        items += [views.case_preview(c) for c in offered]
+        return {"cases": items[offset:offset + limit]}
     return {"cases": [views.case_view(c, core) for c in found]}
 
 
 @api.get("/cases/{case_id}")
 async def get_case(case_id: str, core: Core, principal: Authed) -> dict[str, Any]:
+    case = await core._case(case_id)
+    if case is not None and _access(core, principal, case) is Access.preview:
+        return {"case": views.case_preview(case), "packet": None,
+                "access": "preview: accept the offer for the packet"}
     case = await _visible_case(core, principal, case_id)
     return {"case": views.case_view(case, core), "packet": await full_packet(core, case_id)}
 
@@ -124,7 +155,7 @@ async def case_events(case_id: str, core: Core, principal: Authed) -> dict[str, 
 
 
 @api.post("/cases/{case_id}/close")
-async def close_case(case_id: str, body: views.CloseCase, core: Core,
+async def close_case(case_id: str, body: views.CloseCase, core: Core, request: Request,
                      principal: Authed) -> dict[str, Any]:
     case = await _visible_case(core, principal, case_id)
     if case.state in TERMINAL_STATES:
@@ -135,11 +166,12 @@ async def close_case(case_id: str, body: views.CloseCase, core: Core,
         raise HTTPException(403, "a device may only close a case as abandoned (resident left)")
     case = await core.close_case(case_id, principal.subject, body.status, body.code, body.note,
                                  body.ai_verdict)
+    _audit(request, "close", principal, case_id, status=body.status)
     return views.case_view(case, core)
 
 
 @api.post("/cases/{case_id}/transfer")
-async def transfer_case(case_id: str, body: views.TransferCase, core: Core,
+async def transfer_case(case_id: str, body: views.TransferCase, core: Core, request: Request,
                         principal: Principal = Workers) -> dict[str, Any]:
     case = await _visible_case(core, principal, case_id)
     _owner_or_staff(principal, case)
@@ -158,38 +190,47 @@ async def transfer_case(case_id: str, body: views.TransferCase, core: Core,
         raise HTTPException(422, str(exc)) from None
     if requirement.workflow and requirement.workflow not in core.cfg.routing.workflows:
         raise HTTPException(422, f"unknown workflow {requirement.workflow!r}")
+    holder = case.assigned_worker
     case = await core.transfer(case_id, case.assigned_worker or principal.subject, requirement,
                                body.note, body.to_worker)
+    # A supervisor moving someone else's case is a reassignment.
+    action = "reassign" if principal.sees_everything and holder != principal.subject \
+        else "transfer"
+    _audit(request, action, principal, case_id, from_worker=holder, to_worker=body.to_worker)
     return views.case_view(case, core)
 
 
 @api.post("/cases/{case_id}/take")
-async def take_case(case_id: str, core: Core, body: views.TakeCase | None = None,
+async def take_case(case_id: str, core: Core, request: Request,
+                    body: views.TakeCase | None = None,
                     principal: Principal = require(Role.supervisor)) -> dict[str, Any]:
     """A supervisor takes a connected case themselves: a warm transfer to their own worker
     id, accepted at once. They must be on the worker roster (config/workers.yaml) and
     available on their desk (/desk), where they then work the case."""
     await _visible_case(core, principal, case_id)
+    holder = (await core._case(case_id)).assigned_worker
     case = await core.take(case_id, principal.subject, body.note if body else "")
+    _audit(request, "take", principal, case_id, from_worker=holder)
     return views.case_view(case, core)
 
 
 @api.post("/cases/{case_id}/handback")
-async def handback(case_id: str, body: views.Handback, core: Core,
+async def handback(case_id: str, body: views.Handback, core: Core, request: Request,
                    principal: Principal = Workers) -> dict[str, Any]:
     case = await _visible_case(core, principal, case_id)
     _owner_or_staff(principal, case)
     case = await core.handback(case_id, case.assigned_worker or principal.subject,
                                body.reason, body.note)
+    _audit(request, "handback", principal, case_id)
     return views.case_view(case, core)
 
 
 @api.post("/cases/{case_id}/notes", status_code=201)
 async def add_note(case_id: str, body: views.NoteIn, core: Core,
                    principal: Authed) -> dict[str, Any]:
-    case = await _visible_case(core, principal, case_id)
     if principal.role is Role.device:
         raise HTTPException(403, "devices add turns as events, not notes")
+    await _visible_case(core, principal, case_id, Access.write)
     case = await core.add_note(case_id, principal.subject, body.text)
     return views.case_view(case, core)
 
@@ -200,7 +241,7 @@ async def send_message(case_id: str, body: views.MessageIn, request: Request, co
     """The connected worker writes to the resident: recorded as a human turn and, when the
     case has a device and the MQTT bridge runs, sent to the device as ``chat.say``; the
     device translates it, shows it and reports the translation (docs/protocol.md §5)."""
-    await _visible_case(core, principal, case_id)
+    await _visible_case(core, principal, case_id, Access.write)
     event, case = await core.human_message(case_id, principal.subject, body.text,
                                            body.language)
     out: dict[str, Any] = {"event_id": event.event_id, "delivered_to": None}
@@ -332,6 +373,15 @@ async def devices(core: Core, principal: Authed) -> dict[str, Any]:
 @api.get("/stats")
 async def get_stats(core: Core, principal: Principal = Staff) -> dict[str, Any]:
     return stats(core)
+
+
+@api.get("/audit")
+async def audit_log(request: Request, principal: Principal = require(Role.admin),
+                    action: str | None = None,
+                    limit: Annotated[int, Query(ge=1, le=10_000)] = 200) -> dict[str, Any]:
+    """Sensitive actions, newest first (router/audit.py): take, reassign, transfer,
+    hand-back, close, and a token's first use from a new address. Admins only."""
+    return {"entries": request.app.state.audit.recent(limit, action)}
 
 
 @api.get("/alerts")

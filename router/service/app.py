@@ -11,14 +11,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from router.audit import AuditLog
 from router.config import BatonConfig
 from router.mqtt.routes import sync_api
 from router.service.api import api
 from router.service.auth import TokenBook
 from router.service.conversation import build_conversations
 from router.service.core import Clock, CoreError, RouterCore
+from router.service.web_security import SecurityHeaders, add_docs_and_icon
 from router.service.ws import ws_router
 from router.store import StoreError, open_store
 
@@ -81,10 +84,30 @@ async def _too_large(send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class ErrorBody(BaseModel):
+    error: str = Field(description="stable code: unauthorized, forbidden, not_found, conflict, "
+                       "invalid_request, payload_too_large, …")
+    message: str = Field(description="what went wrong and what to do")
+    reason: str | None = Field(default=None, description="a typed reason where one exists "
+                               "(e.g. seq_gap, refused)")
+
+
+ERROR_RESPONSES = {
+    401: {"model": ErrorBody, "description": "missing, unknown or revoked bearer token"},
+    403: {"model": ErrorBody, "description": "your role or your relation to the case does "
+          "not allow this"},
+    404: {"model": ErrorBody, "description": "not found, or not yours to see"},
+    409: {"model": ErrorBody, "description": "the case's state does not allow this now"},
+    413: {"model": ErrorBody, "description": "request body over 64 KiB"},
+    422: {"model": ErrorBody, "description": "the request does not match the schema"},
+}
+
+
 def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | None = None,
-               autotick: bool = True, mqtt=None) -> FastAPI:
+               autotick: bool = True, mqtt=None, tls: bool = False) -> FastAPI:
     """``mqtt``: router.mqtt.bridge.BridgeSettings for the MQTT bridge; None reads them from
-    BATON_MQTT_HOST/PORT/... (no bridge when BATON_MQTT_HOST is unset); False: no bridge."""
+    BATON_MQTT_HOST/PORT/... (no bridge when BATON_MQTT_HOST is unset); False: no bridge.
+    ``tls``: served over HTTPS (HSTS goes on every response then)."""
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         from router.mqtt.bridge import Bridge, settings_from_env
@@ -93,6 +116,7 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
         store = await open_store(db_url or default_db_url())
         core = RouterCore(cfg, store, clock=clock, autotick=autotick)
         app.state.core = core
+        app.state.audit = AuditLog(core.clock.now, _audit_path(db_url))
         bridge = None
         try:
             await core.start()
@@ -111,13 +135,16 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
             await store.close()
 
     app = FastAPI(title="Baton router", version="0.1.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
                   description="Routes customer-service cases between AI and people across "
                   "kiosks, telepresence robots and browsers. Authenticate with "
                   "'Authorization: Bearer <token>' (config/tokens.yaml).")
     app.state.cfg = cfg
     app.state.tokens = TokenBook(cfg)
     app.add_middleware(BodyLimit)
-    app.include_router(api)
+    app.add_middleware(SecurityHeaders, force_https=tls)
+    add_docs_and_icon(app)
+    app.include_router(api, responses=ERROR_RESPONSES)
     app.include_router(ws_router)
     app.include_router(sync_api)
 
@@ -175,6 +202,17 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
     app.mount("/static/telepresence", StaticFiles(directory=TELEPRESENCE_PAGE),
               name="telepresence")
     return app
+
+
+def _audit_path(db_url: str | None) -> Path | None:
+    """Next to the SQLite store, or in BATON_DATA_DIR; None keeps it in memory only."""
+    data = os.environ.get("BATON_DATA_DIR")
+    if data:
+        return Path(data) / "audit.jsonl"
+    url = db_url or default_db_url()
+    if url.startswith("sqlite") and ":///" in url and ":memory:" not in url:
+        return Path(url.split(":///", 1)[1]).parent / "audit.jsonl"
+    return None
 
 
 def _code(status: int) -> str:

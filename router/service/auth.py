@@ -1,17 +1,20 @@
-"""Bearer-token authentication and role checks.
+"""Bearer-token authentication, role checks and who may see what of a case.
 
 Tokens come from config/tokens.yaml, overridden per entry by the environment variable named
-in ``token_env``. Browsers cannot set headers on a WebSocket, so WebSockets may pass the
-token as the ``token`` query parameter instead.
+in ``token_env`` (outside the demo only those: router/secrets.py). Browsers cannot set
+headers on a WebSocket: they send the token in the socket's first message (router/service/
+ws.py), never in the URL, which ends up in logs and browser history.
 """
 
 from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from router.casestate import Case
 from router.config import BatonConfig
@@ -50,7 +53,15 @@ class TokenBook:
         return found
 
 
-async def principal_from_header(request: Request) -> Principal:
+# Declares the scheme in OpenAPI; the header is parsed below for our own error bodies.
+bearer_scheme = HTTPBearer(auto_error=False, description="A personal token (baton secrets "
+                           "generate; config/tokens.yaml names the variables)")
+
+
+async def principal_from_header(
+        request: Request,
+        _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
+) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if not header or scheme.lower() != "bearer" or not token.strip():
@@ -59,6 +70,10 @@ async def principal_from_header(request: Request) -> Principal:
     principal = request.app.state.tokens.lookup(token.strip())
     if principal is None:
         raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+    audit = getattr(request.app.state, "audit", None)
+    if audit is not None:
+        audit.token_used(principal.subject, request.client.host if request.client else None,
+                         "http")
     return principal
 
 
@@ -77,15 +92,35 @@ def require(*roles: Role):
     return Depends(check)
 
 
-def can_see(principal: Principal, case: Case) -> bool:
-    """A worker sees only cases offered or assigned to them (now or before); a device only
-    its own; supervisors and admins see all."""
+class Access(IntEnum):
+    none = 0
+    preview = 1  # an offer: what the case is about, not what was said
+    read = 2     # the packet and events, no changes (a previous holder's wrap-up)
+    write = 3    # notes, messages, and the case's actions (owner checks apply on top)
+
+
+_RELEASES = frozenset({"transferred", "handed_back", "closed"})
+
+
+def access(principal: Principal, case: Case, now: float, wrapup_s: float) -> Access:
+    """Pure: what ``principal`` may do with ``case`` at ``now``. The assignee and staff see
+    all; a pending offer shows the preview; whoever passed the case on (transfer, hand-back,
+    close) reads it for ``wrapup_s`` after; anyone else (who declined, never accepted, or
+    whose wrap-up ended) nothing. A device sees its own cases."""
     if principal.sees_everything:
-        return True
+        return Access.write
     if principal.role is Role.device:
-        return case.device == principal.subject
-    if case.assigned_worker == principal.subject:
-        return True
+        return Access.write if case.device == principal.subject else Access.none
+    if case.assigned_worker == principal.subject and not case.terminal:
+        return Access.write  # a closed case keeps its last assignee: wrap-up below
+    released = [h.at for h in case.handoffs
+                if h.kind in _RELEASES and h.from_owner == principal.subject]
+    if released and now - max(released) <= wrapup_s:
+        return Access.read
     if case.pending_offer is not None and case.pending_offer.worker_id == principal.subject:
-        return True
-    return any(h.to_owner == principal.subject for h in case.handoffs)
+        return Access.preview
+    return Access.none
+
+
+def wrapup_s(cfg: BatonConfig) -> float:
+    return cfg.tokens.access.wrapup_minutes * 60.0

@@ -1,6 +1,9 @@
 """The workers' and supervisors' WebSocket: presence, offers pushed, accept/reject, updates.
 
-Protocol (JSON text frames). Client → router:
+Protocol (JSON text frames). Client → router, first (browsers; other clients may send
+'Authorization: Bearer …' on the upgrade instead; never a token in the URL):
+  {"type": "auth", "token": "…"}             within AUTH_TIMEOUT_S, else closed with 4401
+then:
   {"type": "presence", "presence": "available" | "away" | "offline"}
   {"type": "accept", "offer_id": "…"}        {"type": "reject", "offer_id": "…", "reason": "…"}
   {"type": "ping"}
@@ -27,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from router.models import Presence
 from router.packet import full_packet
 from router.service import views
-from router.service.auth import DESK_ROLES, WORKER_ROLES, can_see
+from router.service.auth import DESK_ROLES, WORKER_ROLES, Access, access, wrapup_s
 from router.service.core import CoreError, RouterCore
 from router.service.hub import Connection
 
@@ -35,6 +38,14 @@ log = logging.getLogger("baton.ws")
 ws_router = APIRouter()
 MAX_FRAME = 16 * 1024
 MAX_SIGNAL_FRAME = 64 * 1024  # a browser's SDP can pass 16 KiB
+AUTH_TIMEOUT_S = 10.0
+MAX_AUTH_FRAME = 1024
+
+
+class AuthMsg(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["auth"]
+    token: str = Field(min_length=1, max_length=512)
 
 
 class _In(BaseModel):
@@ -80,18 +91,21 @@ Incoming = TypeAdapter(Annotated[Union[PresenceMsg, AcceptMsg, RejectMsg, PingMs
 @ws_router.websocket("/v1/ws")
 async def worker_socket(ws: WebSocket) -> None:
     core: RouterCore = ws.app.state.core
-    token = ws.query_params.get("token")
-    auth = ws.headers.get("authorization", "")
-    if not token and auth.lower().startswith("bearer "):
-        token = auth[7:].strip()
-    principal = ws.app.state.tokens.lookup(token)
+    if "token" in ws.query_params:
+        # Refused even when valid: URLs end up in access logs and browser history.
+        await ws.close(code=4401, reason='never put the token in the URL: send {"type": '
+                       '"auth", "token": "…"} as the first message')
+        return
+    await ws.accept()
+    principal = await _authenticate(ws)
     if principal is None:
-        await ws.close(code=4401, reason="missing or unknown token (?token=…)")
         return
     if principal.role not in WORKER_ROLES and not principal.sees_everything:
         await ws.close(code=4403, reason=f"role {principal.role.value} has no worker socket")
         return
-    await ws.accept()
+    audit = getattr(ws.app.state, "audit", None)
+    if audit is not None:
+        audit.token_used(principal.subject, ws.client.host if ws.client else None, "ws")
     conn = Connection(principal.subject, principal.role)
     core.hub.attach(conn)
     core.connected(principal.subject)
@@ -118,6 +132,34 @@ async def worker_socket(ws: WebSocket) -> None:
             core.disconnected(principal.subject)
 
 
+async def _authenticate(ws: WebSocket):
+    """The upgrade's bearer header, else the first message; closes with 4401 on failure."""
+    tokens = ws.app.state.tokens
+    auth = ws.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        principal = tokens.lookup(auth[7:].strip())
+    else:
+        try:
+            frame = await asyncio.wait_for(ws.receive(), AUTH_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            await ws.close(code=4401, reason=f"no auth message within {AUTH_TIMEOUT_S:.0f} s")
+            return None
+        if frame["type"] == "websocket.disconnect":
+            return None
+        raw = frame.get("text") or ""
+        try:
+            if len(raw) > MAX_AUTH_FRAME:
+                raise ValueError("too large")
+            principal = tokens.lookup(AuthMsg.model_validate_json(raw).token)
+        except (ValidationError, ValueError):
+            await ws.close(code=4401, reason='first message must be {"type": "auth", '
+                           '"token": "…"}')
+            return None
+    if principal is None:
+        await ws.close(code=4401, reason="unknown or revoked token")
+    return principal
+
+
 async def _send_loop(ws: WebSocket, conn: Connection) -> None:
     while True:
         msg = await conn.queue.get()
@@ -128,7 +170,9 @@ async def _send_loop(ws: WebSocket, conn: Connection) -> None:
 
 
 def _hello(core: RouterCore, principal) -> dict:
-    visible = [c for c in core.cases.values() if can_see(principal, c)]
+    now, wrapup = core.clock.now(), wrapup_s(core.cfg)
+    visible = [c for c in core.cases.values()
+               if access(principal, c, now, wrapup) >= Access.read]
     offers = [o.model_dump(mode="json") for o, _ in core.engine.offers.values()
               if o.worker_id == principal.subject]
     return {"type": "hello", "subject": principal.subject, "role": principal.role.value,

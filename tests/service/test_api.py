@@ -23,7 +23,7 @@ def offers_in(events: list[dict]) -> list[str]:
 
 def test_offer_accept_packet_close(router):
     router.available("haruto")
-    with router.client.websocket_connect(f"/v1/ws?token={token('haruto')}") as ws:
+    with router.client.websocket_connect("/v1/ws", headers={"Authorization": f"Bearer {token('haruto')}"}) as ws:
         hello = ws.receive_json()
         assert hello["type"] == "hello" and hello["presence"] == "available"
         case = router.open_case(skills={"residency": 3}, resident="res-9", transcript=[
@@ -249,7 +249,7 @@ def test_preferred_worker_is_offered_first(router):
 
 def test_resident_walks_away_withdraws_offer(router):
     router.available("haruto")
-    with router.client.websocket_connect(f"/v1/ws?token={token('haruto')}") as ws:
+    with router.client.websocket_connect("/v1/ws", headers={"Authorization": f"Bearer {token('haruto')}"}) as ws:
         ws.receive_json()
         case = router.open_case()
         recv_until(ws, "offer")
@@ -266,7 +266,7 @@ def test_resident_walks_away_withdraws_offer(router):
 
 def test_websocket_bad_messages_do_not_break_the_socket(router):
     router.available("ken")
-    with router.client.websocket_connect(f"/v1/ws?token={token('ken')}") as ws:
+    with router.client.websocket_connect("/v1/ws", headers={"Authorization": f"Bearer {token('ken')}"}) as ws:
         ws.receive_json()
         ws.send_text("not json at all")
         assert "invalid message" in recv_until(ws, "error")["message"]
@@ -282,12 +282,19 @@ def test_websocket_bad_messages_do_not_break_the_socket(router):
 def test_websocket_refuses_bad_tokens_and_devices(router):
     from starlette.websockets import WebSocketDisconnect
 
-    for url, code in [("/v1/ws", 4401), ("/v1/ws?token=wrong-wrong-wrong", 4401),
-                      (f"/v1/ws?token={token('kiosk-1')}", 4403)]:
+    first = [({"type": "ping"}, 4401), ({"type": "auth", "token": "wrong-wrong-wrong"}, 4401),
+             ({"type": "auth", "token": token("kiosk-1")}, 4403)]
+    for msg, code in first:
         with pytest.raises(WebSocketDisconnect) as exc:
-            with router.client.websocket_connect(url) as ws:
+            with router.client.websocket_connect("/v1/ws") as ws:
+                ws.send_json(msg)
                 ws.receive_json()
         assert exc.value.code == code
+    # A token in the URL is refused even when valid: URLs end up in logs.
+    with pytest.raises(WebSocketDisconnect) as exc:
+        with router.client.websocket_connect(f"/v1/ws?token={token('haruto')}") as ws:
+            ws.receive_json()
+    assert exc.value.code == 4401
 
 
 def test_workers_see_only_their_cases(router):
@@ -395,7 +402,7 @@ def test_review_regressions_device_and_socket_input(router):
     r = post("/v1/events", json=future, headers=auth("kiosk-1"))
     assert r.status_code == 422 and r.json()["reason"] == "clock_skew"
     router.available("ken")
-    with router.client.websocket_connect(f"/v1/ws?token={token('ken')}") as ws:
+    with router.client.websocket_connect("/v1/ws", headers={"Authorization": f"Bearer {token('ken')}"}) as ws:
         ws.receive_json()
         ws.send_bytes(b"\x00\x01")
         assert "text frames" in recv_until(ws, "error")["message"]
@@ -405,7 +412,7 @@ def test_review_regressions_device_and_socket_input(router):
 
 def test_closing_a_case_withdraws_its_offer_from_the_desk(router):
     router.available("haruto")
-    with router.client.websocket_connect(f"/v1/ws?token={token('haruto')}") as ws:
+    with router.client.websocket_connect("/v1/ws", headers={"Authorization": f"Bearer {token('haruto')}"}) as ws:
         ws.receive_json()
         case = router.open_case()
         offer = recv_until(ws, "offer")["offer"]

@@ -46,7 +46,7 @@ def test_request_for_a_person_escalates_with_the_whole_story(router):
     assert out["ai_silent"] is True and out["reply"] is None
     assert out["handoff"]["status"] == "connecting"
     assert out["decision"]["reasons"]
-    with router.client.websocket_connect(f"/v1/ws?token={token('sofia')}") as ws:
+    with router.client.websocket_connect("/v1/ws", headers={"Authorization": f"Bearer {token('sofia')}"}) as ws:
         ws.receive_json()
         router.available("sofia")  # es 5: step 2 of contact_center takes agents
         router.advance(46)

@@ -110,8 +110,9 @@ def test_closed_browser_sends_connected_case_back_to_routing(tmp_path):
     proc = RouterProcess(cfg, f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
     c = proc.start()
     try:
-        ws_url = proc.url.replace("http", "ws", 1) + f"/v1/ws?token={token('haruto')}"
+        ws_url = proc.url.replace("http", "ws", 1) + "/v1/ws"
         with connect(ws_url) as ws:
+            ws.send(json.dumps({"type": "auth", "token": token("haruto")}))
             json.loads(ws.recv())  # hello
             ws.send(json.dumps({"type": "presence", "presence": "available"}))
             assert c.put("/v1/workers/lucas/presence", json={"presence": "available"},

@@ -14,8 +14,8 @@ def take(router, case_id: str, who: str = "sato-floor", **body):
 def test_supervisor_takes_a_case_and_works_it_at_the_desk(router):
     router.available("haruto")
     case = _connect(router, "haruto", skills={"residency": 3})
-    with router.client.websocket_connect(f"/v1/ws?token={token('haruto')}") as haruto, \
-            router.client.websocket_connect(f"/v1/ws?token={token('sato-floor')}") as desk:
+    with router.client.websocket_connect("/v1/ws", headers={"Authorization": f"Bearer {token('haruto')}"}) as haruto, \
+            router.client.websocket_connect("/v1/ws", headers={"Authorization": f"Bearer {token('sato-floor')}"}) as desk:
         haruto.receive_json()
         hello = desk.receive_json()
         assert hello["role"] == "supervisor" and hello["presence"] == "offline"
@@ -83,7 +83,7 @@ def test_take_refusals_say_what_to_do_and_change_nothing(router):
 
 
 def test_supervisor_off_the_roster_is_told_at_the_desk(router):
-    with router.client.websocket_connect(f"/v1/ws?token={token('supervisor')}") as desk:
+    with router.client.websocket_connect("/v1/ws", headers={"Authorization": f"Bearer {token('supervisor')}"}) as desk:
         desk.receive_json()
         desk.send_json({"type": "presence", "presence": "available"})
         err = recv_until(desk, "error")

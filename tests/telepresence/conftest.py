@@ -45,8 +45,8 @@ def router(tmp_path, cfg_dir, broker):
 
 @contextlib.asynccontextmanager
 async def worker_socket(router, subject: str) -> AsyncIterator[ClientConnection]:
-    async with connect(f"ws://127.0.0.1:{router.port}/v1/ws?token={token(subject)}",
-                       max_size=2**20) as ws:
+    async with connect(f"ws://127.0.0.1:{router.port}/v1/ws", max_size=2**20) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": token(subject)}))
         hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
         assert hello["type"] == "hello", hello
         yield ws
