@@ -68,13 +68,18 @@ class PiiFilter(logging.Filter):
 
 
 class NoQueryString(logging.Filter):
-    """uvicorn.access records: args are (client, method, path with query, version, status)."""
+    """Drops the query string of any path argument: uvicorn's access lines (client, method,
+    path, version, status) and its WebSocket lines on uvicorn.error (client, path)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-            record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
+        if isinstance(args, tuple) and any(_is_path(a) for a in args):
+            record.args = tuple(a.split("?", 1)[0] if _is_path(a) else a for a in args)
         return True
+
+
+def _is_path(value) -> bool:
+    return isinstance(value, str) and value.startswith("/") and "?" in value
 
 
 class JsonFormatter(logging.Formatter):
@@ -98,13 +103,15 @@ def install(policy: LogPolicy, level: int = logging.INFO) -> None:
     handler.setFormatter(JsonFormatter() if policy.json else logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s %(message)s"))
     handler.addFilter(PiiFilter(policy))
+    handler.addFilter(NoQueryString())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # plugin set-up chatter
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, NoQueryString) for f in access.filters):
-        access.addFilter(NoQueryString())
+    for name in ("uvicorn.access", "uvicorn.error"):  # for handlers a deployment adds
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, NoQueryString) for f in logger.filters):
+            logger.addFilter(NoQueryString())
 

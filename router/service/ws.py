@@ -91,12 +91,12 @@ Incoming = TypeAdapter(Annotated[Union[PresenceMsg, AcceptMsg, RejectMsg, PingMs
 @ws_router.websocket("/v1/ws")
 async def worker_socket(ws: WebSocket) -> None:
     core: RouterCore = ws.app.state.core
+    await ws.accept()  # before any refusal, so the client sees the close code and reason
     if "token" in ws.query_params:
         # Refused even when valid: URLs end up in access logs and browser history.
         await ws.close(code=4401, reason='never put the token in the URL: send {"type": '
                        '"auth", "token": "…"} as the first message')
         return
-    await ws.accept()
     principal = await _authenticate(ws)
     if principal is None:
         return
