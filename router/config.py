@@ -215,8 +215,10 @@ class BatonConfig(_C):
         for entry in self.tokens.tokens:
             value = env.get(entry.token_env) if entry.token_env else None
             value = value or entry.token
-            if value:
-                out[value] = entry
+            # "NEW,OLD" while rotating: both sign in; the first is the device's MQTT password.
+            for part in (value or "").split(","):
+                if part.strip():
+                    out[part.strip()] = entry
         return out
 
 

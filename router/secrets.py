@@ -55,7 +55,10 @@ def secret_problems(cfg: BatonConfig, env: Mapping[str, str] | None = None, *,
     out: list[Problem] = []
     for i, entry in enumerate(cfg.tokens.tokens):
         if entry.token_env:
-            why = _weakness(env.get(entry.token_env), entry.token)
+            raw = env.get(entry.token_env)
+            # "NEW,OLD" during a rotation (docs/security.md): each must be strong.
+            parts = [None] if raw is None else raw.split(",")
+            why = next((w for w in (_weakness(p, entry.token) for p in parts) if w), None)
             if why:
                 out.append(Problem(entry.token_env, f"{why} (token of {entry.subject}, "
                                    f"{entry.role.value})"))

@@ -50,7 +50,7 @@ def device_logins(cfg: BatonConfig, env=None) -> dict[str, tuple[str, str]]:
     """device id -> (site id, password) for every device with a token."""
     out = {}
     for token, entry in cfg.resolved_tokens(env).items():
-        if entry.role is Role.device:
+        if entry.role is Role.device and entry.subject not in out:  # first: the new token
             found = cfg.device(entry.subject)
             if found is not None:
                 out[entry.subject] = (found[0].id, token)

@@ -163,3 +163,19 @@ def test_no_password_file_in_the_repository_accepts_the_demo_password():
     assert not [p for p in tracked if p.endswith("passwd") or p.endswith(".env")], tracked
     cfg = load_config(REPO / "config")
     assert cfg.tokens.access.wrapup_minutes == 15
+
+
+def test_rotation_accepts_new_and_old_until_the_old_is_dropped(tmp_path):
+    from router.mqtt.auth import device_logins
+    from router.secrets import secret_problems
+
+    cfg = load_config(REPO / "config")
+    new, old = "n" * 40, "o" * 40
+    env = {name: f"{name.lower()}-{'x' * 40}" for name in TOKEN_ENVS}
+    env["BATON_TOKEN_ROBOT_1"] = f"{new},{old}"
+    tokens = cfg.resolved_tokens(env)
+    assert tokens[new].subject == tokens[old].subject == "robot-1"
+    assert device_logins(cfg, env)["robot-1"][1] == new  # the broker gets the new one
+    assert secret_problems(cfg, env, mqtt=False) == []
+    env["BATON_TOKEN_ROBOT_1"] = f"{new},demo-robot-1-token-0001"
+    assert [p.name for p in secret_problems(cfg, env, mqtt=False)] == ["BATON_TOKEN_ROBOT_1"]
