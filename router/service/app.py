@@ -138,7 +138,7 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
                   docs_url=None, redoc_url=None,
                   description="Routes customer-service cases between AI and people across "
                   "kiosks, telepresence robots and browsers. Authenticate with "
-                  "'Authorization: Bearer <token>' (config/tokens.yaml).")
+                  "`Authorization: Bearer <token>` (see docs/security.md).")
     app.state.cfg = cfg
     app.state.tokens = TokenBook(cfg)
     app.add_middleware(BodyLimit)

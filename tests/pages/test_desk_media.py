@@ -115,7 +115,8 @@ async def test_desk_live_video_captions_and_robot_controls(router, broker,  # no
             # The page decodes the edge's video: the decoded-frame count keeps rising.
             frames = "() => document.getElementById('remote-video')" \
                      ".getVideoPlaybackQuality().totalVideoFrames"
-            await page.wait_for_function(f"({frames})() > 10", timeout=TIMEOUT_MS)
+            # A function, not an expression: the page's CSP forbids eval of a string.
+            await page.wait_for_function(f"() => ({frames})() > 10", timeout=TIMEOUT_MS)
             first = await page.evaluate(frames)
             await asyncio.sleep(1.0)
             assert await page.evaluate(frames) > first + 10

@@ -109,7 +109,8 @@ def test_escalation_at_the_robot_to_video_captions_controls_and_warm_transfer(
 
         # Video both ways: the page decodes the robot's 640×480 stream at a real rate, and
         # the robot reports (on the device channel) the worker's video it decodes.
-        aiko.wait_for_function(f"({FRAMES})() > 10", timeout=TIMEOUT_MS)
+        # A function, not an expression: the page's CSP forbids eval of a string.
+        aiko.wait_for_function(f"() => ({FRAMES})() > 10", timeout=TIMEOUT_MS)
         first, t0 = aiko.evaluate(FRAMES), time.monotonic()
         aiko.wait_for_timeout(2000)
         fps = (aiko.evaluate(FRAMES) - first) / (time.monotonic() - t0)

@@ -64,9 +64,10 @@ async def test_station_escalates_answers_the_session_and_translates_captions(
         shown = robot.state().display
         assert shown is not None and shown.lang == "ja" and "担当者におつなぎします" in shown.text
 
-        # The router has the resident's words and their pivot translation.
+        # The router has the resident's words and their pivot translation (aiko sees them
+        # with the accept; before it, her offer shows the preview only).
         packet = router.http.get(f"/v1/cases/{case_id}",
-                                 headers={"Authorization": f"Bearer {token('aiko')}"}).json()
+                                 headers={"Authorization": f"Bearer {token('supervisor')}"}).json()
         said = [t for t in packet["packet"]["transcript"] if t["speaker"] == "resident"]
         assert said[-1]["text"] == "在留カードの更新について相談したいです。"
         assert said[-1]["translated"] == "I want to ask about renewing my residence card."
