@@ -33,10 +33,6 @@ REPO = Path(__file__).resolve().parents[2]
 JA_TURN = "在留カードの更新について相談したいです。"
 
 
-def _record(pii) -> logging.LogRecord:
-    return logging.LogRecord("baton.test", logging.INFO, __file__, 1, "turn", None, None)
-
-
 def _emit(policy: logs.LogPolicy, **extra) -> str:
     """One record through the handler logs.install sets up, captured."""
     stream = io.StringIO()
