@@ -146,7 +146,7 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
     add_docs_and_icon(app)
     app.include_router(api, responses=ERROR_RESPONSES)
     app.include_router(ws_router)
-    app.include_router(sync_api)
+    app.include_router(sync_api, responses=ERROR_RESPONSES)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

@@ -135,3 +135,8 @@ def test_openapi_declares_bearer_and_error_bodies(router):
         ref = op["responses"][code]["content"]["application/json"]["schema"]["$ref"]
         assert ref.endswith("/ErrorBody"), ref
     assert set(spec["components"]["schemas"]["ErrorBody"]["required"]) == {"error", "message"}
+    # Every authenticated operation declares the scheme and its 401 body.
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            if op.get("security"):
+                assert "401" in op["responses"], (method, path)
