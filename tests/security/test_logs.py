@@ -82,7 +82,7 @@ def test_access_log_holds_no_query_string(tmp_path):
 
     log = tmp_path / "router.log"
     router = RouterProcess(REPO / "config", f"sqlite+aiosqlite:///{tmp_path / 'r.db'}",
-                           log_level="info", log_file=log)
+                           log_level="info", log_file=log, extra_args=["--log-format", "json"])
     client = router.start()
     secret_resident = f"res-{random_secrets.token_hex(6)}"
     try:
@@ -101,8 +101,11 @@ def test_access_log_holds_no_query_string(tmp_path):
         client.close()
         router.stop()
     text = log.read_text()
-    assert 'GET /v1/cases HTTP/1.1" 200' in text, text
-    assert '"WebSocket /v1/ws" [accepted]' in text, text
+    lines = [json.loads(line) for line in text.splitlines()]  # every line is a JSON object
+    messages = [line["message"] for line in lines]
+    assert any('GET /v1/cases HTTP/1.1" 200' in m for m in messages), text
+    assert any('"WebSocket /v1/ws" [accepted]' in m for m in messages), text
+    assert {"ts", "level", "logger", "message"} <= set(lines[0])
     for secret in (secret_resident, "demo-admin-token-0001", "demo-sato-floor-token-0001",
                    "demo-ken-token-0001", "token="):
         assert secret not in text, secret
