@@ -129,6 +129,8 @@ class ScreenModel:
     def case_state(self, case_id: str, state: str, worker: Worker | None, now: float) -> None:
         if self.case_id is not None and case_id != self.case_id:
             return  # another (older) case of this device
+        if self.state == "end":
+            return  # this visit is over (a repeated update changes nothing)
         if self.case_id is None:
             if state in TERMINAL:
                 return

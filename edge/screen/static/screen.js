@@ -131,7 +131,7 @@ function renderLines(s) {
     li.dataset.id = l.id;
     const who = l.speaker === "resident" ? t.you : l.speaker === "ai" ? t.assistant
       : (s.worker ? s.worker.name : "");
-    li.append(el("span", who, "who"));
+    li.append(el("span", who, "spk"));
     const text = el("span", l.text, "text");
     text.lang = l.lang;
     li.append(text);
