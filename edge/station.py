@@ -92,6 +92,7 @@ class StationOptions:
     screen_port: int | None = 8089  # the resident's page on 127.0.0.1 (0: any free port;
                                     # None: no page)
     screen_config: str | Path | None = None  # default config/edge/screen.yaml
+    kiosk: bool = True  # display "browser": full screen (False: an app window, e.g. the demo)
     speech: bool = True        # load Whisper (False: typed turns and translation only)
     command_timeout_s: float = 2.0
     heartbeat_s: float = 10.0
@@ -146,7 +147,8 @@ class Station:
                                             self.cfg.languages)
             self.screen = ScreenHost(screen_cfg, self.cfg.languages, self,
                                      port=self.opts.screen_port,
-                                     kiosk=display_kind(self.opts.display) == "browser")
+                                     browser=display_kind(self.opts.display) == "browser",
+                                     fullscreen=self.opts.kiosk)
             await self.screen.start()
         await self.node.start()
         from edge.chat import ChatRelay

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import shutil
 import subprocess
+import tempfile
 import time
 from typing import Any, Protocol
 
@@ -52,12 +53,14 @@ class ScreenActions(Protocol):
 
 class ScreenHost:
     def __init__(self, cfg: ScreenConfig, languages: list[str], actions: ScreenActions, *,
-                 port: int = 0, kiosk: bool = False, clock=time.monotonic):
+                 port: int = 0, browser: bool = False, fullscreen: bool = True,
+                 clock=time.monotonic):
         self.cfg, self.actions, self.clock = cfg, actions, clock
         self.model = ScreenModel(cfg, list(languages))
         self.server = ScreenServer(self._on_message, self._on_open, self._on_close, port=port)
-        self.kiosk = kiosk
+        self.open_browser, self.fullscreen = browser, fullscreen
         self.browser: subprocess.Popen | None = None
+        self._profile: str | None = None
         self._peer: Any = None  # the MediaPeer whose video the pages show
         self._tasks: set[asyncio.Task] = set()
 
@@ -68,8 +71,12 @@ class ScreenHost:
     async def start(self) -> None:
         await self.server.start()
         self._spawn(self._ticker(), "ticker")
-        if self.kiosk:
-            self.browser = await asyncio.to_thread(self._launch_browser)
+        if self.open_browser:
+            try:
+                self.browser = await asyncio.to_thread(self._launch_browser)
+            except OSError as exc:  # the page is still served: open it by hand
+                log.warning("could not start Chromium for the resident's screen",
+                            extra={"error": str(exc), "url": self.url})
 
     async def aclose(self) -> None:
         for t in list(self._tasks):
@@ -82,12 +89,19 @@ class ScreenHost:
                 await asyncio.to_thread(self.browser.wait, 5)
             if self.browser.poll() is None:
                 self.browser.kill()
+        if self._profile:
+            shutil.rmtree(self._profile, ignore_errors=True)
 
     def _launch_browser(self) -> subprocess.Popen:
         exe = chromium_path()
         if exe is None:
-            raise RuntimeError("--display browser needs Chromium: apt-get install chromium")
-        return subprocess.Popen([exe, *KIOSK_ARGS, f"--app={self.url}"],
+            raise FileNotFoundError("--display browser needs Chromium: apt-get install chromium")
+        # Its own profile: never joins (or is closed with) a browser the user runs.
+        self._profile = tempfile.mkdtemp(prefix="baton-screen-")
+        args = KIOSK_ARGS if self.fullscreen else \
+            [a for a in KIOSK_ARGS if a != "--kiosk"] + ["--window-size=800,1000"]
+        return subprocess.Popen([exe, *args, f"--user-data-dir={self._profile}",
+                                 f"--app={self.url}"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def _spawn(self, coro, name: str) -> asyncio.Task:
