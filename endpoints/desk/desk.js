@@ -354,9 +354,19 @@ function renderCaseMeta() {
 // The chat panel: only for a case connected to me. Messages go to the router, which records
 // them in the transcript and, for a device's case, has the device translate and show them.
 // The language a message or caption is written in: recorded with it, so the device translates
-// from the right language and the transcript labels it truly. Choices: my roster languages;
-// default: the browser's language when I have it, else my strongest.
+// from the right language and the transcript labels it truly. Choices: my roster languages,
+// shown next to the text; default: my last choice this session, else my strongest language.
+// A text without a single Japanese/Chinese character is not sent as ja/zh (the usual slip).
 const writeLang = { loaded: false, value: null };
+const SCRIPT = { ja: /[\u3040-\u30ff\u4e00-\u9fff]/, zh: /[\u4e00-\u9fff]/, ko: /[\uac00-\ud7af]/ };
+const LANG_KEY = "baton.writeLang";
+
+function languageSlip(text, lang) {
+  const re = SCRIPT[lang];
+  return re && !re.test(text)
+    ? `This text has no ${lang} characters but is marked “${lang}”: choose the language it is written in.`
+    : "";
+}
 
 async function loadWriteLanguages() {
   if (writeLang.loaded) return;
@@ -370,12 +380,14 @@ async function loadWriteLanguages() {
   const browser = (navigator.language || "en").split("-")[0];
   const codes = Object.keys(langs).sort((a, b) => langs[b] - langs[a]);
   if (!codes.length) codes.push(browser);
-  writeLang.value = codes.includes(browser) ? browser : codes[0];
+  const last = sessionStorage.getItem(LANG_KEY);
+  writeLang.value = codes.includes(last) ? last : codes[0];
   for (const sel of document.querySelectorAll("select.write-lang")) {
     sel.replaceChildren(...codes.map((c) => { const o = el("option", c); o.value = c; return o; }));
     sel.value = writeLang.value;
     sel.addEventListener("change", () => {
       writeLang.value = sel.value;
+      sessionStorage.setItem(LANG_KEY, sel.value);
       for (const other of document.querySelectorAll("select.write-lang")) other.value = sel.value;
     });
   }
@@ -526,6 +538,8 @@ function wireForms() {
     if (e.target.querySelector("button[type=submit]").disabled) return;  // one in flight
     const text = $("chat-text").value.trim();
     if (!text) { $("chat-status").textContent = "Write a message first."; return; }
+    const slip = languageSlip(text, $("chat-lang").value);
+    if (slip) { $("chat-status").textContent = slip; $("chat-lang").focus(); return; }
     $("chat-status").textContent = "Sending…";
     caseAction(e.target, async (id) => {
       try {
@@ -819,8 +833,10 @@ function sendCaption(text) {
   const id = media.caseId;
   if (!id) return false;
   loadWriteLanguages();
-  api("POST", `/v1/cases/${encodeURIComponent(id)}/messages`,
-    { text, language: $("caption-lang").value || writeLang.value || undefined })
+  const language = $("caption-lang").value || writeLang.value || undefined;
+  const slip = language && languageSlip(text, language);
+  if (slip) { showError(slip); $("caption-lang").focus(); return false; }
+  api("POST", `/v1/cases/${encodeURIComponent(id)}/messages`, { text, language })
     .then(() => refreshPacket(id))
     .catch((e) => showError(`Caption not sent: ${e.message}`));
   return true;

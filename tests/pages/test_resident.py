@@ -179,6 +179,7 @@ def test_resident_screen_from_first_word_to_goodbye(lang, router, broker, browse
         # The worker's caption (written in English) reaches the resident in their language;
         # the record has the true language and the translation.
         worker.get_by_label("Caption to send").fill(sc["caption"])
+        worker.get_by_label("Caption language").select_option("en")  # written in English
         worker.get_by_role("button", name="Send caption").click()
         expect(page.locator("#lines li.worker")).to_contain_text(sc["shown"])
         expect(page.locator("#caption-live")).to_have_text(sc["shown"])

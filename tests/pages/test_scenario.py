@@ -131,6 +131,7 @@ def test_escalation_at_the_robot_to_video_captions_controls_and_warm_transfer(
         # ... and the worker answers: the robot shows it in Japanese, and the worker sees
         # the Japanese under their words.
         aiko.get_by_label("Caption to send").fill("Of course, one moment please.")
+        aiko.get_by_label("Caption language").select_option("en")
         aiko.get_by_role("button", name="Send caption").click()
         shown = edge.wait_event(lambda e: e["event"] == "display" and e["from"] == "worker", 5,
                                 "the worker's caption on the robot")
