@@ -1,10 +1,10 @@
 """The resident screen's display path: the worker's camera → the edge's aiortc peer → the
 loopback relay (edge/screen/video.py) → the resident's page in headless Chromium.
 
-In one process: a worker peer (aiortc, 640×480 test pattern at 30 fps whose frames carry a
-counter), the edge's ``MediaPeer`` receiving it, and the edge's ``ScreenHost`` serving the
-resident's page; Chromium opens the page. Each of N sessions starts the worker's video from
-scratch.
+The worker is an aiortc peer in a child process (benchmarks/telepresence_edge.py's worker:
+640×480 test pattern at 30 fps whose frames carry a counter); this process is the edge: its
+``MediaPeer`` receives the worker's video and its ``ScreenHost`` serves the resident's page,
+which headless Chromium opens. Each of N sessions starts the worker's video from scratch.
 
 Measured:
 - ``first_frame_*_ms``: the worker peer starts (offer) → the first frame decoded in the
@@ -13,8 +13,8 @@ Measured:
 - ``added_latency_*_ms``: per frame, the page's decode time minus the edge's decode time of
   the same frame (matched by the counter drawn in the frame), over ``--seconds`` of video;
   one machine's wall clock.
-- ``display_path_cpu_cores``: the process's CPU with the page receiving video minus without
-  it (the worker and edge peers run in both phases), per wall second.
+- ``display_path_cpu_cores``: the edge process's CPU with the page receiving video minus
+  without it (the edge peer decodes the worker's video in both phases), per wall second.
 - ``page_fps``: frames the page decodes per second.
 
     python benchmarks/resident_screen.py [--sessions 10] [--seconds 5]
@@ -38,14 +38,11 @@ sys.path.insert(0, str(REPO))
 
 from edge.screen.host import ScreenHost  # noqa: E402
 from edge.screen.strings import load_screen_config  # noqa: E402
-from edge.webrtc import (  # noqa: E402
-    MediaPeer,
-    MemorySignaler,
-    RecordingDisplay,
-    open_local_media,
-    read_frame_counter,
-)
+from edge.webrtc import MediaPeer, RecordingDisplay, read_frame_counter  # noqa: E402
 from router.procs import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from telepresence_edge import QueueSignaler, WorkerProcess  # noqa: E402
 
 TARGETS = {"added_latency_p95_ms": 150, "display_path_cpu_cores": 0.3}
 LANGS = ["ja", "en", "es", "pt", "zh"]
@@ -106,23 +103,24 @@ def pct(values: list[float], p: int) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
 
 
-async def session(host: ScreenHost, page, seconds: float, measure_cpu: bool) -> dict:
-    a, b = MemorySignaler.pair()
+async def session(worker: WorkerProcess, host: ScreenHost, page, seconds: float,
+                  measure_cpu: bool) -> dict:
+    worker.sig = QueueSignaler(worker.send_line)
+    await worker.send_line({"cmd": "open", "send_video": True})
     display = TimedDisplay()
-    edge = MediaPeer(b, role="answer", display=display, name="edge")
     started_video = asyncio.Event()
 
     def on_track(track) -> None:
         if track.kind == "video":
             started_video.set()
 
-    edge.on_track = on_track
-    worker = MediaPeer(a, role="offer", media=open_local_media("test", "silence"),
-                       display=RecordingDisplay(), name="worker")
+    # The edge offers to receive (as the worker's browser would, the other way round);
+    # the worker answers with its camera.
+    edge = MediaPeer(worker.sig, role="offer", display=display, on_track=on_track,
+                     name="edge")
     await page.evaluate(PAGE_HOOKS)
     t0 = time.time() * 1000
     await edge.start()
-    await worker.start()
     await asyncio.wait_for(started_video.wait(), 20)
     host.model.state = "person"  # what the case update would have said
     cpu_a = None
@@ -145,8 +143,10 @@ async def session(host: ScreenHost, page, seconds: float, measure_cpu: bool) -> 
     edge_first = min(display.at.values())
     added = [at - display.at[n] for n, at in frames[n0:] if n in display.at]
     await host.video_off()
-    await worker.aclose()
     await edge.aclose()
+    worker.sig.inbox.put_nowait(None)
+    await worker.ask({"cmd": "close"})
+    worker.sig = None
     return {"first_frame_ms": round(first_page - t0, 1),
             "edge_first_frame_ms": round(edge_first - t0, 1),
             "added_latency_ms": added, "page_fps": round(page_fps, 1),
@@ -158,6 +158,10 @@ async def run(sessions: int, seconds: float) -> dict:
 
     host = ScreenHost(load_screen_config(None, LANGS), LANGS, NoActions(), port=0)
     await host.start()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(REPO / "benchmarks" / "telepresence_edge.py"), "--worker",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    worker = WorkerProcess(proc)
     try:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
@@ -171,7 +175,7 @@ async def run(sessions: int, seconds: float) -> dict:
             # the video as soon as it reaches the edge); three more measure the CPU (worker →
             # edge alone, then with the page), and their first frames are not counted.
             for i in range(sessions + 3):
-                row = await session(host, page, seconds, measure_cpu=i >= sessions)
+                row = await session(worker, host, page, seconds, measure_cpu=i >= sessions)
                 lat = row["added_latency_ms"]
                 print(json.dumps({"session": i, **{k: v for k, v in row.items()
                                                    if k != "added_latency_ms"},
@@ -180,6 +184,7 @@ async def run(sessions: int, seconds: float) -> dict:
                 rows.append(row)
             await browser.close()
     finally:
+        await worker.aclose()
         await host.aclose()
     timed = [r for r in rows if r["cpu_without_page"] is None]
     first = [r["first_frame_ms"] for r in timed]

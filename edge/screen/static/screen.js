@@ -161,6 +161,9 @@ async function onOffer(sdp) {
   const pc = new RTCPeerConnection({ iceServers: [] });
   page.pc = pc;
   pc.ontrack = (e) => {
+    // A loopback link has no network jitter to absorb: play frames as soon as decoded.
+    if ("jitterBufferTarget" in e.receiver) e.receiver.jitterBufferTarget = 0;
+    else if ("playoutDelayHint" in e.receiver) e.receiver.playoutDelayHint = 0;
     const v = $("worker-video");
     if (!v.srcObject) v.srcObject = new MediaStream();
     v.srcObject.addTrack(e.track);
