@@ -178,7 +178,15 @@ def test_resident_screen_from_first_word_to_goodbye(lang, router, broker, browse
 
         # The worker's caption (written in English) reaches the resident in their language;
         # the record has the true language and the translation.
+        # English marked with a language it is not written in (the roster's strongest, ja
+        # or es) is the slip of the Why: for ja, refused before anything is recorded.
         worker.get_by_label("Caption to send").fill(sc["caption"])
+        if lang == "ja":
+            worker.get_by_label("Caption language").select_option("ja")
+            worker.get_by_role("button", name="Send caption").click()
+            expect(worker.locator("#error")).to_contain_text("no ja characters")
+            assert not [e for e in case_events(http, case_id) if e["type"] == "turn"
+                        and e["payload"]["speaker"] == "human"]
         worker.get_by_label("Caption language").select_option("en")  # written in English
         worker.get_by_role("button", name="Send caption").click()
         expect(page.locator("#lines li.worker")).to_contain_text(sc["shown"])
@@ -222,6 +230,8 @@ def test_resident_screen_from_first_word_to_goodbye(lang, router, broker, browse
             assert time.monotonic() < deadline, "the untranslated mark was not recorded"
             time.sleep(0.2)
         assert said["payload"]["language"] == "en" and mark[0]["payload"]["untranslated"]
+        # The worker is told: their transcript marks it untranslated.
+        expect(worker.locator("#transcript tr", has_text=free)).to_contain_text("untranslated")
         # The AI's reply the resident read is in the record with its translation.
         ai = next(e for e in events if e["type"] == "turn" and e["payload"]["speaker"] == "ai")
         assert any(e["type"] == "translation" and e["payload"]["turn_event_id"] ==
@@ -245,6 +255,8 @@ def test_resident_screen_from_first_word_to_goodbye(lang, router, broker, browse
         offer.get_by_role("button", name=f"Accept case {case_id}").click()
         expect(page.locator("#who")).to_contain_text(sc["specialist_name"])
         expect(page.locator("#camera")).to_be_hidden()  # no video session with a desk yet
+        n += 1
+        visit(page, lang, n, "specialist")
 
         # end: closed → thanks, a rating by touch → recorded → the screen clears.
         r = http.post(f"/v1/cases/{case_id}/close", headers={
