@@ -50,6 +50,7 @@ OPEN_RETRIES = 1  # a turn for a case closed meanwhile opens a new case once
 
 
 EMERGENCY_COMMAND = "emergency.notice"  # docs/protocol.md §5
+EMERGENCY_CLEAR = "emergency.clear"
 
 
 class EmergencyNotice(BaseModel):
@@ -226,6 +227,8 @@ class Station:
                 self.screen.push()
         if out["reply"]:
             if out["reply"].get("event_id"):
+                if len(self._reply_ids) > 100:  # replies never shown (a failed turn)
+                    self._reply_ids.clear()
                 self._reply_ids[out["reply"]["text"]] = out["reply"]["event_id"]
             return out["reply"]["text"], out["reply"]["language"]
         if self.screen is not None:
@@ -407,6 +410,12 @@ class Station:
     async def _command(self, cmd: Command) -> str | tuple[str, str]:
         if cmd.type == EMERGENCY_COMMAND:
             return self._emergency(cmd)
+        if cmd.type == EMERGENCY_CLEAR:
+            self._out("emergency_cleared", {})
+            if self.screen is not None:
+                self.screen.model.emergency_cleared()
+                self.screen.push()
+            return "done", ""
         if cmd.type == "chat.say" and self.chat is not None:
             status, detail = await self.chat(cmd)
             self._out("chat", {"command_id": cmd.command_id, "status": status,

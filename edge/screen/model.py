@@ -70,6 +70,7 @@ class ScreenModel:
     video: bool = False        # the worker's video is on the page
     camera_on: bool = False    # the device's camera is sent to a person
     emergency: dict[str, str] | None = None
+    _before_emergency: State = "idle"
     rating: int | None = None
     clear_at: float | None = None  # when the goodbye screen clears itself (the station's clock)
     visit: int = 0             # a new number for every resident: the page wipes everything
@@ -145,10 +146,10 @@ class ScreenModel:
         elif state in WAITING_STATES and self.state not in ("waiting",):
             if self.state != "transfer":
                 self.state = "waiting"
-        elif state == "ai_active" and self.state in ("idle",):
-            self.state = "ai"
-        if self.emergency is not None and self.state != "end":
-            self.state = "emergency"
+        elif state == "handed_back" or (state == "ai_active" and self.state == "idle"):
+            self.state, self.video, self.camera_on, self.worker = "ai", False, False, None
+        if self.emergency is not None and self.state not in ("end", "emergency"):
+            self._before_emergency, self.state = self.state, "emergency"
         self._changed()
 
     def video_started(self) -> None:
@@ -161,8 +162,18 @@ class ScreenModel:
 
     def emergency_notice(self, text: str, number: str, language: str) -> None:
         self.emergency = {"text": text, "number": number, "lang": language}
-        if self.state != "end":
+        if self.state not in ("end", "emergency"):
+            self._before_emergency = self.state
             self.state = "emergency"
+        self._changed()
+
+    def emergency_cleared(self) -> None:
+        """Staff have it in hand (``emergency.clear``): back to where the visit was."""
+        if self.emergency is None:
+            return
+        self.emergency = None
+        if self.state == "emergency":
+            self.state = self._before_emergency
         self._changed()
 
     def rate(self, score: int, now: float) -> None:

@@ -81,10 +81,23 @@ def test_emergency_overrides_until_the_visit_ends(model):
     assert model.state == "emergency"
     model.case_state("c-1", "connected", Worker("ken", "Ken", "agent"), 1)
     assert model.state == "emergency"
+    model.emergency_cleared()  # staff have it in hand: back to the person
+    assert model.state == "person" and model.emergency is None
+    model.emergency_notice("係員がすぐに参ります。", "119", "ja")
     model.case_state("c-1", "resolved", None, 2)
     assert model.state == "end"
     model.clear()
     assert model.emergency is None and model.state == "idle"
+
+
+def test_handed_back_returns_to_the_ai_without_video(model):
+    model.resident_said("r1", "x", "en")
+    model.case_opened("c-1")
+    model.case_state("c-1", "connected", Worker("ken", "Ken", "agent"), 1)
+    model.video_started()
+    model.case_state("c-1", "handed_back", None, 2)
+    snap = model.snapshot(2)
+    assert (snap["state"], snap["video"], snap["worker"]) == ("ai", False, None)
 
 
 def test_untranslated_lines_say_so(model):
