@@ -5,9 +5,14 @@
         → while a person is on video: a caption (translation + original) to the worker
     router → MQTT signal/down → SignalLink → MediaPeer (answer) per session; a new session
         for the same case (the browser retrying after an ICE failure) replaces the old peer
-    worker caption → translated into the resident's language → the device's screen
-    router → MQTT command ``chat.say`` → ChatRelay → translated → the screen + a
-        ``translation`` event back through the outbox
+    router → MQTT command ``chat.say`` (a worker's message or caption, recorded by the
+        router first) → ChatRelay → translated → the screen + a ``translation`` event (or an
+        ``untranslated`` mark) back through the outbox; captions a worker sends straight on
+        the data channel are not shown (they are not in the case record)
+    the resident's screen (edge/screen): a page on 127.0.0.1 that Chromium shows in kiosk
+        mode (``--display browser``); every happening above updates its ScreenModel, the
+        worker's video reaches it through a loopback WebRTC relay
+    router → ``emergency.notice`` / ``emergency.clear`` → the screen's emergency state
     DeviceRunner: motion within the safety limits, the watchdog ticking on time
 
 Everything here owns its tasks and closes them in ``aclose()``; nothing blocks the loop (the

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import subprocess
 import tempfile
@@ -100,6 +101,8 @@ class ScreenHost:
         self._profile = tempfile.mkdtemp(prefix="baton-screen-")
         args = KIOSK_ARGS if self.fullscreen else \
             [a for a in KIOSK_ARGS if a != "--kiosk"] + ["--window-size=800,1000"]
+        if os.geteuid() == 0:  # Chromium refuses to run as root inside its sandbox
+            args = [*args, "--no-sandbox"]
         return subprocess.Popen([exe, *args, f"--user-data-dir={self._profile}",
                                  f"--app={self.url}"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
