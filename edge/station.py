@@ -157,6 +157,8 @@ class Station:
                                      fullscreen=self.opts.kiosk)
             await self.screen.start()
         await self.node.start()
+        if self.screen is not None:
+            self.screen.model.speech = self.node.status.get("asr") == "ready"
         from edge.chat import ChatRelay
 
         self.chat = ChatRelay(self.sync, self.driver, self.node.translation,

@@ -74,6 +74,7 @@ class ScreenModel:
     rating: int | None = None
     clear_at: float | None = None  # when the goodbye screen clears itself (the station's clock)
     visit: int = 0             # a new number for every resident: the page wipes everything
+    speech: bool = False       # the device listens (speech recognition is running)
     version: int = 0
 
     # --- what happened ----------------------------------------------------------------
@@ -244,7 +245,7 @@ class ScreenModel:
                            "welcome": self.cfg.languages[c].welcome}
                           for c in self.site_languages],
             "lines": [ln.as_dict() for ln in self.lines],
-            "thinking": self.thinking, "wait_s": self.wait_s, "have_ready": self.have_ready,
+            "thinking": self.thinking, "speech": self.speech, "wait_s": self.wait_s, "have_ready": self.have_ready,
             "worker": worker, "video": self.video, "camera_on": self.camera_on,
             "emergency": self.emergency, "rating": self.rating,
             "clears_in_s": None if self.clear_at is None else max(0, round(self.clear_at - now)),

@@ -108,7 +108,8 @@ function render(s) {
   // the conversation
   $("conv-h").textContent = t.conversation;
   renderLines(s);
-  $("activity").textContent = s.thinking ? t.thinking : s.state === "ai" || s.state === "idle" ? t.listening : "";
+  $("activity").textContent = s.thinking ? t.thinking
+    : s.speech && (s.state === "ai" || s.state === "idle") ? t.listening : "";
   $("say-label").textContent = t.type_here;
   $("say-text").placeholder = t.type_here;
   $("say-send").textContent = t.send;
