@@ -131,3 +131,20 @@ def test_every_site_language_needs_its_words(tmp_path):
     p.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(ConfigError, match="thanks"):
         load_screen_config(p, ["ja", "es"])
+
+
+async def test_page_video_offers_vp8_with_the_loopback_encoder():
+    from edge.screen.video import LoopbackVp8Encoder, PageVideo
+    from edge.webrtc.media import TestPatternTrack, ToneTrack
+
+    video = PageVideo([TestPatternTrack(), ToneTrack()])
+    try:
+        sdp = await video.offer()
+        assert "VP8/90000" in sdp and "H264" not in sdp and "opus/48000" in sdp
+        sender = video.pc.getTransceivers()[0].sender
+        enc = sender._RTCRtpSender__encoder
+        assert isinstance(enc, LoopbackVp8Encoder)
+        payloads, _ = enc.encode(await TestPatternTrack().recv())
+        assert payloads  # a working VP8 encoder, denoiser off, faster speed
+    finally:
+        await video.aclose()
