@@ -530,6 +530,14 @@ def run_station(cfg: EdgeConfig, args) -> int:
         print(f"baton edge: --command-timeout must be in (0, 10] s, got {args.command_timeout}",
               flush=True)
         return 2
+    if args.screen_port >= 0:
+        from router.config import ConfigError
+
+        try:  # a bad screen file is a clear error before anything starts
+            load_screen_config(cfg.screen, cfg.languages)
+        except ConfigError as exc:
+            print(f"baton edge: invalid configuration: {exc}", flush=True)
+            return 2
     outbox = args.outbox or f"var/edge-{cfg.device}.db"
     Path(outbox).parent.mkdir(parents=True, exist_ok=True)
     opts = StationOptions(router_url=args.router.rstrip("/"), token=token,
@@ -557,5 +565,11 @@ def run_station(cfg: EdgeConfig, args) -> int:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    asyncio.run(main())
+    from edge.screen.server import ScreenError
+
+    try:
+        asyncio.run(main())
+    except ScreenError as exc:
+        print(f"baton edge: {exc}", flush=True)
+        return 2
     return 0

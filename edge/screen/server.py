@@ -35,6 +35,10 @@ STATIC = Path(__file__).resolve().parent / "static"
 MAX_PAGE_MESSAGE = 16_384
 
 
+class ScreenError(Exception):
+    """The resident's page cannot be served (the message says what to do)."""
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -135,7 +139,13 @@ class ScreenServer:
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise ScreenError(f"the resident's page cannot listen on {self.host}:{self.port} "
+                              f"({exc.strerror}): choose another --screen-port (0 for any "
+                              "free port)") from None
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", lifespan="off",
                                 ws_max_size=MAX_PAGE_MESSAGE, access_log=False)

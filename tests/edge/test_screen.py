@@ -148,3 +148,16 @@ async def test_page_video_offers_vp8_with_the_loopback_encoder():
         assert payloads  # a working VP8 encoder, denoiser off, faster speed
     finally:
         await video.aclose()
+
+
+async def test_a_taken_port_is_a_clear_error():
+    import socket
+
+    from edge.screen.server import ScreenError, ScreenServer
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ScreenError, match=f"127.0.0.1:{port}.*--screen-port"):
+            await ScreenServer(None, None, None, port=port).start()
