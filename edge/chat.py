@@ -12,6 +12,7 @@ event of the worker's turn, so the desk's transcript shows both side by side.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -51,10 +52,14 @@ class ChatRelay:
     None when the device has no translation models (the text is then shown as written)."""
 
     def __init__(self, events: Emitter, device: Any,
-                 translation: TranslationService | None = None):
+                 translation: TranslationService | None = None, *,
+                 on_shown: Callable[[str, str, str, tuple[str, str], bool], None] | None = None):
+        # on_shown(turn_event_id, shown, shown_language, (original, its language),
+        # untranslated): the resident's screen (edge.station); without it the driver shows it.
         self.events = events
         self.driver: DeviceDriver = getattr(device, "driver", device)
         self.translation = translation
+        self.on_shown = on_shown
 
     async def __call__(self, cmd: Command) -> tuple[str, str]:
         if cmd.type != COMMAND:
@@ -79,14 +84,26 @@ class ChatRelay:
                     problem = str(exc)
         text, lang = (translated, say.to_language) if translated else (say.text, say.language)
         try:
-            self.driver.display_text(text, lang)
+            if self.on_shown is not None:
+                self.on_shown(say.turn_event_id, text, lang, (say.text, say.language),
+                              bool(problem))
+            else:
+                self.driver.display_text(text, lang)
         except DeviceError as exc:
             return "failed", f"the display refused the message ({exc.code}): {exc}"
         if problem:
             log.warning("chat message shown untranslated",
                         extra={"case_id": say.case_id, "error": problem})
+            # Recorded as shown: the worker's transcript marks the turn untranslated.
+            recorded = ""
+            try:
+                await self.events.emit(say.case_id, "translation", {
+                    "turn_event_id": say.turn_event_id, "language": say.to_language,
+                    "text": "", "untranslated": problem[:300]})
+            except (OutboxFull, ValueError) as exc:
+                recorded = f"; the mark was not recorded: {exc}"
             return "failed", (f"shown untranslated in {say.language}: no translation to "
-                              f"{say.to_language}: {problem}")
+                              f"{say.to_language}: {problem}{recorded}")
         if translated is None:
             return "done", ""  # same language: nothing to translate
         try:

@@ -70,6 +70,7 @@ class EdgeConfig(_C):
     asr: ASRConfig = Field(default_factory=ASRConfig)
     translation: TranslationConfig = Field(default_factory=TranslationConfig)
     audio: AudioConfig = Field(default_factory=AudioConfig)
+    screen: str | None = None  # the resident page's words (default config/edge/screen.yaml)
     redact_pii: bool = True
 
 
@@ -81,6 +82,8 @@ def load_edge_config(path: str | os.PathLike) -> EdgeConfig:
     pb = cfg.translation.phrasebook
     if pb and not Path(pb).is_absolute():  # relative to the config file
         cfg.translation.phrasebook = str(Path(path).parent / pb)
+    if cfg.screen and not Path(cfg.screen).is_absolute():
+        cfg.screen = str(Path(path).parent / cfg.screen)
     return cfg
 
 
@@ -146,6 +149,7 @@ class ResidentTurn:
     pivot_language: str
     confidence: float | None
     timings: dict[str, float] = field(default_factory=dict)
+    untranslated: str | None = None  # why there is no pivot translation, when there is none
 
 
 # Returns the reply in the pivot language, or (text, language) when the reply is already in
@@ -320,30 +324,40 @@ class EdgeNode:
     async def translate(self, text: str, src: str, dst: str) -> tuple[str | None, float]:
         """(translation, ms); None when the languages match or there is no translator (a
         failure is reported as an ``edge_error`` event, never raised)."""
+        out, ms, _ = await self.translate_or_why(text, src, dst)
+        return out, ms
+
+    async def translate_or_why(self, text: str, src: str, dst: str
+                               ) -> tuple[str | None, float, str | None]:
+        """(translation, ms, why not): ``why not`` is set when the languages differ and no
+        translation came back."""
         if src.split("-")[0] == dst.split("-")[0]:
-            return None, 0.0
+            return None, 0.0, None
         if self.translation is None:
-            return None, 0.0
+            return None, 0.0, f"no translation models on this device ({src}→{dst})"
         try:
             result = await self.translation.translate(text, src, dst)
         except TranslationError as exc:
             await self._error("translation", exc)
-            return None, 0.0
-        return result.text, result.ms
+            return None, 0.0, f"no translation {src}→{dst}: {exc}"
+        if not result.text.strip():
+            return None, result.ms, f"the translation {src}→{dst} came back empty"
+        return result.text, result.ms, None
 
     async def _resident_turn(self, text: str, language: str, confidence: float | None,
                              timings: dict[str, float]) -> None:
         pivot = self.cfg.pivot
-        translated, ms = await self.translate(text, language, pivot)
+        translated, ms, why_not = await self.translate_or_why(text, language, pivot)
         timings["translate_ms"] = round(ms, 2)
         await self._emit("turn", {
             "speaker": "resident", "language": language, "text": text,
             "translated": translated, "translated_language": pivot if translated else None,
-            "confidence": confidence, "timings": timings})
+            "untranslated": why_not, "confidence": confidence, "timings": timings})
         if self.assistant is None:
             return
         turn = ResidentTurn(text, language, translated if translated is not None else text,
-                            pivot if translated is not None else language, confidence, timings)
+                            pivot if translated is not None else language, confidence, timings,
+                            untranslated=why_not)
         t0 = time.perf_counter()
         try:
             reply = await self.assistant(turn)

@@ -5,9 +5,14 @@
         → while a person is on video: a caption (translation + original) to the worker
     router → MQTT signal/down → SignalLink → MediaPeer (answer) per session; a new session
         for the same case (the browser retrying after an ICE failure) replaces the old peer
-    worker caption → translated into the resident's language → the device's screen
-    router → MQTT command ``chat.say`` → ChatRelay → translated → the screen + a
-        ``translation`` event back through the outbox
+    router → MQTT command ``chat.say`` (a worker's message or caption, recorded by the
+        router first) → ChatRelay → translated → the screen + a ``translation`` event (or an
+        ``untranslated`` mark) back through the outbox; captions a worker sends straight on
+        the data channel are not shown (they are not in the case record)
+    the resident's screen (edge/screen): a page on 127.0.0.1 that Chromium shows in kiosk
+        mode (``--display browser``); every happening above updates its ScreenModel, the
+        worker's video reaches it through a loopback WebRTC relay
+    router → ``emergency.notice`` / ``emergency.clear`` → the screen's emergency state
     DeviceRunner: motion within the safety limits, the watchdog ticking on time
 
 Everything here owns its tasks and closes them in ``aclose()``; nothing blocks the loop (the
@@ -28,9 +33,14 @@ from typing import Any
 
 import httpx
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from edge.device import DeviceDriver, DeviceRunner, SafetyLimits, make_driver
 from edge.node import EdgeConfig, EdgeNode, ResidentTurn
 from edge.outbox import Outbox
+from edge.screen.host import ScreenHost, chromium_path
+from edge.screen.model import Worker
+from edge.screen.strings import load_screen_config
 from edge.sync import EdgeSettings, EdgeSync, edge_mqtt_settings
 from edge.webrtc import MediaPeer, open_local_media
 from edge.webrtc.channels import Caption, CaptionText
@@ -42,6 +52,32 @@ log = logging.getLogger("baton.edge.station")
 
 TERMINAL = {"resolved", "abandoned"}  # router.models.TERMINAL_STATES
 OPEN_RETRIES = 1  # a turn for a case closed meanwhile opens a new case once
+
+
+EMERGENCY_COMMAND = "emergency.notice"  # docs/protocol.md §5
+EMERGENCY_CLEAR = "emergency.clear"
+
+
+class EmergencyNotice(BaseModel):
+    """``emergency.notice`` args: what the resident's screen says, in their language."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=500)
+    number: str = Field(min_length=1, max_length=32)
+    language: str = Field(min_length=2, max_length=16)
+    case_id: str | None = Field(default=None, max_length=80)
+
+
+def display_kind(display: str) -> str:
+    """auto: the browser page where Chromium and a screen exist, else the Tk window where
+    a screen exists, else recording only."""
+    import os
+
+    if display != "auto":
+        return display
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        return "record"
+    return "browser" if chromium_path() else "window"
 
 
 class StationError(Exception):
@@ -58,7 +94,11 @@ class StationOptions:
     outbox_path: str | Path = "edge-outbox.db"
     video: str = "auto"        # edge.webrtc.open_local_media: auto | test | none | path
     audio: str = "tone"
-    display: str = "auto"      # auto | window | record
+    display: str = "auto"      # auto | browser | window | record (edge.screen.host)
+    screen_port: int | None = 8089  # the resident's page on 127.0.0.1 (0: any free port;
+                                    # None: no page)
+    screen_config: str | Path | None = None  # default config/edge/screen.yaml
+    kiosk: bool = True  # display "browser": full screen (False: an app window, e.g. the demo)
     speech: bool = True        # load Whisper (False: typed turns and translation only)
     command_timeout_s: float = 2.0
     heartbeat_s: float = 10.0
@@ -91,6 +131,8 @@ class Station:
         self.case_language: str | None = None
         self.case: CaseUpdate | None = None
         self.peer: MediaPeer | None = None
+        self.screen: ScreenHost | None = None
+        self._reply_ids: dict[str, str] = {}  # the AI reply's text → its turn event id
         self._tasks: set[asyncio.Task] = set()
         self._seq = 0
 
@@ -106,16 +148,30 @@ class Station:
     async def start(self) -> None:
         await self.outbox.open()
         self.runner.start()
+        if self.opts.screen_port is not None:
+            screen_cfg = load_screen_config(self.opts.screen_config or self.cfg.screen,
+                                            self.cfg.languages)
+            self.screen = ScreenHost(screen_cfg, self.cfg.languages, self,
+                                     port=self.opts.screen_port,
+                                     browser=display_kind(self.opts.display) == "browser",
+                                     fullscreen=self.opts.kiosk)
+            await self.screen.start()
         await self.node.start()
+        if self.screen is not None:
+            self.screen.model.speech = self.node.status.get("asr") == "ready"
         from edge.chat import ChatRelay
 
-        self.chat = ChatRelay(self.sync, self.driver, self.node.translation)
+        self.chat = ChatRelay(self.sync, self.driver, self.node.translation,
+                              on_shown=self._worker_message_shown)
         await self.sync.start()
         self._spawn(self._sessions(), "sessions")
         self._out("station", {"site": self.cfg.site, "device": self.cfg.device,
-                              "kind": self.cfg.kind, **self.node.status})
+                              "kind": self.cfg.kind, **self.node.status,
+                              "screen_url": self.screen.url if self.screen else None})
 
     async def aclose(self) -> None:
+        if self.screen is not None:
+            await self.screen.aclose()
         if self.peer is not None:
             await self.peer.aclose()
         for t in list(self._tasks):
@@ -145,8 +201,9 @@ class Station:
         body = {"text": turn.text, "language": turn.language,
                 "translated": turn.pivot_text if turn.pivot_language != turn.language
                 else None}
-        if self._live():
-            self._caption_resident(turn)
+        if turn.untranslated:
+            # Recorded as said, marked: the worker sees the original and knows why.
+            body["untranslated"] = turn.untranslated[:300]
         for attempt in range(OPEN_RETRIES + 1):
             case_id = self.case_id or await self._open_case(turn.language)
             r = await self.http.post(f"/v1/cases/{case_id}/turns", json=body)
@@ -157,16 +214,33 @@ class Station:
                 raise StationError(f"the router refused the turn ({r.status_code}): {r.text}")
             break
         out = r.json()
+        if self._live():  # recorded: now the worker may see it
+            self._caption_resident(turn)
         self._out("router_turn", {"case_id": case_id, "ai_silent": out["ai_silent"],
                                   "decision": out["decision"]["decision"],
                                   "handoff": out["handoff"]})
-        if out["reply"]:
-            return out["reply"]["text"], out["reply"]["language"]
         if out["handoff"]:
-            msg, wait = out["handoff"]["message"], out["handoff"].get("wait_estimate_s")
-            shown, _ = await self.node.translate(msg, turn.pivot_language, turn.language)
-            lang = turn.language if shown else turn.pivot_language
-            return (shown or msg) + (f" (~{wait} s)" if wait is not None else ""), lang
+            wait = out["handoff"].get("wait_estimate_s")
+            # The waiting screen says "connecting you to a person" in reviewed words
+            # (config/edge/screen.yaml), with the estimate and what to have ready.
+            shown, lang = out["handoff"]["message"], turn.pivot_language
+            if self.screen is not None and turn.language in self.screen.cfg.languages:
+                shown, lang = self.screen.cfg.languages[turn.language].connecting, turn.language
+            self.driver.display_text(shown, lang)
+            self._out("display", {"text": shown, "lang": lang, "from": "router",
+                                  "wait_estimate_s": wait})
+            if self.screen is not None:
+                self.screen.model.handoff(wait, out.get("intent"))
+                self.screen.push()
+        if out["reply"]:
+            if out["reply"].get("event_id"):
+                if len(self._reply_ids) > 100:  # replies never shown (a failed turn)
+                    self._reply_ids.clear()
+                self._reply_ids[out["reply"]["text"]] = out["reply"]["event_id"]
+            return out["reply"]["text"], out["reply"]["language"]
+        if self.screen is not None:
+            self.screen.model.answered()
+            self.screen.push()
         return None
 
     async def _open_case(self, language: str) -> str:
@@ -177,6 +251,9 @@ class Station:
         if r.status_code != 201:
             raise StationError(f"the router did not open a case ({r.status_code}): {r.text}")
         self.case_id, self.case_language = r.json()["id"], language
+        if self.screen is not None:
+            self.screen.model.case_opened(self.case_id)
+            self.screen.push()
         self._out("case_opened", {"case_id": self.case_id, "language": language})
         return self.case_id
 
@@ -191,11 +268,13 @@ class Station:
     # --- EventSink (what the EdgeNode reports) --------------------------------------------
 
     async def emit(self, type: str, payload: dict[str, Any]) -> None:
+        if type == "turn" and payload["speaker"] == "resident" and self.screen is not None:
+            self._seq += 1
+            self.screen.model.resident_said(f"r{self._seq}", payload["text"],
+                                            payload["language"])
+            self.screen.push()
         if type == "turn" and payload["speaker"] == "ai":
-            shown = payload.get("translated") or payload["text"]
-            lang = payload.get("translated_language") or payload["language"]
-            self.driver.display_text(shown, lang)
-            self._out("display", {"text": shown, "lang": lang, "from": "ai"})
+            await self._show_ai_turn(payload)
         elif type == "caption" and self._live():
             # A partial of the resident's speech, in their language (the final follows).
             self.peer.send_caption(Caption(
@@ -214,8 +293,7 @@ class Station:
         while True:
             signaler = await self.link.next_session()
             if self.peer is not None:  # a new session for a case replaces the old one
-                await self.peer.aclose()
-                self.peer = None
+                await self._end_video()
             try:
                 self.peer = await self._answer(signaler)
             except Exception:
@@ -224,9 +302,18 @@ class Station:
 
     async def _answer(self, signaler: MqttSignaler) -> MediaPeer:
         media = await asyncio.to_thread(open_local_media, self.opts.video, self.opts.audio)
+        peer: MediaPeer | None = None
+
+        def on_track(track) -> None:
+            if track.kind == "video" and self.screen is not None and peer is not None:
+                self._spawn(self.screen.video_on(peer), "page-video")
+
+        display = "record" if display_kind(self.opts.display) == "browser" \
+            else self.opts.display
         peer = MediaPeer(signaler, role="answer", media=media,
-                         display=make_display(self.opts.display), device=self.runner,
-                         on_caption=self._worker_caption, ice_servers=signaler.ice_servers,
+                         display=make_display(display), device=self.runner,
+                         on_caption=self._worker_caption, on_track=on_track,
+                         ice_servers=signaler.ice_servers,
                          name=f"edge-{self.cfg.device}",
                          state_interval_s=self.opts.state_interval_s)
         await peer.start()
@@ -235,24 +322,67 @@ class Station:
         return peer
 
     def _worker_caption(self, cap: Caption) -> None:
+        # Nothing reaches the resident's screen that is not in the case record: a worker's
+        # words come as ``chat.say`` (POST /v1/cases/{id}/messages records them first).
         if cap.speaker == "worker" and cap.final:
-            self._spawn(self._show_worker_caption(cap), "worker-caption")
-
-    async def _show_worker_caption(self, cap: Caption) -> None:
-        """The worker's words in the resident's language on the screen, and back to the
-        worker's captions so they see what the resident reads."""
-        to = self._resident_language()
-        translated, _ = await self.node.translate(cap.text, cap.lang, to)
-        shown, lang = (translated, to) if translated else (cap.text, cap.lang)
-        self.driver.display_text(shown, lang)
-        self._out("display", {"text": shown, "lang": lang, "from": "worker"})
-        if translated and self.peer is not None:
-            self.peer.send_caption(Caption(id=cap.id, speaker="worker", text=translated,
-                                           lang=to, original=CaptionText(text=cap.text,
-                                                                         lang=cap.lang)))
+            self._out("caption_refused", {
+                "message": "worker captions reach the resident only as recorded messages "
+                           "(POST /v1/cases/{id}/messages)"})
 
     def _resident_language(self) -> str:
         return self.case_language or self.cfg.languages[0]
+
+    async def _show_ai_turn(self, payload: dict[str, Any]) -> None:
+        """The AI's reply on the screen, and its translation into the case record (the
+        worker later sees exactly what the resident read)."""
+        shown = payload.get("translated") or payload["text"]
+        lang = payload.get("translated_language") or payload["language"]
+        resident = self._resident_language()
+        untranslated = payload.get("translated") is None and \
+            lang.split("-")[0] != resident.split("-")[0]
+        self.driver.display_text(shown, lang)
+        self._out("display", {"text": shown, "lang": lang, "from": "ai",
+                              "untranslated": untranslated})
+        event_id = self._reply_ids.pop(payload["text"], None)
+        if event_id and self.case_id and (payload.get("translated") or untranslated):
+            record = {"turn_event_id": event_id, "language": resident,
+                      "text": payload.get("translated") or ""}
+            if untranslated:
+                record["untranslated"] = f"no translation from {payload['language']} to " \
+                                         f"{resident} on this device"
+            try:
+                await self.sync.emit(self.case_id, "translation", record)
+            except Exception as exc:  # noqa: BLE001 - shown anyway; say it was not recorded
+                self._out("edge_error", {"component": "record", "message": str(exc)})
+        if self.screen is not None:
+            original = (payload["text"], payload["language"]) if payload.get("translated") \
+                else None
+            self.screen.model.ai_said(event_id or f"a{self._seq}", shown, lang,
+                                      original=original, untranslated=untranslated)
+            self.screen.push()
+
+    def _worker_message_shown(self, turn_event_id: str, shown: str, lang: str,
+                              original: tuple[str, str], untranslated: bool) -> None:
+        """A worker's message (recorded by the router first) is on the device's screen."""
+        self.driver.display_text(shown, lang)
+        self._out("display", {"text": shown, "lang": lang, "from": "worker",
+                              "untranslated": untranslated})
+        if self.screen is not None:
+            self.screen.model.worker_said(turn_event_id, shown, lang,
+                                          original=original if not untranslated else None,
+                                          untranslated=untranslated)
+            self.screen.push()
+        if self._live():  # what the resident reads, on the worker's live captions too
+            self.peer.send_caption(Caption(
+                id=turn_event_id[-60:], speaker="worker", text=shown, lang=lang,
+                original=CaptionText(text=original[0], lang=original[1])
+                if not untranslated else None))
+
+    # --- the resident's page (edge.screen.host.ScreenActions) -------------------------
+
+    async def rate(self, case_id: str, score: int) -> None:
+        await self.sync.emit(case_id, "rating", {"score": score})
+        self._out("rating", {"case_id": case_id, "score": score})
 
     # --- from the router ------------------------------------------------------------------
 
@@ -262,16 +392,55 @@ class Station:
         self.case = update
         if update.state in TERMINAL and update.case_id == self.case_id:
             self.case_id = self.case_language = None
+        if update.state != "connected" and self.peer is not None:
+            # Transferred or closed: no frozen frame of this worker stays up.
+            self._spawn(self._end_video(), "end-video")
+        if self.screen is not None:
+            worker = None
+            if update.assigned_worker:
+                name = update.worker_name or update.assigned_worker
+                worker = Worker(update.assigned_worker, name.split()[0],
+                                update.worker_kind or "agent")
+            self.screen.model.case_state(update.case_id, update.state, worker,
+                                         self.screen.clock())
+            self.screen.push()
         self._out("case", {"case_id": update.case_id, "state": update.state,
                            "worker": update.assigned_worker})
 
+    async def _end_video(self) -> None:
+        peer, self.peer = self.peer, None
+        if self.screen is not None:
+            await self.screen.video_off()
+        if peer is not None:
+            await peer.aclose()
+
     async def _command(self, cmd: Command) -> str | tuple[str, str]:
+        if cmd.type == EMERGENCY_COMMAND:
+            return self._emergency(cmd)
+        if cmd.type == EMERGENCY_CLEAR:
+            self._out("emergency_cleared", {})
+            if self.screen is not None:
+                self.screen.model.emergency_cleared()
+                self.screen.push()
+            return "done", ""
         if cmd.type == "chat.say" and self.chat is not None:
             status, detail = await self.chat(cmd)
             self._out("chat", {"command_id": cmd.command_id, "status": status,
                                "detail": detail})
             return status, detail
         return "unsupported", f"this device has no handler for {cmd.type!r}"
+
+    def _emergency(self, cmd: Command) -> tuple[str, str]:
+        try:
+            notice = EmergencyNotice.model_validate(cmd.args)
+        except ValidationError as exc:
+            return "failed", f"invalid {EMERGENCY_COMMAND} args: {exc.errors()[0]['msg']}"
+        self.driver.display_text(f"{notice.text} {notice.number}", notice.language)
+        self._out("emergency", notice.model_dump())
+        if self.screen is not None:
+            self.screen.model.emergency_notice(notice.text, notice.number, notice.language)
+            self.screen.push()
+        return "done", ""
 
     def _telemetry(self) -> dict[str, Any]:
         s = self.driver.state()
@@ -334,7 +503,13 @@ def add_station_arguments(p) -> None:
                    "pattern) | test | none | a file or /dev/videoN")
     g.add_argument("--audio-out", default="tone", help="tone | silence | none | a file | "
                    "alsa:<device> | pulse:<device>")
-    g.add_argument("--display", default="auto", choices=["auto", "window", "record"])
+    g.add_argument("--display", default="auto", choices=["auto", "browser", "window", "record"],
+                   help="browser: the resident's page in Chromium kiosk mode (the default "
+                   "where Chromium and a screen exist); window: a Tk window (fallback); "
+                   "record: no screen (the page is still served)")
+    g.add_argument("--screen-port", type=int, default=8089, help="the resident's page on "
+                   "http://127.0.0.1:PORT/ (0: any free port, printed in the station event; "
+                   "-1: no page)")
     g.add_argument("--no-speech", action="store_true", help="typed turns only (no Whisper)")
     g.add_argument("--command-timeout", type=float, default=2.0,
                    help="seconds a motion runs without renewal (at most 10)")
@@ -355,12 +530,21 @@ def run_station(cfg: EdgeConfig, args) -> int:
         print(f"baton edge: --command-timeout must be in (0, 10] s, got {args.command_timeout}",
               flush=True)
         return 2
+    if args.screen_port >= 0:
+        from router.config import ConfigError
+
+        try:  # a bad screen file is a clear error before anything starts
+            load_screen_config(cfg.screen, cfg.languages)
+        except ConfigError as exc:
+            print(f"baton edge: invalid configuration: {exc}", flush=True)
+            return 2
     outbox = args.outbox or f"var/edge-{cfg.device}.db"
     Path(outbox).parent.mkdir(parents=True, exist_ok=True)
     opts = StationOptions(router_url=args.router.rstrip("/"), token=token,
                           mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port,
                           outbox_path=outbox, video=args.video, audio=args.audio_out,
                           display=args.display, speech=not args.no_speech,
+                          screen_port=None if args.screen_port < 0 else args.screen_port,
                           command_timeout_s=args.command_timeout)
 
     async def main() -> None:
@@ -381,5 +565,11 @@ def run_station(cfg: EdgeConfig, args) -> int:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    asyncio.run(main())
+    from edge.screen.server import ScreenError
+
+    try:
+        asyncio.run(main())
+    except ScreenError as exc:
+        print(f"baton edge: {exc}", flush=True)
+        return 2
     return 0

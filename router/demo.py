@@ -142,7 +142,8 @@ def _live_robot(cfg: BatonConfig, args, tokens: dict[str, str], broker: Embedded
     opts = StationOptions(router_url=base, token=tokens[device], mqtt_host=broker.host,
                           mqtt_port=broker.port, mqtt_protocol="3.1.1",
                           outbox_path=data / f"edge-{device}.db", video="auto",
-                          display="auto", speech=False)
+                          display="auto", speech=False, kiosk=False,
+                          screen_port=0)  # a free port: the link is printed
     return Station(ecfg, opts)
 
 
@@ -151,6 +152,9 @@ async def _run_station(station, stop: asyncio.Event) -> None:
 
     try:
         async with station:
+            if station.screen is not None:
+                print(f"  {'Resident screen:':<26}{station.screen.url}  ({station.cfg.device}'s "
+                      "kiosk page: the resident's side; type or touch there too)", flush=True)
             reader = asyncio.create_task(read_resident_lines(station))
             try:
                 await stop.wait()

@@ -151,12 +151,17 @@ class TurnPayload(Strict):
     worker_id: Ident | None = None
     # Edge measurements, e.g. asr_ms, translate_ms, eos_to_final_ms.
     timings: dict[str, float] | None = None
+    # Set when no translation model covered the pair: why (the turn is kept as said).
+    untranslated: str | None = Field(default=None, max_length=300)
 
 
 class TranslationPayload(Strict):
     turn_event_id: str
     language: LangCode
     text: str = Field(max_length=8000)
+    # Set when the turn could not be translated into ``language`` (``text`` is then empty):
+    # the resident saw the original with a note.
+    untranslated: str | None = Field(default=None, max_length=300)
 
 
 class ActionPayload(Strict):
@@ -311,6 +316,7 @@ class TranscriptEntry(Strict):
     translated_language: str | None = None
     confidence: float | None = None
     worker_id: str | None = None
+    untranslated: str | None = None  # why there is no translation (shown as said)
 
 
 class ActionRecord(Strict):

@@ -28,7 +28,7 @@ def build_packet(events: Iterable) -> ContextPacket:
     notes: list[NoteRecord] = []
     signals: dict[str, float | bool | str] = {}
     escalation: EscalationInfo | None = None
-    translations: dict[str, tuple[str, str]] = {}
+    translations: dict[str, tuple[str, str, str | None]] = {}
     for ev in events:
         case = apply(case, ev)
         p = ev.payload
@@ -36,9 +36,9 @@ def build_packet(events: Iterable) -> ContextPacket:
             transcript.append(TranscriptEntry(
                 event_id=ev.event_id, at=ev.ts, speaker=p.speaker, language=p.language,
                 text=p.text, translated=p.translated, translated_language=p.translated_language,
-                confidence=p.confidence, worker_id=p.worker_id))
+                confidence=p.confidence, worker_id=p.worker_id, untranslated=p.untranslated))
         elif ev.type == "translation":
-            translations[p.turn_event_id] = (p.language, p.text)
+            translations[p.turn_event_id] = (p.language, p.text, p.untranslated)
         elif ev.type == "action":
             actions.append(ActionRecord(event_id=ev.event_id, at=ev.ts, tool=p.tool,
                                         args=p.args, result=p.result, ok=p.ok))
@@ -52,7 +52,11 @@ def build_packet(events: Iterable) -> ContextPacket:
             notes.append(NoteRecord(at=ev.ts, author=p.from_worker, text=p.note))
     for entry in transcript:
         if entry.event_id in translations and entry.translated is None:
-            entry.translated_language, entry.translated = translations[entry.event_id]
+            lang, text, why_not = translations[entry.event_id]
+            if why_not:
+                entry.untranslated = why_not
+            else:
+                entry.translated_language, entry.translated = lang, text
     opened = events[0].payload
     assert case is not None
     return ContextPacket(

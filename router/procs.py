@@ -116,10 +116,13 @@ class EdgeProcess:
         self.events: list[dict] = []
         self.lines: list[str] = []
         self._lock = threading.Lock()
+        extra = list(extra or [])
+        if "--screen-port" not in extra:  # the resident's page on any free port (see events)
+            extra += ["--screen-port", "0"]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "router.cli", "edge", "--config", str(edge_config),
              "--router", router_url, "--token", token, "--mqtt-port", str(mqtt_port),
-             "--outbox", str(outbox), "--resident-stdin", "--print-events", *(extra or [])],
+             "--outbox", str(outbox), "--resident-stdin", "--print-events", *extra],
             cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, encoding="utf-8", env={**os.environ, "PYTHONUNBUFFERED": "1"})
         threading.Thread(target=self._read, daemon=True, name="edge-output").start()

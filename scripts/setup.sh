@@ -8,6 +8,9 @@ set -euo pipefail
 # Debian packages: the broker for tests, headless browser tests (with CJK fonts, so Japanese
 # and Chinese text renders in screenshots), test speech.
 APT_PACKAGES=(mosquitto mosquitto-clients chromium fonts-noto-cjk espeak-ng sox xvfb)
+# npm packages (Node.js with npm must be installed) for the page tests, into ./node_tools (git-ignored): axe-core's accessibility
+# checks, injected by Playwright into each state of a page.
+NPM_PACKAGES=(axe-core@4.10.3)
 PIP_TARGET='.[test]'
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -113,6 +116,18 @@ else
     rm -f "$STAMP"
     run "$VENV/bin/python" -m pip install --disable-pip-version-check -q -e "$PIP_TARGET"
     printf '%s\n' "$want" >"$STAMP"
+fi
+
+# --- npm tools for the page tests ----------------------------------------------------------
+if [ -f "$ROOT/node_tools/node_modules/axe-core/axe.min.js" ]; then
+    say "npm tools present (${NPM_PACKAGES[*]})"
+elif command -v npm >/dev/null 2>&1; then
+    say "npm install ${NPM_PACKAGES[*]} into node_tools/"
+    mkdir -p "$ROOT/node_tools"
+    run npm install --prefix "$ROOT/node_tools" --no-save --no-audit --no-fund --silent \
+        "${NPM_PACKAGES[@]}" || die "npm install ${NPM_PACKAGES[*]} failed (is the npm registry reachable?)"
+else
+    say "npm not found (install Node.js with npm): page tests that run axe-core skip, or fail when CI=true"
 fi
 
 # --- offline models ----------------------------------------------------------------------------

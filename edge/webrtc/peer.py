@@ -30,6 +30,7 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
+from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 from pydantic import ValidationError
@@ -81,6 +82,7 @@ class MediaPeer:
                  device: DeviceRunner | None = None,
                  on_caption: Callable[[Caption], None] | None = None,
                  on_device_state: Callable[[dict[str, Any]], None] | None = None,
+                 on_track: Callable[[MediaStreamTrack], None] | None = None,
                  ice_servers: list[dict[str, Any]] | None = None, name: str = "edge",
                  state_interval_s: float = 0.5):
         self.signaler = signaler
@@ -90,6 +92,7 @@ class MediaPeer:
         self.device = device
         self.on_caption = on_caption
         self.on_device_state = on_device_state
+        self.on_track = on_track
         self.name = name
         self.state_interval_s = state_interval_s
         self.pc = RTCPeerConnection(RTCConfiguration(
@@ -103,6 +106,9 @@ class MediaPeer:
         self.connected_at: float | None = None
         self.device_state: dict[str, Any] | None = None
         self.received_tracks: list[MediaStreamTrack] = []
+        # Received tracks go through a relay, so the display and others (the resident's
+        # page, edge.screen.video) each get every frame without competing for recv().
+        self.relay = MediaRelay()
         self._tasks: set[asyncio.Task] = set()
         self._pending: dict[str, asyncio.Future] = {}
         self._ids = itertools.count(1)
@@ -174,6 +180,12 @@ class MediaPeer:
     def stats(self) -> MediaStats:
         return self.display.stats()
 
+    def subscribe(self, kind: str) -> MediaStreamTrack | None:
+        """Another consumer of the remote ``kind`` track (newest frame only, no backlog);
+        stop it when done. None before that track arrived."""
+        track = next((t for t in self.received_tracks if t.kind == kind), None)
+        return None if track is None else self.relay.subscribe(track, buffered=False)
+
     # -- captions and commands ---------------------------------------------------------------
 
     def send_caption(self, caption: Caption) -> bool:
@@ -220,7 +232,9 @@ class MediaPeer:
         @pc.on("track")
         def _track(track: MediaStreamTrack) -> None:
             self.received_tracks.append(track)
-            self._spawn(self._drain(track), f"drain-{track.kind}")
+            self._spawn(self._drain(self.relay.subscribe(track)), f"drain-{track.kind}")
+            if self.on_track is not None:
+                self.on_track(track)
 
         # An exception escaping a data-channel handler tears down aiortc's whole DTLS
         # transport (media too), so handlers are guarded.

@@ -358,12 +358,53 @@ function renderCaseMeta() {
 
 // The chat panel: only for a case connected to me. Messages go to the router, which records
 // them in the transcript and, for a device's case, has the device translate and show them.
+// The language a message or caption is written in: recorded with it, so the device translates
+// from the right language and the transcript labels it truly. Choices: my roster languages,
+// shown next to the text; default: my last choice this session, else my strongest language.
+// A text without a single Japanese/Chinese character is not sent as ja/zh (the usual slip).
+const writeLang = { loaded: false, value: null };
+const SCRIPT = { ja: /[\u3040-\u30ff\u4e00-\u9fff]/, zh: /[\u4e00-\u9fff]/, ko: /[\uac00-\ud7af]/ };
+const LANG_KEY = "baton.writeLang";
+
+function languageSlip(text, lang) {
+  const re = SCRIPT[lang];
+  return re && !re.test(text)
+    ? `This text has no ${lang} characters but is marked “${lang}”: choose the language it is written in.`
+    : "";
+}
+
+async function loadWriteLanguages() {
+  if (writeLang.loaded) return;
+  writeLang.loaded = true;
+  let langs = {};
+  try {
+    const r = await api("GET", "/v1/workers");
+    const me = (r.workers || []).find((w) => w.id === state.me.subject);
+    langs = (me && me.languages) || {};
+  } catch (e) { /* not on the roster: the browser's language only */ }
+  const browser = (navigator.language || "en").split("-")[0];
+  const codes = Object.keys(langs).sort((a, b) => langs[b] - langs[a]);
+  if (!codes.length) codes.push(browser);
+  const last = sessionStorage.getItem(LANG_KEY);
+  writeLang.value = codes.includes(last) ? last : codes[0];
+  for (const sel of document.querySelectorAll("select.write-lang")) {
+    sel.replaceChildren(...codes.map((c) => { const o = el("option", c); o.value = c; return o; }));
+    sel.value = writeLang.value;
+    sel.addEventListener("change", () => {
+      writeLang.value = sel.value;
+      sessionStorage.setItem(LANG_KEY, sel.value);
+      for (const other of document.querySelectorAll("select.write-lang")) other.value = sel.value;
+    });
+  }
+}
+
 function renderChat() {
   const entry = state.cases.get(state.current);
   const c = entry && entry.case;
   const mine = !!c && c.state === "connected" && c.assigned_worker === state.me.subject;
   $("chat").hidden = !mine;
   if (!mine) return;
+  loadWriteLanguages();
   $("chat-where").textContent = c.device
     ? `Shown on ${c.device}'s screen in ${c.language}, translated by the device.`
     : "Added to the conversation.";
@@ -405,6 +446,9 @@ function renderCase(notice) {
     if (t.translated) {
       trans.append(el("span", t.translated_language || "", "lang"), document.createTextNode(t.translated));
       if (t.translated_language) trans.lang = t.translated_language;
+    } else if (t.untranslated) {
+      trans.append(el("strong", "untranslated", "untranslated"),
+        document.createTextNode(` — shown as written: ${t.untranslated}`));
     } else {
       trans.append(el("span", "—", "muted"));
     }
@@ -499,10 +543,13 @@ function wireForms() {
     if (e.target.querySelector("button[type=submit]").disabled) return;  // one in flight
     const text = $("chat-text").value.trim();
     if (!text) { $("chat-status").textContent = "Write a message first."; return; }
+    const slip = languageSlip(text, $("chat-lang").value);
+    if (slip) { $("chat-status").textContent = slip; $("chat-lang").focus(); return; }
     $("chat-status").textContent = "Sending…";
     caseAction(e.target, async (id) => {
       try {
-        const r = await api("POST", `/v1/cases/${encodeURIComponent(id)}/messages`, { text });
+        const r = await api("POST", `/v1/cases/${encodeURIComponent(id)}/messages`,
+          { text, language: $("chat-lang").value || undefined });
         $("chat-text").value = "";
         $("chat-status").textContent = r.delivered_to
           ? `Sent to ${r.delivered_to}; its translation appears in the transcript once shown.`
@@ -784,13 +831,19 @@ function onCaption(m) {
   list.scrollTop = list.scrollHeight;
 }
 
+// A typed caption is a message to the resident: the router records it first, then the
+// device translates and shows it and echoes what the resident reads on the captions channel
+// (nothing reaches the resident's screen that is not in the case record).
 function sendCaption(text) {
-  const ch = media.captions;
-  if (!ch || ch.readyState !== "open") return false;
-  const m = { type: "caption", id: `w${++media.seq}`, speaker: "worker", text,
-    lang: (navigator.language || "en").split("-")[0], final: true, ts: Date.now() / 1000 };
-  ch.send(JSON.stringify(m));
-  onCaption(m);
+  const id = media.caseId;
+  if (!id) return false;
+  loadWriteLanguages();
+  const language = $("caption-lang").value || writeLang.value || undefined;
+  const slip = language && languageSlip(text, language);
+  if (slip) { showError(slip); $("caption-lang").focus(); return false; }
+  api("POST", `/v1/cases/${encodeURIComponent(id)}/messages`, { text, language })
+    .then(() => refreshPacket(id))
+    .catch((e) => showError(`Caption not sent: ${e.message}`));
   return true;
 }
 

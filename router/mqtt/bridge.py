@@ -610,9 +610,14 @@ class Bridge:
         key = (case["state"], case.get("assigned_worker"), case.get("outcome"))
         if self._case_sent.get(case["id"]) == key:
             return
+        worker = next((w for w in self.core.cfg.workers.workers
+                       if w.id == case.get("assigned_worker")), None)
         update = CaseUpdate(case_id=case["id"], state=case["state"],
                             revision=case["revision"], updated_at=case["updated_at"],
                             assigned_worker=case.get("assigned_worker"),
+                            worker_name=worker.name if worker else None,
+                            worker_kind=str(getattr(worker.kind, "value", worker.kind))
+                            if worker else None,
                             outcome=case.get("outcome"))
         try:
             self.client.publish(topics.topic(site, device, "cases"), dumps(update), qos=1,

@@ -109,6 +109,9 @@ class CaseUpdate(_Msg):
     revision: int
     updated_at: float
     assigned_worker: str | None = None
+    # Who the resident sees (the roster's name and kind), for the resident's screen.
+    worker_name: str | None = None
+    worker_kind: str | None = None
     outcome: str | None = None
 
 

@@ -106,7 +106,7 @@ async def resident_turn(case_id: str, body: views.ResidentTurn, request: Request
     says which (``ai_silent``, ``handoff`` with a wait estimate)."""
     await _visible_case(core, principal, case_id)
     return await request.app.state.conversations.resident_turn(
-        case_id, body.text, body.language, body.translated)
+        case_id, body.text, body.language, body.translated, untranslated=body.untranslated)
 
 
 @api.get("/cases")

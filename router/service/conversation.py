@@ -59,7 +59,8 @@ class Conversations:
         return best
 
     async def resident_turn(self, case_id: str, text: str, language: str,
-                            translated: str | None) -> dict[str, Any]:
+                            translated: str | None, *,
+                            untranslated: str | None = None) -> dict[str, Any]:
         core = self.core
         case = await core._case(case_id)
         if case is None:
@@ -72,7 +73,10 @@ class Conversations:
                 del self._dialogs[stale]
         now = core.clock.now()
         try:
-            turn = self.layer.accept(text, language, pivot_text=translated, at=now)
+            # Untranslated (no model for the pair): recorded as said and marked, never
+            # dropped; the assistant reads the original.
+            turn = self.layer.accept(text, language, at=now, pivot_text=translated or (
+                text if untranslated and not translated else None))
         except TurnRejected as exc:
             raise CoreError(f"turn rejected ({exc.code}): {exc}", status=422) from None
         dialog = self._dialogs.setdefault(case_id, _Dialog())
@@ -97,13 +101,14 @@ class Conversations:
                                        DecisionContext(case.site, wait_s, human))
             dialog.state, dialog.signals = reply.state, result.state
             decision = result.decision
+            marked = bool(untranslated and not translated)
+            translated_here = turn.language != turn.pivot_language and not marked
             await core._router_event(case_id, "turn", {
                 "speaker": "resident", "language": turn.language, "text": turn.text,
-                "translated": turn.pivot_text if turn.language != turn.pivot_language
-                else None,
-                "translated_language": turn.pivot_language
-                if turn.language != turn.pivot_language else None,
-                "confidence": reply.raw_confidence})
+                "translated": turn.pivot_text if translated_here else None,
+                "translated_language": turn.pivot_language if translated_here else None,
+                "confidence": reply.raw_confidence,
+                **({"untranslated": untranslated} if marked else {})})
             for action in reply.actions:
                 await core._router_event(case_id, "action", action.model_dump(mode="json"))
             for sig in result.signal_payloads():
@@ -112,10 +117,13 @@ class Conversations:
                                      result.decision_payload().model_dump(mode="json"))
             # Once a person is connected the AI never talks to the resident (any mode).
             to_resident = human != "connected" and ai_may_answer(decision, human)
+            reply_event_id = None
             if to_resident:
-                await core._router_event(case_id, "turn", {
+                ai_turn = core._event(case_id, "turn", {
                     "speaker": "ai", "language": reply.language, "text": reply.text,
                     "confidence": reply.raw_confidence})
+                await core._stage(ai_turn)
+                reply_event_id = ai_turn.event_id  # the edge records its translation
             elif human == "connected" and case.assigned_worker:
                 core._send(case.assigned_worker, {
                     "type": "suggestion", "case_id": case_id, "text": reply.text,
@@ -135,7 +143,8 @@ class Conversations:
                            None if math.isinf(wait) else round(wait),
                            "message": "Connecting you to a person"}
         return {"case_id": case_id, "decision": decision.model_dump(mode="json"),
-                "reply": {"text": reply.text, "language": reply.language}
+                "reply": {"text": reply.text, "language": reply.language,
+                          "event_id": reply_event_id}
                 if to_resident else None, "ai_silent": not to_resident,
                 "intent": reply.intent, "handoff": handoff}
 

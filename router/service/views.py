@@ -57,6 +57,9 @@ class ResidentTurn(Body):
     text: str = Field(max_length=20_000)
     language: str = Field(max_length=16)
     translated: str | None = Field(default=None, max_length=20_000)
+    untranslated: str | None = Field(default=None, max_length=300, description=(
+        "Why there is no translation into the pivot language (no model covers the pair): "
+        "the turn is recorded as said, marked untranslated."))
 
 
 class CloseCase(Body):

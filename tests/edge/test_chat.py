@@ -68,11 +68,16 @@ async def test_relay_translates_shows_and_reports(translator):
                                               to_language="ja-JP"))) == ("done", "")
         assert robot.state().display.text == "カードができました" and len(events.sent) == 1
 
-        # No package for the pair: shown as written, and the receipt says why.
+        # No package for the pair: shown as written, the receipt says why, and the case
+        # record marks the turn untranslated (the worker's transcript shows it).
         status, detail = await relay(command(**say_args(to_language="zh")))
         assert status == "failed" and "shown untranslated in en" in detail
         assert "translate-en_zh" in detail
-        assert robot.state().display.text == "Your card is ready." and len(events.sent) == 1
+        assert robot.state().display.text == "Your card is ready." and len(events.sent) == 2
+        case_id, type_, mark = events.sent[1]
+        assert (case_id, type_, mark["turn_event_id"], mark["language"], mark["text"]) == \
+            ("robot-1-abc", "translation", "ev-1", "zh", "")
+        assert "translate-en_zh" in mark["untranslated"]
 
 
 async def test_relay_refuses_bad_args_and_other_commands():
@@ -89,7 +94,9 @@ async def test_relay_refuses_bad_args_and_other_commands():
     # Without translation models the message is still shown.
     status, detail = await relay(command(**say_args()))
     assert status == "failed" and "no translation models" in detail
-    assert robot.state().display.text == "Your card is ready." and events.sent == []
+    assert robot.state().display.text == "Your card is ready."
+    assert [(t, p["untranslated"]) for _, t, p in events.sent] == [
+        ("translation", "this device has no translation models")]
 
 
 # --- end to end -----------------------------------------------------------------------------

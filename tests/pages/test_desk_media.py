@@ -137,12 +137,18 @@ async def test_desk_live_video_captions_and_robot_controls(router, broker,  # no
             await expect(cap).to_be_visible()
             await expect(cap).to_contain_text("住民票の写しが必要です")
 
-            # A caption from the worker reaches the edge's display.
+            # A caption from the worker is a message to the resident: recorded first, in the
+            # language the worker writes in (the page says which), then sent to the device.
             await page.get_by_label("Caption to send").fill("Of course, one moment please.")
+            await page.get_by_label("Caption language").select_option("en")
             await page.get_by_role("button", name="Send caption").click()
-            await wait_for(lambda: any(c[0] == "Of course, one moment please."
-                                       and c[2] == "worker" for c in display.captions),
-                           5, "the worker's caption")
+
+            def recorded():
+                events = http.get(f"/v1/cases/{case_id}/events").json()["events"]
+                return next((e for e in events if e["type"] == "turn"
+                             and e["payload"]["text"] == "Of course, one moment please."), None)
+            said = await wait_for(recorded, 5, "the worker's caption recorded")
+            assert (said["payload"]["speaker"], said["payload"]["language"]) == ("human", "en")
 
             # The device state arrives on the device channel.
             await expect(page.locator("#ds-battery")).to_contain_text("%")

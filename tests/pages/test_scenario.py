@@ -65,7 +65,8 @@ def test_escalation_at_the_robot_to_video_captions_controls_and_warm_transfer(
     edge = EdgeProcess(
         router.config_dir / "edge" / "robot-1.yaml", router.url, token("robot-1"), broker.port,
         tmp_path / "edge-outbox.db", cwd=REPO,
-        extra=["--video", "test", "--display", "record", "--no-speech", "--command-timeout",
+        extra=["--video", "test", "--display", "record", "--no-speech", "--screen-port", "0",
+               "--command-timeout",
                str(COMMAND_TIMEOUT_S), "--models-dir", str(tmp_path / "no-models")])
     try:
         edge.wait_event(lambda e: e["event"] == "station", 30, "the station to start")
@@ -81,7 +82,7 @@ def test_escalation_at_the_robot_to_video_captions_controls_and_warm_transfer(
         turn = edge.wait_event(lambda e: e["event"] == "router_turn", 15, "the router's answer")
         assert turn["decision"] == "escalate" and turn["handoff"]["status"] == "connecting"
         case_id = turn["case_id"]
-        shown = edge.wait_event(lambda e: e["event"] == "display" and e["from"] == "ai", 5,
+        shown = edge.wait_event(lambda e: e["event"] == "display" and e["from"] == "router", 5,
                                 "the hand-off on the robot's screen")
         assert shown["lang"] == "ja" and shown["text"].startswith("担当者におつなぎします")
 
@@ -131,6 +132,7 @@ def test_escalation_at_the_robot_to_video_captions_controls_and_warm_transfer(
         # ... and the worker answers: the robot shows it in Japanese, and the worker sees
         # the Japanese under their words.
         aiko.get_by_label("Caption to send").fill("Of course, one moment please.")
+        aiko.get_by_label("Caption language").select_option("en")
         aiko.get_by_role("button", name="Send caption").click()
         shown = edge.wait_event(lambda e: e["event"] == "display" and e["from"] == "worker", 5,
                                 "the worker's caption on the robot")

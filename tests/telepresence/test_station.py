@@ -40,7 +40,7 @@ def station_for(router, broker, tmp_path, robot) -> Station:
     opts = StationOptions(router_url=router.http.base_url.__str__().rstrip("/"),
                           token=token("robot-1"), mqtt_port=broker.port,
                           outbox_path=tmp_path / "outbox.db", video="test", display="record",
-                          speech=False, state_interval_s=0.2, heartbeat_s=1.0)
+                          speech=False, state_interval_s=0.2, heartbeat_s=1.0, screen_port=0)
     return Station(cfg, opts, driver=robot)
 
 
@@ -101,14 +101,23 @@ async def test_station_escalates_answers_the_session_and_translates_captions(
             assert cap.text == "I need a copy of my residence record." and cap.lang == "en"
             assert cap.original is not None and cap.original.text == "住民票の写しが必要です。"
 
-            # The worker's caption: shown on the device in Japanese, and its translation comes
-            # back to the worker under the same id.
+            # A worker's caption sent straight on the data channel is not in the case
+            # record: it never reaches the resident's screen.
             assert worker.send_caption(Caption(id="w1", speaker="worker",
-                                               text="Of course, one moment please.", lang="en"))
-            back = await until(lambda: next((c for c in captions if c.id == "w1"), None), 5,
-                               "the worker's caption translated")
+                                               text="Your card is ready.", lang="en"))
+            # The worker's message (recorded by the router, then chat.say): shown on the
+            # device in Japanese, and what the resident reads comes back on the captions.
+            r = router.http.post(f"/v1/cases/{case_id}/messages", json={
+                "text": "Of course, one moment please.", "language": "en"},
+                headers={"Authorization": f"Bearer {token('aiko')}"})
+            assert r.status_code == 201, r.text
+            back = await until(lambda: next((c for c in captions if c.speaker == "worker"),
+                                            None), 5, "the worker's message translated")
             assert back.lang == "ja" and back.text == "かしこまりました。少々お待ちください。"
+            assert back.original is not None and back.original.lang == "en"
             assert robot.state().display.text == "かしこまりました。少々お待ちください。"
+            assert "カードの準備ができました。" not in [
+                ln.text for ln in station.screen.model.lines]
 
             # A second session for the same case (the browser retrying after an ICE failure)
             # replaces the first at the device.
