@@ -21,6 +21,7 @@ from router.assistant.config import PhrasesConfig
 from router.calibration import Calibrator
 from router.models import SignalPayload
 from router.policy import PolicyFile
+from router.semantic import ASK_FOR_PERSON, Reading, SemanticDetectors
 from router.turns import AcceptedTurn
 
 
@@ -125,6 +126,9 @@ class TurnSignals:
     gave_up: bool
     time_in_ai_s: float
     turns: int
+    # Why: per detector its score, nearest exemplar and threshold; per flag what raised it.
+    semantic: dict[str, dict] = field(default_factory=dict)
+    flag_evidence: dict[str, dict] = field(default_factory=dict)
 
     def to_payloads(self) -> list[SignalPayload]:
         """One signal event payload per signal, for the case log (the packet folds them)."""
@@ -136,8 +140,9 @@ class TurnSignals:
             SignalPayload(name="sentiment", value=round(self.sentiment, 4), detail={
                 "mood": round(self.mood, 4), "band": self.sentiment_band}),
             SignalPayload(name="asked_for_person", value=self.asked_for_person is not None,
-                          detail={"phrase": self.asked_for_person} if self.asked_for_person
-                          else {}),
+                          detail={k: v for k, v in (
+                              ("phrase", self.asked_for_person),
+                              ("semantic", self.semantic.get(ASK_FOR_PERSON))) if v}),
             SignalPayload(name="escalation_phrase", value=self.escalation_phrase is not None,
                           detail={"phrase": self.escalation_phrase} if self.escalation_phrase
                           else {}),
@@ -145,7 +150,11 @@ class TurnSignals:
                           detail={"repeated": self.repeated_misunderstanding}),
             SignalPayload(name="policy_flags", value=",".join(self.policy_flags),
                           detail={"flags": list(self.policy_flags),
-                                  "regulatory": list(self.regulatory_flags)}),
+                                  "regulatory": list(self.regulatory_flags),
+                                  "evidence": self.flag_evidence}),
+            SignalPayload(name="semantic", value=",".join(
+                k for k, v in self.semantic.items() if v.get("fired")),
+                detail={"detectors": self.semantic}),
             SignalPayload(name="assistant_gave_up", value=self.gave_up),
             SignalPayload(name="time_in_ai_s", value=round(self.time_in_ai_s, 1),
                           detail={"turns": self.turns}),
@@ -160,8 +169,10 @@ _WORD = re.compile(r"\w+")
 class SignalExtractor:
     def __init__(self, policy: PolicyFile, phrases: PhrasesConfig, *, pivot: str,
                  calibrator: Calibrator | None = None,
-                 sentiment: SentimentScorer | Callable[[str], float] | None = None):
+                 sentiment: SentimentScorer | Callable[[str], float] | None = None,
+                 semantic: SemanticDetectors | None = None):
         self.policy = policy
+        self.semantic = semantic
         self.pivot = pivot
         self.calibrator = calibrator or Calibrator()
         self.sentiment = sentiment or VaderSentiment()
@@ -176,6 +187,21 @@ class SignalExtractor:
             hit = matcher.match(pivot_text, self.pivot)
         return hit
 
+    def _flag_why(self, rule, matcher, intent, entities, text, pivot_text, language,
+                  reading) -> dict | None:
+        """What raised a flag (intent, entity, phrase or meaning), or None."""
+        if intent is not None and intent in rule.intents:
+            return {"by": "intent", "intent": intent}
+        entity = next((e for e in rule.entities if e in entities), None)
+        if entity is not None:
+            return {"by": "entity", "entity": entity}
+        phrase = self._phrase(matcher, text, pivot_text, language)
+        if phrase is not None:
+            return {"by": "phrase", "phrase": phrase}
+        if reading is not None and reading.fired:
+            return {"by": "semantic", **reading.evidence()}
+        return None
+
     def assess(self, turn: AcceptedTurn, reply: AssistantReply,
                state: SignalState) -> tuple[TurnSignals, SignalState]:
         """The signals of one resident turn and the state after it (input not changed)."""
@@ -186,7 +212,12 @@ class SignalExtractor:
         conf = self.calibrator.calibrate(reply.assistant, intent_class, reply.raw_confidence)
         oos = reply.out_of_scope
 
+        readings: dict[str, Reading] = self.semantic.read(
+            turn.text, turn.pivot_text, turn.language) if self.semantic is not None else {}
         person = self._phrase(self._person, text, pivot_text, turn.language)
+        hit = readings.get(ASK_FOR_PERSON)
+        if person is None and hit is not None and hit.fired:
+            person = f"~ {hit.exemplar}"  # heard by meaning, near this exemplar
         escalation = self._phrase(self._escalation, text, pivot_text, turn.language)
 
         s = p.sentiment
@@ -198,12 +229,14 @@ class SignalExtractor:
         band = s.band(min(score, mood)).name
 
         flags, regulatory = [], []
+        evidence: dict[str, dict] = {}
         entities = reply.entities
         for rule, matcher in self._flag_phrases:
-            if (intent is not None and intent in rule.intents) \
-                    or any(e in entities for e in rule.entities) \
-                    or self._phrase(matcher, text, pivot_text, turn.language) is not None:
+            why = self._flag_why(rule, matcher, intent, entities, text, pivot_text,
+                                 turn.language, readings.get(rule.id))
+            if why is not None:
                 flags.append(rule.id)
+                evidence[rule.id] = why
                 if rule.regulatory:
                     regulatory.append(rule.id)
 
@@ -223,7 +256,8 @@ class SignalExtractor:
             escalation_phrase=escalation, misunderstanding_streak=streak,
             repeated_misunderstanding=streak >= m.turns, policy_flags=tuple(flags),
             regulatory_flags=tuple(regulatory), gave_up=reply.gave_up,
-            time_in_ai_s=max(0.0, turn.at - state.opened_at), turns=state.turns + 1)
+            time_in_ai_s=max(0.0, turn.at - state.opened_at), turns=state.turns + 1,
+            semantic={k: r.evidence() for k, r in readings.items()}, flag_evidence=evidence)
         new_state = replace(
             state, turns=state.turns + 1, streak=streak, last_intent=intent,
             last_tokens=tokens[:64], last_asked=bool(reply.state.pending), mood=mood,

@@ -2,16 +2,20 @@
 
     layer = TransitionLayer.load(cfg)                 # cfg: router.config.BatonConfig
     turn = layer.accept(text, "es", pivot_text=translated, at=clock.now())  # TurnRejected
+    await layer.prepare(turn)                         # embeddings, in a worker thread
     reply = await assistant.respond(turn, dialog_ctx)
     result = layer.assess(turn, reply, state, DecisionContext(site, wait_s, human))
     state = result.state                              # keep per case
     log(result.signal_payloads(), result.decision_payload())
 
-Pure apart from loading config and the calibrator file in ``load``.
+Pure apart from loading config, the calibrator file and the embedding model in ``load``
+(``prepare`` runs the model in a worker thread; without it the synchronous readers embed a
+turn themselves, which is what the corpus driver wants and the router must not do).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +26,8 @@ from pydantic import BaseModel, ConfigDict
 from router.assistant.base import AssistantReply
 from router.assistant.config import TOOLS, AssistantFile, load_assistant_config
 from router.calibration import Calibrator, load_calibrator
+from router.embeddings import VectorCache, load_encoder
+from router.semantic import SemanticDetectors
 from router.escalation import DecisionContext, EscalationEngine
 from router.models import Decision, DecisionPayload, SignalPayload
 from router.playbooks import PlaybooksFile, load_playbooks
@@ -81,14 +87,31 @@ def calibrator_path(policy: PolicyFile) -> Path:
 class TransitionLayer:
     def __init__(self, cfg: TransitionConfig, *, languages: set[str], pivot: str,
                  calibrator: Calibrator | None = None,
-                 sentiment: SentimentScorer | None = None, max_turn_chars: int = MAX_TURN_CHARS):
+                 sentiment: SentimentScorer | None = None, max_turn_chars: int = MAX_TURN_CHARS,
+                 vectors: VectorCache | None = None):
+        """``vectors``: the embedding cache (its encoder); None loads the model named by
+        policy.yaml ``semantic`` when semantic detection or embedding intents are on.
+        Raises router.embeddings.ModelError when the model cannot be loaded."""
         self.cfg = cfg
         self.languages = frozenset(languages)
         self.pivot = pivot
         self.max_turn_chars = max_turn_chars
         self.calibrator = calibrator or Calibrator()
+        sem = cfg.policy.semantic
+        self.vectors = vectors
+        if self.vectors is None and (sem.enabled or cfg.assistant.scoring.method == "embedding"):
+            self.vectors = VectorCache(load_encoder(sem.model_dir))
+        self.cache_dir = sem.cache_dir
+        self.semantic = None
+        if sem.enabled and self.vectors is not None:
+            a = cfg.assistant
+            ordinary = [e for i in a.intents.values() for e in i.examples] \
+                + list(a.out_of_scope_examples)
+            self.semantic = SemanticDetectors(cfg.policy, self.vectors, ordinary, pivot=pivot,
+                                              cache_dir=sem.cache_dir)
         self.signals = SignalExtractor(cfg.policy, cfg.assistant.phrases, pivot=pivot,
-                                       calibrator=self.calibrator, sentiment=sentiment)
+                                       calibrator=self.calibrator, sentiment=sentiment,
+                                       semantic=self.semantic)
         self.engine = EscalationEngine(cfg.policy)
 
     @classmethod
@@ -110,6 +133,17 @@ class TransitionLayer:
         return accept_turn(text, language, pivot_text=pivot_text, languages=self.languages,
                            pivot=self.pivot, at=at, max_chars=self.max_turn_chars)
 
+    def turn_texts(self, turn: AcceptedTurn) -> list[str]:
+        """The texts of a turn the embedding readers (intents, detectors) will ask for."""
+        return [turn.pivot_text] if turn.text == turn.pivot_text else [turn.pivot_text,
+                                                                       turn.text]
+
+    async def prepare(self, turn: AcceptedTurn) -> None:
+        """Embed the turn's texts in a worker thread, so the assistant and the signals read
+        them from the cache instead of running the model on the event loop."""
+        if self.vectors is not None:
+            await asyncio.to_thread(self.vectors.warm, self.turn_texts(turn))
+
     def new_state(self, opened_at: float) -> SignalState:
         return SignalState(opened_at=opened_at)
 
@@ -118,13 +152,28 @@ class TransitionLayer:
         signals, new_state = self.signals.assess(turn, reply, state)
         return Assessment(signals, self.engine.decide(signals, ctx), new_state)
 
+    def routing_basis(self, intent: str | None, confidence: float,
+                      hard: list[str] | tuple[str, ...]) -> tuple[str | None, str | None]:
+        """(the intent whose skill the case needs, the reason when it is not the detected
+        one). A hard trigger with an uncertain intent (e.g. "may I talk to someone?" scored
+        as a complaint) routes on the site's general skill and the flags' skills instead of
+        waiting for that intent's specialists."""
+        r = self.cfg.policy.routing
+        if intent is not None and hard and confidence < r.intent_certain:
+            return None, (f"routing:general (hard trigger {', '.join(hard)}; intent "
+                          f"{intent} uncertain at {confidence:.2f} < {r.intent_certain})")
+        return intent, None
+
     def required_skills(self, intent: str | None, flags: list[str] | tuple[str, ...]
                         ) -> dict[str, int]:
-        """Skills a person needs for this case: its intent's, and its flags' (higher)."""
+        """Skills a person needs for this case: its intent's (or the general skill without
+        one), and its flags' (higher)."""
         out: dict[str, int] = {}
         icfg = self.cfg.assistant.intents.get(intent) if intent else None
         if icfg is not None and icfg.skill:
             out[icfg.skill] = INTENT_SKILL_LEVEL
+        elif intent is None and self.cfg.policy.routing.general_skill:
+            out[self.cfg.policy.routing.general_skill] = INTENT_SKILL_LEVEL
         rules = {r.id: r for r in self.cfg.policy.flags}
         for f in flags:
             rule = rules.get(f)
