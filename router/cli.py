@@ -27,9 +27,33 @@ def cmd_router(args) -> int:
     from router.mqtt.cli import bridge_settings
 
     cfg = _config(args)
+    _check_models(cfg)
     app = create_app(cfg, args.db, mqtt=bridge_settings(args))
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
+
+
+def _check_models(cfg) -> None:
+    """Load the sentence-embedding model before serving: a missing or damaged file is a
+    start-up error naming the file and the command that fixes it (loaded once per process;
+    the app reuses it)."""
+    from router.embeddings import ModelError, load_encoder
+
+    tc = cfg.transition
+    sem = tc.policy.semantic
+    if not (sem.enabled or tc.assistant.scoring.method == "embedding"):
+        return
+    try:
+        load_encoder(sem.model_dir)
+    except ModelError as exc:
+        print(f"baton: cannot start: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_eval_escalation(args) -> int:
+    from router.eval_cli import run_cli
+
+    return run_cli(args)
 
 
 def cmd_mqtt_auth(args) -> int:
@@ -153,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     mqtt_auth_args(p)
     p.set_defaults(func=cmd_mqtt_auth)
+
+    p = sub.add_parser("eval-escalation", help="run corpus files through the transition "
+                       "layer: accuracy, missed and false escalations per category and "
+                       "language (last line JSON)")
+    from router.eval_cli import add_arguments as eval_args
+
+    eval_args(p)
+    p.set_defaults(func=cmd_eval_escalation)
 
     p = sub.add_parser("check-config", help="validate the configuration and exit")
     p.set_defaults(func=cmd_check_config)

@@ -176,6 +176,8 @@ class EmergencyPolicy(_C):
     flags: list[Ident] = Field(default_factory=lambda: ["medical", "safeguarding"])
     priority: int = Field(default=100, ge=0, le=100)
     workflow: Ident | None = "emergency"   # routing.yaml: a workflow that widens at once
+    # What the device shows the resident, per language; {number} is the site's number.
+    messages: dict[LangCode, str] = Field(default_factory=dict)
 
 
 class PolicyFile(_C):
