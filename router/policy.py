@@ -97,6 +97,9 @@ class SemanticConfig(_C):
     model_dir: str | None = None     # None: the installed package's files
     cache_dir: str | None = None     # None: $BATON_DATA_DIR/embeddings
     own_languages: list[LangCode] = Field(default_factory=list)
+    # A turn in one of own_languages that arrives without its pivot translation (the edge has
+    # no model for the pair) is read in the resident's words instead of being refused.
+    accept_untranslated: bool = True
     # Weight of the nearest ordinary request (assistant.yaml examples and out-of-scope
     # examples) subtracted from the nearest exemplar's similarity: keeps "are you a real
     # robot?" from scoring as a request for a real person.

@@ -45,8 +45,11 @@ class Reading:
 
 
 class SemanticDetectors:
-    def __init__(self, policy: PolicyFile, vectors: VectorCache, ordinary: Sequence[str], *,
-                 pivot: str, cache_dir: str | Path | None = None):
+    def __init__(self, policy: PolicyFile, vectors: VectorCache,
+                 ordinary: dict[str, Sequence[str]], *, pivot: str,
+                 cache_dir: str | Path | None = None):
+        """``ordinary``: everyday requests by intent (out-of-scope ones under any other
+        key): the contrast set, and what ``intent_similarity`` compares with."""
         sem = policy.semantic
         self.vectors = vectors
         self.pivot = pivot
@@ -60,7 +63,9 @@ class SemanticDetectors:
                 specs[rule.id] = rule.semantic
         self.specs = specs
         # One matrix for every exemplar (one cached file), sliced per detector.
-        texts = [e for d in specs.values() for e in d.exemplars] + list(ordinary)
+        plain = [(name, e) for name, items in ordinary.items() for e in items]
+        self._ordinary_labels = np.asarray([name for name, _ in plain], dtype=object)
+        texts = [e for d in specs.values() for e in d.exemplars] + [e for _, e in plain]
         m = exemplar_matrix(vectors.encoder, texts, cache_dir)
         self._slices: dict[str, tuple[np.ndarray, list[str]]] = {}
         at = 0
@@ -68,6 +73,10 @@ class SemanticDetectors:
             self._slices[name] = (m[at:at + len(d.exemplars)], d.exemplars)
             at += len(d.exemplars)
         self._ordinary = m[at:]
+        own_intents = {r.id: set(r.intents) for r in policy.flags}
+        self._contrast_mask = {
+            name: ~np.isin(self._ordinary_labels, list(own_intents[name]))
+            for name in specs if own_intents.get(name)}
 
     def texts(self, text: str, pivot_text: str, language: str) -> list[str]:
         """The texts a turn is read on: its own words (when the model reads the language)
@@ -77,18 +86,32 @@ class SemanticDetectors:
             out.append(text)
         return out
 
+    def intent_similarity(self, intent: str, text: str, pivot_text: str,
+                          language: str) -> float | None:
+        """How close the turn is to its intent's nearest example (cosine), or None."""
+        rows = self._ordinary[self._ordinary_labels == intent]
+        if not len(rows):
+            return None
+        return max(float((rows @ self.vectors.get(t)).max())
+                   for t in self.texts(text, pivot_text, language))
+
     def read(self, text: str, pivot_text: str, language: str) -> dict[str, Reading]:
         if not self.specs:
             return {}
         views = [(t, "pivot" if i == 0 else "own")
                  for i, t in enumerate(self.texts(text, pivot_text, language))]
         vecs = [(self.vectors.get(t), on) for t, on in views]
-        base = [float((self._ordinary @ v).max()) if len(self._ordinary) else 0.0
-                for v, _ in vecs]
+        # Closeness to everyday requests, per view (the contrast set is mostly in the pivot
+        # language; chosen over the best-of-both-views contrast on the validation split). A
+        # flag's own intents are not "everyday" for that flag.
+        ord_sims = [self._ordinary @ v if len(self._ordinary) else None for v, _ in vecs]
         out: dict[str, Reading] = {}
         for name, (m, exemplars) in self._slices.items():
+            mask = self._contrast_mask.get(name)
             best: Reading | None = None
-            for (v, on), ordinary in zip(vecs, base):
+            for (v, on), o in zip(vecs, ord_sims):
+                ordinary = 0.0 if o is None else float(
+                    o[mask].max() if mask is not None and mask.any() else o.max())
                 sims = m @ v
                 j = int(sims.argmax())
                 score = float(sims[j]) - self.contrast * ordinary

@@ -129,6 +129,7 @@ class TurnSignals:
     # Why: per detector its score, nearest exemplar and threshold; per flag what raised it.
     semantic: dict[str, dict] = field(default_factory=dict)
     flag_evidence: dict[str, dict] = field(default_factory=dict)
+    intent_similarity: float | None = None  # to the intent's nearest example (embeddings)
 
     def to_payloads(self) -> list[SignalPayload]:
         """One signal event payload per signal, for the case log (the packet folds them)."""
@@ -136,7 +137,9 @@ class TurnSignals:
             SignalPayload(name="confidence", value=round(self.confidence, 4), detail={
                 "raw": round(self.raw_confidence, 4), "assistant": self.assistant,
                 "intent": self.intent, "intent_class": self.intent_class,
-                "out_of_scope": round(self.out_of_scope, 4)}),
+                "out_of_scope": round(self.out_of_scope, 4),
+                "intent_similarity": None if self.intent_similarity is None
+                else round(self.intent_similarity, 4)}),
             SignalPayload(name="sentiment", value=round(self.sentiment, 4), detail={
                 "mood": round(self.mood, 4), "band": self.sentiment_band}),
             SignalPayload(name="asked_for_person", value=self.asked_for_person is not None,
@@ -257,7 +260,10 @@ class SignalExtractor:
             repeated_misunderstanding=streak >= m.turns, policy_flags=tuple(flags),
             regulatory_flags=tuple(regulatory), gave_up=reply.gave_up,
             time_in_ai_s=max(0.0, turn.at - state.opened_at), turns=state.turns + 1,
-            semantic={k: r.evidence() for k, r in readings.items()}, flag_evidence=evidence)
+            semantic={k: r.evidence() for k, r in readings.items()}, flag_evidence=evidence,
+            intent_similarity=self.semantic.intent_similarity(
+                intent, turn.text, turn.pivot_text, turn.language)
+            if self.semantic is not None and intent is not None else None)
         new_state = replace(
             state, turns=state.turns + 1, streak=streak, last_intent=intent,
             last_tokens=tokens[:64], last_asked=bool(reply.state.pending), mood=mood,

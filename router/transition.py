@@ -105,8 +105,8 @@ class TransitionLayer:
         self.semantic = None
         if sem.enabled and self.vectors is not None:
             a = cfg.assistant
-            ordinary = [e for i in a.intents.values() for e in i.examples] \
-                + list(a.out_of_scope_examples)
+            ordinary = {name: i.examples for name, i in a.intents.items()}
+            ordinary["_out_of_scope"] = list(a.out_of_scope_examples)
             self.semantic = SemanticDetectors(cfg.policy, self.vectors, ordinary, pivot=pivot,
                                               cache_dir=sem.cache_dir)
         self.signals = SignalExtractor(cfg.policy, cfg.assistant.phrases, pivot=pivot,
@@ -130,8 +130,12 @@ class TransitionLayer:
 
     def accept(self, text: str | None, language: str | None, *, pivot_text: str | None,
                at: float) -> AcceptedTurn:
+        sem = self.cfg.policy.semantic
+        untranslated_ok = frozenset(sem.own_languages) \
+            if sem.accept_untranslated and self.vectors is not None else frozenset()
         return accept_turn(text, language, pivot_text=pivot_text, languages=self.languages,
-                           pivot=self.pivot, at=at, max_chars=self.max_turn_chars)
+                           pivot=self.pivot, at=at, max_chars=self.max_turn_chars,
+                           untranslated_ok=untranslated_ok)
 
     def turn_texts(self, turn: AcceptedTurn) -> list[str]:
         """The texts of a turn the embedding readers (intents, detectors) will ask for."""
@@ -152,16 +156,26 @@ class TransitionLayer:
         signals, new_state = self.signals.assess(turn, reply, state)
         return Assessment(signals, self.engine.decide(signals, ctx), new_state)
 
-    def routing_basis(self, intent: str | None, confidence: float,
+    def routing_basis(self, intent: str | None, sig: TurnSignals,
                       hard: list[str] | tuple[str, ...]) -> tuple[str | None, str | None]:
         """(the intent whose skill the case needs, the reason when it is not the detected
-        one). A hard trigger with an uncertain intent (e.g. "may I talk to someone?" scored
-        as a complaint) routes on the site's general skill and the flags' skills instead of
-        waiting for that intent's specialists."""
+        one). A hard trigger with an uncertain intent routes on the site's general skill and
+        the flags' skills instead of waiting for that intent's specialists. Uncertain: the
+        calibrated confidence is below ``routing.intent_certain``, or the turn asks for a
+        person and is closer to a request for a person than to any example of its intent
+        ("may I see a member of staff?" is not a complaint about staff)."""
         r = self.cfg.policy.routing
-        if intent is not None and hard and confidence < r.intent_certain:
+        if intent is None or not hard:
+            return intent, None
+        if sig.confidence < r.intent_certain:
             return None, (f"routing:general (hard trigger {', '.join(hard)}; intent "
-                          f"{intent} uncertain at {confidence:.2f} < {r.intent_certain})")
+                          f"{intent} uncertain at {sig.confidence:.2f} < {r.intent_certain})")
+        person = sig.semantic.get("ask_for_person") or {}
+        if sig.asked_for_person and sig.intent_similarity is not None \
+                and person.get("similarity", -1.0) >= sig.intent_similarity:
+            return None, (f"routing:general (asked for a person: nearer a request for a "
+                          f"person ({person['similarity']:.2f}) than intent {intent} "
+                          f"({sig.intent_similarity:.2f}))")
         return intent, None
 
     def required_skills(self, intent: str | None, flags: list[str] | tuple[str, ...]

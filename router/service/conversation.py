@@ -111,9 +111,9 @@ class Conversations:
             await core._router_event(case_id, "turn", {
                 "speaker": "resident", "language": turn.language, "text": turn.text,
                 "translated": turn.pivot_text if turn.language != turn.pivot_language
-                else None,
+                and not turn.untranslated else None,
                 "translated_language": turn.pivot_language
-                if turn.language != turn.pivot_language else None,
+                if turn.language != turn.pivot_language and not turn.untranslated else None,
                 "confidence": reply.raw_confidence})
             for action in reply.actions:
                 await core._router_event(case_id, "action", action.model_dump(mode="json"))
@@ -139,8 +139,7 @@ class Conversations:
             if routes and human == "none" and "already_waiting" not in decision.reasons:
                 flags = list(result.signals.policy_flags)
                 hard = [r[5:] for r in decision.reasons if r.startswith("hard:")]
-                intent, why = self.layer.routing_basis(reply.intent, result.signals.confidence,
-                                                       hard)
+                intent, why = self.layer.routing_basis(reply.intent, result.signals, hard)
                 reasons = decision.reasons + ([why] if why else [])
                 req = self._request(case, reply.intent, flags, reasons, skills_of=intent)
                 emergency = emergency_for(self.layer.cfg.policy, core.cfg.site(case.site),
