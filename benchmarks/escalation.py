@@ -96,9 +96,9 @@ import json, os, time, psutil
 proc = psutil.Process()
 import numpy, router.embeddings as E
 before = proc.memory_info().rss
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 enc = E.Use3Encoder()
-load_s = time.perf_counter() - t0
+load_s, load_cpu_s = time.perf_counter() - t0, time.process_time() - c0
 from router.config import load_config
 from router.transition import TransitionLayer
 from router.calibration import Calibrator
@@ -109,7 +109,8 @@ layer = TransitionLayer.load(cfg, calibrator=Calibrator(), transition=cfg.transi
 BuiltinAssistant(cfg.transition.assistant, InMemoryAccountService.demo(now=time.time),
                  vectors=layer.vectors)
 after = proc.memory_info().rss
-print(json.dumps({"model_load_s": load_s, "added_rss_mb": (after - before) / 2**20}))
+print(json.dumps({"model_load_s": load_s, "model_load_cpu_s": load_cpu_s,
+                  "added_rss_mb": (after - before) / 2**20}))
 """
 
 
@@ -126,13 +127,15 @@ def model_load() -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-async def full_turns(cfg) -> list[int]:
-    """Whole resident turns with the embedding cache cleared before each (ns)."""
+async def full_turns(cfg) -> tuple[list[int], list[int]]:
+    """Whole resident turns with the embedding cache cleared before each: (wall ns, this
+    thread's CPU ns: the cost without the other processes that share the cores)."""
     from router.escalation_eval import load_corpus as load_any
     from tests.transition.corpus import HELDOUT_DIR
 
     layer, assistant = make_layer(cfg)
     out: list[int] = []
+    cpu: list[int] = []
     convs = load_any(HELDOUT_DIR) + load_corpus()
     for rnd in range(2):  # the first pass warms code paths; the second is timed
         for conv in convs:
@@ -142,6 +145,7 @@ async def full_turns(cfg) -> list[int]:
             for t in conv.turns:
                 at += t.after_s if t.after_s is not None else conv.gap_s
                 layer.vectors._d.clear()
+                c0 = time.thread_time_ns()
                 t0 = time.perf_counter_ns()
                 turn = layer.accept(t.say, conv.language, pivot_text=t.pivot, at=at)
                 layer.vectors.warm(layer.turn_texts(turn))
@@ -150,8 +154,9 @@ async def full_turns(cfg) -> list[int]:
                     site=conv.site, wait_s=conv.wait_s, human=t.human))
                 if rnd:
                     out.append(time.perf_counter_ns() - t0)
+                    cpu.append(time.thread_time_ns() - c0)
                 ctx.state, state = reply.state, result.state
-    return out
+    return out, cpu
 
 
 def router_startup(semantic: bool) -> float:
@@ -234,14 +239,18 @@ def main() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
     except (AttributeError, OSError):
         pass
-    turns_ns = sorted(asyncio.run(full_turns(cfg)))
+    turns_ns, turns_cpu = (sorted(x) for x in asyncio.run(full_turns(cfg)))
     result["turns_timed"] = len(turns_ns)
     result["turn_p50_ms"] = round(percentile(turns_ns, 50) / 1000, 2)
     result["turn_p99_ms"] = round(percentile(turns_ns, 99) / 1000, 2)
+    result["turn_cpu_p50_ms"] = round(percentile(turns_cpu, 50) / 1000, 2)
+    result["turn_cpu_p99_ms"] = round(percentile(turns_cpu, 99) / 1000, 2)
     result.update({k: round(v, 2) for k, v in model_load().items()})
     if not args.no_startup:
-        result["router_startup_s_before"] = round(router_startup(False), 2)
-        result["router_startup_s_after"] = round(router_startup(True), 2)
+        # The better of two start-ups each: other processes on the machine add noise.
+        result["router_startup_s_before"] = round(min(router_startup(False)
+                                                      for _ in range(2)), 2)
+        result["router_startup_s_after"] = round(min(router_startup(True) for _ in range(2)), 2)
     ok = result["p99_us"] <= 2000
     print(f"corpus: {len(convs)} conversations, {result['turns_in_corpus']} turns, "
           f"{args.rounds} rounds")
@@ -254,8 +263,10 @@ def main() -> None:
           f"p50 {result['assistant_p50_us']} us  p99 {result['assistant_p99_us']} us")
     print(f"whole turn with embeddings (one core, cache cleared): {result['turns_timed']} "
           f"turns  p50 {result['turn_p50_ms']} ms  p99 {result['turn_p99_ms']} ms -> target "
-          f"{'met' if result['turn_p99_ms'] <= 40 else 'MISSED'} (p99 <= 40 ms)")
-    print(f"model load {result['model_load_s']} s (<= 3 s), added RSS "
+          f"{'met' if result['turn_p99_ms'] <= 40 else 'MISSED'} (p99 <= 40 ms); by this thread's "
+          f"CPU time p50 {result['turn_cpu_p50_ms']} ms  p99 {result['turn_cpu_p99_ms']} ms")
+    print(f"model load {result['model_load_s']} s, CPU {result['model_load_cpu_s']} s "
+          f"(<= 3 s), added RSS "
           f"{result['added_rss_mb']} MB (<= 250 MB)")
     if "router_startup_s_after" in result:
         print(f"baton router start-up: {result['router_startup_s_before']} s before (TF-IDF, no "
