@@ -75,3 +75,36 @@ def test_exemplar_cache_has_a_checksum(tmp_path):
     # Other texts, another file: the key covers the model and every text.
     exemplar_matrix(enc, texts + ["x"], tmp_path)
     assert len(list(tmp_path.glob("*.npy"))) == 2
+
+
+async def test_a_prepared_turn_is_not_embedded_again_on_the_event_loop(cfg):
+    """``prepare`` embeds in a worker thread; the assistant and the detectors then only read
+    the cache (no model call on the loop's thread)."""
+    import threading
+
+    from router.escalation import DecisionContext
+    from router.escalation_eval import make_layer
+
+    layer, assistant = make_layer(cfg)
+    enc = layer.vectors.encoder
+    calls: list[str] = []
+
+    class Spy:
+        model_id = enc.model_id
+
+        def encode(self, texts):
+            calls.append(threading.current_thread().name)
+            return enc.encode(texts)
+
+    layer.vectors.encoder = Spy()
+    turn = layer.accept("Mi marido me pega cuando bebe y tengo miedo", "es",
+                        pivot_text="My husband hits me when he drinks and I'm scared", at=1.0)
+    await layer.prepare(turn)
+    assert len(calls) == 1 and calls[0] != threading.current_thread().name
+    from router.assistant import DialogContext
+
+    reply = await assistant.respond(turn, DialogContext(case_id="c", site="city-office"))
+    result = layer.assess(turn, reply, layer.new_state(0.0), DecisionContext("city-office"))
+    assert len(calls) == 1  # everything after prepare read the cache
+    assert "safeguarding" in result.signals.policy_flags
+    assert result.decision.decision.value == "escalate"
