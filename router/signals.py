@@ -155,8 +155,11 @@ class TurnSignals:
                           detail={"flags": list(self.policy_flags),
                                   "regulatory": list(self.regulatory_flags),
                                   "evidence": self.flag_evidence}),
-            SignalPayload(name="semantic", value=",".join(
-                k for k, v in self.semantic.items() if v.get("fired")),
+            # The value reads on the desk (the packet keeps values): which detectors fired,
+            # their score against the threshold and the nearest exemplar.
+            SignalPayload(name="semantic", value="; ".join(
+                f"{k} {v['score']:.2f} >= {v['threshold']:.2f} (near \"{v['exemplar'][:80]}\")"
+                for k, v in self.semantic.items() if v.get("fired")),
                 detail={"detectors": self.semantic}),
             SignalPayload(name="assistant_gave_up", value=self.gave_up),
             SignalPayload(name="time_in_ai_s", value=round(self.time_in_ai_s, 1),
