@@ -20,34 +20,54 @@ def _config(args):
 
 
 def cmd_router(args) -> int:
+    cfg = _config(args)
+    # The sentence-embedding model loads (mostly numpy, outside the GIL) while the web stack
+    # is imported; it must have loaded before the router serves.
+    loading = _load_models_in_background(cfg)
     import uvicorn
 
+    from router.mqtt.cli import bridge_settings
     from router.service.app import create_app
 
-    from router.mqtt.cli import bridge_settings
-
-    cfg = _config(args)
-    _check_models(cfg)
+    _models_loaded(loading)
     app = create_app(cfg, args.db, mqtt=bridge_settings(args))
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
-def _check_models(cfg) -> None:
-    """Load the sentence-embedding model before serving: a missing or damaged file is a
-    start-up error naming the file and the command that fixes it (loaded once per process;
-    the app reuses it)."""
+def _load_models_in_background(cfg):
+    """Start loading the sentence-embedding model (None when the configuration uses none)."""
+    import threading
+
     from router.embeddings import ModelError, load_encoder
 
     tc = cfg.transition
     sem = tc.policy.semantic
     if not (sem.enabled or tc.assistant.scoring.method == "embedding"):
+        return None
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            load_encoder(sem.model_dir)
+        except ModelError as exc:
+            box["error"] = exc
+
+    t = threading.Thread(target=run, name="load-embeddings", daemon=True)
+    t.start()
+    return t, box
+
+
+def _models_loaded(loading) -> None:
+    """Wait for the model: a missing or damaged file is a start-up error naming the file and
+    the command that fixes it (loaded once per process; the app reuses it)."""
+    if loading is None:
         return
-    try:
-        load_encoder(sem.model_dir)
-    except ModelError as exc:
-        print(f"baton: cannot start: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    t, box = loading
+    t.join()
+    if "error" in box:
+        print(f"baton: cannot start: {box['error']}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def cmd_eval_escalation(args) -> int:

@@ -12,7 +12,7 @@ from tests.service.conftest import auth, config_copy
 
 # Longer than a router start-up (which loads the sentence-embedding model, ~2 s of CPU) on a
 # busy machine: part 1 restarts within it.
-OFFER_TIMEOUT = 15.0
+OFFER_TIMEOUT = 30.0
 
 
 def snapshot(client: httpx.Client) -> dict[str, dict]:
