@@ -38,6 +38,16 @@ class DeviceConfig(_C):
     name: str = ""
 
 
+class SiteEmergency(_C):
+    """The emergency protocol at this site (policy.yaml ``emergency`` says which flags start
+    it): the number the device shows, and whether the floor monitor's alert blocks with
+    sound until a supervisor acknowledges it."""
+
+    enabled: bool = True
+    number: str = Field(min_length=1, max_length=40)
+    sound: bool = True
+
+
 class SiteConfig(_C):
     id: Ident
     name: str
@@ -45,6 +55,7 @@ class SiteConfig(_C):
     languages: list[LangCode] = Field(min_length=1)
     devices: list[DeviceConfig] = Field(default_factory=list)
     workflow: Ident | None = None
+    emergency: SiteEmergency | None = None
 
 
 class SitesFile(_C):

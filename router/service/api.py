@@ -389,6 +389,12 @@ async def alerts(core: Core, principal: Principal = Staff) -> dict[str, Any]:
     return {"alerts": list(core.alerts)}
 
 
+@api.post("/alerts/{alert_id}/ack")
+async def ack_alert(alert_id: str, core: Core, principal: Principal = Staff) -> dict[str, Any]:
+    """A supervisor acknowledges a blocking alert (the emergency protocol)."""
+    return {"alert": await core.ack_alert(alert_id, principal.subject)}
+
+
 def _summarize(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:

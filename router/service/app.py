@@ -124,6 +124,7 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
             if bridge_settings is not None:
                 bridge = app.state.bridge = Bridge(core, bridge_settings)
                 await bridge.start()
+                app.state.conversations.send_command = bridge.send_command
             yield
         finally:
             if bridge is not None:

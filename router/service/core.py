@@ -739,6 +739,26 @@ class RouterCore:
             self.high_water[event.origin] = event.seq
             return done
 
+    async def ack_alert(self, alert_id: str, by: str) -> dict[str, Any]:
+        """A supervisor acknowledges a blocking alert (the emergency protocol): recorded on
+        its case as an ``emergency_acknowledged`` signal (who, when) and pushed to every
+        floor monitor, which closes the alert. Acknowledging twice keeps the first."""
+        async with self._unit():
+            alert = next((a for a in self.alerts if a.get("alert_id") == alert_id), None)
+            if alert is None:
+                raise NotFound(f"no alert {alert_id!r} (alerts are kept in memory: it may be "
+                               "from before a restart)")
+            if alert.get("acknowledged_by"):
+                return alert
+            now = self.clock.now()
+            alert["acknowledged_by"], alert["acknowledged_at"] = by, now
+            if alert.get("case_id") and alert["case_id"] in self.cases:
+                await self._router_event(alert["case_id"], "signal", {
+                    "name": "emergency_acknowledged", "value": True,
+                    "detail": {"alert_id": alert_id, "by": by, "at": now}})
+            self._send_watchers({"type": "alert", "alert": alert})
+            return alert
+
     async def raise_alert(self, kind: str, **fields: Any) -> None:
         """A floor alert from an adapter (e.g. a device went offline), pushed at once."""
         async with self._unit():
