@@ -78,7 +78,7 @@ def test_medical_turn_at_a_robot_raises_the_emergency_protocol(router, broker, b
         expect(page.locator("#emergency-number")).to_have_text("119")
         expect(dialog).to_have_attribute("data-sound", __import__("re").compile(
             "requested|playing"))
-        page.wait_for_function("window.__beeps > 0")
+        page.wait_for_function("() => window.__beeps > 0")
         page.keyboard.press("Escape")
         expect(dialog).to_be_visible()
         shot(page, "01-alert")
