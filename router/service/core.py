@@ -19,9 +19,10 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from router.casestate import Case, TransitionError, apply
+from router.device_rules import EVENT_ID_REUSED, REFUSED, SEQ_CONFLICT, refusal
 from router.config import BatonConfig, workflow_for
 from router.matching.engine import (
     EngineError,
@@ -40,13 +41,13 @@ from router.models import (
     Presence,
     Requirement,
 )
+from router.service.alerts import AlertBuffer
 from router.service.hub import Hub
 from router.service import views
 
 log = logging.getLogger("baton.core")
 CLOSED_CACHE = 5000
-IDLE_SWEEP_S = 30.0
-MAX_CLOCK_SKEW_S = 300.0  # device events dated further ahead are refused  # how often cases the AI holds are checked for inactivity
+IDLE_SWEEP_S = 30.0  # how often cases the AI holds are checked for inactivity
 WRITE_BATCH = 2000  # events per transaction at most
 EVENT = TypeAdapter(CaseEvent)
 
@@ -82,8 +83,10 @@ class Forbidden(CoreError):
 
 @dataclass
 class AppendResult:
-    status: str  # applied | duplicate
+    status: str  # applied | duplicate | refused | seq_conflict
     case: Case | None
+    cls: str | None = None  # why not applied (router.device_rules classes)
+    reason: str | None = None
 
 
 class RouterCore:
@@ -100,7 +103,7 @@ class RouterCore:
         self.presence: dict[str, Presence] = {w.id: Presence.offline for w in cfg.workers.workers}
         self.high_water: dict[str, int] = {}
         self.answered: deque[tuple[float, float]] = deque(maxlen=10_000)  # (at, waited_s)
-        self.alerts: deque[dict[str, Any]] = deque(maxlen=200)
+        self.alerts = AlertBuffer()
         self.engine = self._new_engine()
         self.closed: OrderedDict[str, Case] = OrderedDict()  # recently closed, for reads
         self._batch: list[tuple[Any, Case]] = []  # the current unit's staged events
@@ -109,6 +112,8 @@ class RouterCore:
         self._pending: deque[tuple[list, list, asyncio.Future]] = deque()  # not yet durable
         self._writer_wake = asyncio.Event()
         self._writing = False
+        self._in_flight: list = []  # the units the writer is persisting
+        self.rebuilds = 0  # state rebuilt after a failed write (an input the checks missed)
         self._writer: asyncio.Task | None = None
         self._needs_restore = False
         self._last_sweep = 0.0
@@ -199,9 +204,14 @@ class RouterCore:
 
     def _event(self, case_id: str, type_: str, payload: dict[str, Any]):
         seq = self.high_water.get(self.origin, 0) + 1
-        return EVENT.validate_python({
-            "event_id": uuid.uuid4().hex, "case_id": case_id, "origin": self.origin,
-            "seq": seq, "ts": self.clock.now(), "type": type_, "payload": payload})
+        try:
+            return EVENT.validate_python({
+                "event_id": uuid.uuid4().hex, "case_id": case_id, "origin": self.origin,
+                "seq": seq, "ts": self.clock.now(), "type": type_, "payload": payload})
+        except ValidationError as exc:  # a request's text the wire rules refuse
+            err = exc.errors()[0]
+            raise CoreError(f"{'.'.join(str(p) for p in err['loc'][1:])}: {err['msg']}",
+                            422, reason="invalid") from None
 
     async def _case(self, case_id: str) -> Case | None:
         case = self.cases.get(case_id) or self.closed.get(case_id)
@@ -279,7 +289,9 @@ class RouterCore:
         return await self._stage(self._event(case_id, type_, payload))
 
     async def _writer_loop(self) -> None:
-        """Persist staged units in order, many per transaction (group commit)."""
+        """Persist staged units in order, many per transaction (group commit). When a group
+        fails, its units are written one by one, so one bad unit fails alone; the state is
+        rebuilt from the store only when some unit could not be written."""
         while True:
             await self._writer_wake.wait()
             self._writer_wake.clear()
@@ -289,13 +301,25 @@ class RouterCore:
                     units.append(self._pending.popleft())
                     size += len(units[-1][0])
                 self._writing = True
+                self._in_flight = units
                 try:
                     await self.store.append_many([item for u in units for item in u[0]])
+                    written, failed = units, []
                 except Exception:
-                    log.exception("persisting events failed; rebuilding state from the store")
+                    written, failed = await self._write_one_by_one(units)
+                finally:
                     self._writing = False
+                    self._in_flight = []
+                for _, outbox, fut in written:
+                    self._deliver(outbox)
+                    if not fut.done():
+                        fut.set_result(None)
+                if failed:
+                    self.rebuilds += 1
+                    log.error("persisting events failed; rebuilding state from the store",
+                              extra={"failed_units": len(failed), "written": len(written)})
                     async with self.lock:  # no unit may stage on the state being discarded
-                        failed = units + list(self._pending)
+                        failed += list(self._pending)
                         self._pending.clear()
                         for _, _, fut in failed:
                             if not fut.done():
@@ -306,12 +330,30 @@ class RouterCore:
                             await self._restore()
                         except Exception:
                             log.exception("restoring from the store failed; will retry")
-                    continue
-                self._writing = False
-                for _, outbox, fut in units:
-                    self._deliver(outbox)
-                    if not fut.done():
-                        fut.set_result(None)
+
+    async def _write_one_by_one(self, units: list) -> tuple[list, list]:
+        """Each unit in its own transaction, in order. A unit after a failed one that
+        touches the same case or origin fails too (it was staged on top of it)."""
+        written, failed = [], []
+        bad_cases: set[str] = set()
+        bad_origins: set[str] = set()
+        for unit in units:
+            cases = {c.id for _, c in unit[0]}
+            origins = {e.origin for e, _ in unit[0]}
+            if cases & bad_cases or origins & bad_origins:
+                failed.append(unit)
+                continue
+            try:
+                await self.store.append_many(unit[0])
+            except Exception:
+                log.exception("persisting a unit failed",
+                              extra={"events": len(unit[0]), "origins": sorted(origins)})
+                failed.append(unit)
+                bad_cases |= cases
+                bad_origins |= origins
+                continue
+            written.append(unit)
+        return written, failed
 
     async def _drain(self) -> None:
         """Wait until every staged unit has been written (or has failed)."""
@@ -696,48 +738,90 @@ class RouterCore:
             case = await self._stage(event)
             return event, case
 
-    async def append_external(self, event) -> AppendResult:
-        """An event from another origin (a device). Duplicates are no-ops; gaps are refused."""
+    async def take_external(self, event, *, device: str, site: str | None, may_open: bool,
+                            refuse) -> AppendResult:
+        """An event from a device, under the one rule of router.device_rules: applied,
+        duplicate (seq ≤ high-water with the same id, or a seq a refusal consumed), refused
+        (``await refuse(origin, seq, cls, reason, event_id)`` records it durably and consumes the seq:
+        router.store.sync.SyncStore.skip_seq), or seq_conflict (a lower seq with another
+        id: the caller dead-letters it; nothing is consumed). Everything the store could
+        refuse is refused here, before the group commit. Raises CoreError seq_gap (ask for
+        a resend from high-water + 1) or 503."""
         async with self._unit():
             hw = self.high_water.get(event.origin, 0)
             if event.seq <= hw:
-                # Only a durable copy of the same event makes this a duplicate.
-                await self._drain()
-                held = await self.store.event_id_at(event.origin, event.seq)
-                if held == event.event_id:
-                    return AppendResult("duplicate", await self._case(event.case_id))
-                raise CoreError(f"origin {event.origin!r} seq {event.seq} is taken by another "
-                                f"event ({held}); a restarted device must continue from seq "
-                                f"{hw + 1}", reason="seq_conflict")
-            if event.ts > self.clock.now() + MAX_CLOCK_SKEW_S:
-                raise CoreError(f"event ts {event.ts} is more than {MAX_CLOCK_SKEW_S:.0f} s in "
-                                "the future: fix the device clock (NTP)", 422,
-                                reason="clock_skew")
+                await self._drain()  # only a durable copy makes it a duplicate
+                held = await self.store.held_at(event.origin, event.seq)
+                if held is None or held[1] in (None, event.event_id):
+                    return AppendResult("duplicate", None)
+                held = held[1] if held[0] == "event" else f"{held[1]}, refused"
+                return AppendResult("seq_conflict", None, SEQ_CONFLICT, (
+                    f"origin {event.origin!r} seq {event.seq} is taken by another event "
+                    f"({held}); a restarted device must continue from seq {hw + 1}"))
             if event.seq != hw + 1:
                 raise CoreError(f"sequence gap for origin {event.origin!r}: expected seq "
                                 f"{hw + 1}, got {event.seq}; resend from {hw + 1}",
                                 reason="seq_gap")
-            case = await self._stage(event)
-            if event.type == "outcome":
-                await self._remove(case.id)
-            return AppendResult("applied", case)
-
-    async def skip_external(self, event, skip) -> bool:
-        """Consume the seq of an external event the state machine refused, so the origin's
-        later events are not blocked behind it. ``skip(origin, seq)`` records it durably
-        (router.store.sync.SyncStore.skip_seq). False when the seq was consumed already."""
-        async with self.lock:
-            hw = self.high_water.get(event.origin, 0)
-            if event.seq <= hw:
-                return False
-            if event.seq != hw + 1:
-                raise CoreError(f"sequence gap for origin {event.origin!r}: expected seq "
-                                f"{hw + 1}, got {event.seq}; resend from {hw + 1}",
-                                reason="seq_gap")
+            case = await self._case(event.case_id)
+            site_cfg = self.cfg.site(site) if site else None
+            found = refusal(event, device=device, site=site, case=case,
+                            site_languages=site_cfg.languages if site_cfg else (),
+                            may_open=may_open, now=self.clock.now(),
+                            max_age_s=self.cfg.routing.max_event_age_s)
+            if found is None:
+                where = await self._event_id_taken(event.event_id)
+                if where is not None:
+                    found = (EVENT_ID_REUSED, f"event_id {event.event_id!r} is stored already "
+                             f"(as {where}): every event needs a new id")
+            if found is None:
+                try:
+                    case = await self._stage(event)
+                except CoreError as exc:  # the state machine refused it; nothing staged
+                    found = (REFUSED, str(exc))
+                else:
+                    if event.type == "outcome":
+                        await self._remove(case.id)
+                    return AppendResult("applied", case)
             await self._drain()  # seq - 1 must be durable before seq is consumed
-            done = await skip(event.origin, event.seq)
+            try:
+                await refuse(event.origin, event.seq, *found, event.event_id)
+            except Exception as exc:
+                log.warning("could not record a refused event", extra={"error": str(exc)})
+                raise CoreError("the case store is unavailable; try again shortly",
+                                503) from exc
             self.high_water[event.origin] = event.seq
-            return done
+            return AppendResult("refused", None, *found)
+
+    async def refuse_seq(self, origin: str, seq: int, refuse) -> str:
+        """Consume ``seq`` of ``origin`` for input that is not an event at all (its header
+        names origin and seq, the rest fails the schema): "refused", "duplicate" (consumed
+        already) or "gap" (seq is ahead; the caller asks for a resend)."""
+        async with self.lock:
+            hw = self.high_water.get(origin, 0)
+            if seq <= hw:
+                return "duplicate"
+            if seq != hw + 1:
+                return "gap"
+            await self._drain()
+            try:
+                await refuse(origin, seq)
+            except Exception as exc:
+                raise CoreError("the case store is unavailable; try again shortly",
+                                503) from exc
+            self.high_water[origin] = seq
+            return "refused"
+
+    async def _event_id_taken(self, event_id: str) -> str | None:
+        for units in (self._in_flight, self._pending):
+            for batch, _, _ in units:
+                for e, _ in batch:
+                    if e.event_id == event_id:
+                        return f"{e.origin} seq {e.seq}, not yet durable"
+        for e, _ in self._batch:
+            if e.event_id == event_id:
+                return f"{e.origin} seq {e.seq}"
+        stored = await self.store.event_stored_at(event_id)
+        return None if stored is None else f"{stored[0]} seq {stored[1]}"
 
     async def raise_alert(self, kind: str, **fields: Any) -> None:
         """A floor alert from an adapter (e.g. a device went offline), pushed at once."""

@@ -20,7 +20,14 @@ from router.store.append import Appender
 from router.store.backend import Backend
 from router.store.errors import StoreError, translating
 from router.store.status import AppendStatus
-from router.store.tables import case_events, cases, dead_letters, origins, worker_presence
+from router.store.tables import (
+    case_events,
+    cases,
+    dead_letters,
+    origins,
+    refused_seqs,
+    worker_presence,
+)
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +137,27 @@ class EventStore:
             async with self._b.read() as conn:
                 return await conn.scalar(select(case_events.c.event_id).where(
                     case_events.c.origin == origin, case_events.c.seq == seq))
+
+    async def held_at(self, origin: str, seq: int) -> tuple[str, str | None] | None:
+        """What holds (origin, seq): ("event", id), ("refused", id or None) for a seq a
+        refused event consumed, or None."""
+        with self._guard(f"look up {origin!r} seq {seq}"):
+            async with self._b.read() as conn:
+                held = await conn.scalar(select(case_events.c.event_id).where(
+                    case_events.c.origin == origin, case_events.c.seq == seq))
+                if held is not None:
+                    return "event", held
+                row = (await conn.execute(select(refused_seqs.c.event_id).where(
+                    refused_seqs.c.origin == origin, refused_seqs.c.seq == seq))).first()
+        return None if row is None else ("refused", row[0])
+
+    async def event_stored_at(self, event_id: str) -> tuple[str, int] | None:
+        """(origin, seq) of the stored event with this id, or None."""
+        with self._guard(f"look up event {event_id!r}"):
+            async with self._b.read() as conn:
+                row = (await conn.execute(select(case_events.c.origin, case_events.c.seq)
+                                          .where(case_events.c.event_id == event_id))).first()
+        return (row[0], row[1]) if row else None
 
     async def high_waters(self) -> dict[str, int]:
         with self._guard("read the high-water marks"):
@@ -250,12 +278,19 @@ class EventStore:
                                                   "raw_size": len(raw),
                                                   "pii": {"reason": row["reason"][:200]}})
 
-    async def dead_letters(self, limit: int = 100) -> list[dict]:
-        """Newest first: {id, source, reason, raw, raw_size, ts}."""
+    async def dead_letters(self, limit: int = 100, before_id: int | None = None,
+                           source_prefix: str | None = None) -> list[dict]:
+        """Newest first: {id, source, reason, raw, raw_size, ts}. Page with ``before_id``
+        (the smallest id of the previous page); ``source_prefix`` e.g. ``mqtt:baton/v1/s/d/``."""
         if limit < 0:
             raise ValueError(f"limit ({limit}) must be >= 0")
+        query = select(dead_letters)
+        if before_id is not None:
+            query = query.where(dead_letters.c.id < before_id)
+        if source_prefix:
+            query = query.where(dead_letters.c.source.startswith(source_prefix,
+                                                                autoescape=True))
         with self._guard("read dead letters"):
             async with self._b.read() as conn:
-                rows = await conn.execute(select(dead_letters)
-                                          .order_by(desc(dead_letters.c.id)).limit(limit))
+                rows = await conn.execute(query.order_by(desc(dead_letters.c.id)).limit(limit))
                 return [dict(row._mapping) for row in rows]
