@@ -28,7 +28,10 @@ def cmd_router(args) -> int:
 
     cfg = _config(args)
     app = create_app(cfg, args.db, mqtt=bridge_settings(args))
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    from router.service.ws import WS_MAX_SIZE
+
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                ws_max_size=WS_MAX_SIZE)
     return 0
 
 
