@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,23 +38,31 @@ class RouterProcess:
         self.port = port or free_port()
         self.log_level = log_level
         self.proc: subprocess.Popen | None = None
+        # Its output goes to a file, never a pipe nobody reads: a full pipe would block the
+        # router's event loop on its next log line (a flood of refused input logs a lot).
+        self.log_path = Path(tempfile.mkdtemp(prefix="baton-router-")) / "router.log"
+        self._log = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
     def start(self, timeout: float = 30.0) -> httpx.Client:
         """Start the router and return a client once /healthz answers."""
+        self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "router.cli", "--config", str(self.config_dir), "router",
              "--port", str(self.port), "--db", self.db_url, "--log-level", self.log_level],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ})
+            stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ})
         client = httpx.Client(base_url=self.url, timeout=10)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                out = self.proc.stdout.read().decode(errors="replace")
-                raise RuntimeError(f"router exited with {self.proc.returncode}: {out}")
+                raise RuntimeError(f"router exited with {self.proc.returncode}: "
+                                   f"{self.log_text()[-4000:]}")
             try:
                 if client.get("/healthz").status_code == 200:
                     return client
@@ -68,8 +77,7 @@ class RouterProcess:
             return
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        self._close_log()
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -79,8 +87,12 @@ class RouterProcess:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.kill()
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
 
 class EdgeProcess:

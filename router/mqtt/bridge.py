@@ -67,6 +67,8 @@ def _validate(model, raw: bytes, limit: int):
     except ValidationError as exc:
         errs = exc.errors()
         if any(e["type"] == "json_invalid" for e in errs):
+            if "recursion limit" in errs[0]["msg"]:
+                return None, "schema", "nested too deep for the parser: flatten it"
             return None, "malformed_json", errs[0]["msg"]
         where = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
                           for e in errs[:3])
@@ -268,7 +270,7 @@ class Bridge:
         if event is None:
             # Input that names this device's next seq consumes it, whatever is wrong with
             # the rest (docs/protocol.md §8); anything else is only dead-lettered.
-            head = event_header(msg.payload) if cls != "malformed_json" else None
+            head = event_header(msg.payload)
             if head is None or head[0] != t.device:
                 return self._dead(cls, msg.topic, why, msg.payload)
             return self._enqueue(t, (None, msg, head[1], cls, why, head[2]))
