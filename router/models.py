@@ -277,7 +277,7 @@ class _EventHeader(Strict):
     @model_validator(mode="after")
     def _storable(self):
         # Every string and number of the payload must be storable as JSON in any backend
-        # (PostgreSQL refuses NUL and unpaired surrogates): checked here, not at commit.
+        # (finite numbers, valid UTF-8): checked here, not by the store at commit time.
         check_json(self.payload.model_dump(mode="python"), where="payload")
         return self
 

@@ -1,5 +1,5 @@
 """What any JSON value that crosses the wire must be, wherever it lands (docs/protocol.md §8):
-finite numbers, strings every store can hold, bounded depth and size. Pure: no I/O.
+finite numbers, valid Unicode text, bounded depth and size. Pure: no I/O.
 
 Free-form fields (an event's ``account``, ``args``, ``result``, ``detail``; a case's
 ``account`` over REST) take ``FreeJson``/``FreeValue``; whole event payloads are walked by
@@ -58,9 +58,6 @@ def check_json(value: Any, where: str = "value", max_depth: int = MAX_DEPTH,
 
 
 def _check_text(s: str, where: str) -> None:
-    if "\x00" in s:
-        raise ValueError(f"{where} holds a NUL character (\\u0000), which no store keeps: "
-                         "remove it")
     try:
         s.encode("utf-8")
     except UnicodeEncodeError:

@@ -113,6 +113,8 @@ class RouterCore:
         self._writer_wake = asyncio.Event()
         self._writing = False
         self._in_flight: list = []  # the units the writer is persisting
+        self._tainted: set[str] = set()  # cases whose staged state the store refused
+        self._store_down = False
         self.rebuilds = 0  # state rebuilt after a failed write (an input the checks missed)
         self._writer: asyncio.Task | None = None
         self._needs_restore = False
@@ -290,8 +292,10 @@ class RouterCore:
 
     async def _writer_loop(self) -> None:
         """Persist staged units in order, many per transaction (group commit). When a group
-        fails, its units are written one by one, so one bad unit fails alone; the state is
-        rebuilt from the store only when some unit could not be written."""
+        fails, its units are written one by one: a unit the store refuses fails alone (its
+        seqs are consumed and it is dead-lettered, so later units still fit), units staged
+        on top of it (same case) fail with it, the rest are saved. Once the queue is empty
+        the state is rebuilt from the store, under the lock, before anything else stages."""
         while True:
             await self._writer_wake.wait()
             self._writer_wake.clear()
@@ -300,60 +304,90 @@ class RouterCore:
                 while self._pending and size < WRITE_BATCH:
                     units.append(self._pending.popleft())
                     size += len(units[-1][0])
-                self._writing = True
-                self._in_flight = units
+                await self._write_units(units)
+            if self._tainted:
+                await self._recover()
+
+    async def _write_units(self, units: list) -> None:
+        self._writing = True
+        self._in_flight = units
+        try:
+            if not self._tainted:
                 try:
                     await self.store.append_many([item for u in units for item in u[0]])
                     written, failed = units, []
                 except Exception:
+                    log.warning("a group commit failed; writing its units one by one",
+                                exc_info=True)
                     written, failed = await self._write_one_by_one(units)
-                finally:
-                    self._writing = False
-                    self._in_flight = []
-                for _, outbox, fut in written:
-                    self._deliver(outbox)
-                    if not fut.done():
-                        fut.set_result(None)
-                if failed:
-                    self.rebuilds += 1
-                    log.error("persisting events failed; rebuilding state from the store",
-                              extra={"failed_units": len(failed), "written": len(written)})
-                    async with self.lock:  # no unit may stage on the state being discarded
-                        failed += list(self._pending)
-                        self._pending.clear()
-                        for _, _, fut in failed:
-                            if not fut.done():
-                                fut.set_exception(CoreError(
-                                    "the case store is unavailable; the change was not saved, "
-                                    "try again", 503))
-                        try:
-                            await self._restore()
-                        except Exception:
-                            log.exception("restoring from the store failed; will retry")
+            else:
+                written, failed = await self._write_one_by_one(units)
+        finally:
+            self._writing = False
+            self._in_flight = []
+        for _, outbox, fut in written:
+            self._deliver(outbox)
+            if not fut.done():
+                fut.set_result(None)
+        for _, _, fut in failed:
+            if not fut.done():
+                fut.set_exception(CoreError("the case store refused this change; it was not "
+                                            "saved (see the dead letters), try again", 503))
 
     async def _write_one_by_one(self, units: list) -> tuple[list, list]:
-        """Each unit in its own transaction, in order. A unit after a failed one that
-        touches the same case or origin fails too (it was staged on top of it)."""
         written, failed = [], []
-        bad_cases: set[str] = set()
-        bad_origins: set[str] = set()
         for unit in units:
             cases = {c.id for _, c in unit[0]}
-            origins = {e.origin for e, _ in unit[0]}
-            if cases & bad_cases or origins & bad_origins:
-                failed.append(unit)
-                continue
-            try:
-                await self.store.append_many(unit[0])
-            except Exception:
-                log.exception("persisting a unit failed",
-                              extra={"events": len(unit[0]), "origins": sorted(origins)})
-                failed.append(unit)
-                bad_cases |= cases
-                bad_origins |= origins
-                continue
-            written.append(unit)
+            if not cases & self._tainted:
+                try:
+                    await self.store.append_many(unit[0])
+                    written.append(unit)
+                    continue
+                except Exception as exc:
+                    log.error("the store refused a unit", extra={
+                        "events": len(unit[0]), "error": str(exc)[:300]})
+            failed.append(unit)
+            self._tainted |= cases
+            await self._consume(unit[0])
         return written, failed
+
+    async def _consume(self, items: list) -> None:
+        """Consume the seqs of events that were not saved, keeping them as dead letters, so
+        the origins' later events (the router's own too) still follow on."""
+        from router.store.sync import SyncStore  # the store adapter, only on this rare path
+
+        sync = SyncStore(self.store)
+        for event, _ in items:
+            try:
+                await sync.skip_seq(event.origin, event.seq, source="router:group-commit",
+                                    reason="store_refused: the store refused this event; "
+                                    "it was not applied", raw=event.model_dump_json(),
+                                    ts=self.clock.now(), event_id=event.event_id)
+            except Exception:
+                log.exception("could not consume the seq of an unsaved event")
+                self._store_down = True
+
+    async def _recover(self) -> None:
+        """Rebuild the state from the store after units failed. Under the lock: units
+        staged meanwhile are written (same rules) first."""
+        async with self.lock:
+            while self._pending and not self._store_down:
+                units = list(self._pending)
+                self._pending.clear()
+                await self._write_units(units)
+            for _, _, fut in self._pending:
+                if not fut.done():
+                    fut.set_exception(CoreError("the case store is unavailable; the change "
+                                                "was not saved, try again", 503))
+            self._pending.clear()
+            self.rebuilds += 1
+            log.error("persisting events failed; rebuilding state from the store",
+                      extra={"cases": sorted(self._tainted)[:20]})
+            self._tainted, self._store_down = set(), False
+            try:
+                await self._restore()
+            except Exception:
+                log.exception("restoring from the store failed; will retry")
 
     async def _drain(self) -> None:
         """Wait until every staged unit has been written (or has failed)."""

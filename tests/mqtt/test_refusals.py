@@ -97,7 +97,7 @@ async def test_every_refusal_consumes_its_seq_and_leaves_a_reason(router, broker
             '"args": {}', f'"args": {nested(600)}').encode(), "schema"),
         (11, json.dumps(event(dev, 11, "action", tool="x", args={})).replace(
             '"args": {}', f'"args": {nested(12)}').encode(), "schema"),
-        (12, event(dev, 12, "turn", text="a\u0000b"), "schema"),
+        (12, json.dumps(event(dev, 12, "turn", text="a\udcffb")).encode(), "malformed_json"),
     ]
     async with Device(broker.port, dev) as d:
         await d.send(opened)
