@@ -95,7 +95,13 @@ class BridgeSettings:
     command_ttl_s: float = 3600.0
     heartbeat_misses: float = 3.0  # offline after this many missed heartbeats
     battery_low: float = 15.0
-    dead_letters_per_s: float = 50.0  # beyond this, bad input is counted but not stored
+    # Beyond these, bad input is counted but not stored: per device, so one device's flood
+    # cannot crowd out another's dead letters, and in all.
+    dead_letters_per_s: float = 20.0
+    dead_letters_total_per_s: float = 200.0
+    # Each refusal is a store write under the core's lock: a device whose events keep being
+    # refused is slowed down to this (its later events wait, unacked), not the others.
+    refusals_per_s: float = 10.0
     case_update_ttl_s: int = 86400
     storm_count: int = 5  # gaps/conflicts of one device within storm_window_s → an alert
     storm_window_s: float = 60.0
@@ -173,7 +179,10 @@ class Bridge:
         self._case_sent: dict[str, tuple] = {}
         self._dead_q: asyncio.Queue = asyncio.Queue(1000)
         self._work_q: asyncio.Queue = asyncio.Queue(10_000)
-        self._bucket = _Bucket(settings.dead_letters_per_s)
+        self._bucket = _Bucket(settings.dead_letters_total_per_s)
+        self._buckets: dict[str, _Bucket] = {}
+        self._refusal_budget: dict[str, _Bucket] = {}
+        self._slow: set[str] = set()  # origins over their refusal budget
         self._tasks: list[asyncio.Task] = []
         self._watch: Connection | None = None
         self.client = MqttClient(settings.mqtt, on_message=self._on_message,
@@ -309,6 +318,10 @@ class Bridge:
                 if not queue or unacked >= self.settings.ack_every:
                     self._send_ack(origin, site)
                     unacked = 0
+                if origin in self._slow:
+                    self._slow.discard(origin)
+                    self.stats["refusals_throttled"] += 1
+                    await asyncio.sleep(1 / self.settings.refusals_per_s)
         finally:
             self._workers.pop(origin, None)
 
@@ -396,6 +409,11 @@ class Bridge:
         return refuse
 
     def _refused(self, origin: str, seq: int, cls: str, reason: str) -> None:
+        bucket = self._refusal_budget.get(origin)
+        if bucket is None:
+            bucket = self._refusal_budget[origin] = _Bucket(self.settings.refusals_per_s)
+        if not bucket.take():
+            self._slow.add(origin)
         self.dead[cls] += 1
         self.stats["dead_letters"] += 1
         self.stats["refused_seqs"] += 1
@@ -455,7 +473,12 @@ class Bridge:
     def _dead(self, cls: str, topic: str, reason: str, raw: bytes) -> None:
         self.dead[cls] += 1
         self.stats["dead_letters"] += 1
-        if not self._bucket.take():
+        parsed = topics.parse(topic)
+        key = parsed.device if parsed is not None and parsed.device in self.site_of else ""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket(self.settings.dead_letters_per_s)
+        if not bucket.take() or not self._bucket.take():
             self.stats["dead_letters_not_stored"] += 1
             return
         try:
@@ -464,13 +487,20 @@ class Bridge:
             self.stats["dead_letters_not_stored"] += 1
 
     async def _dead_loop(self) -> None:
+        """Dead letters in batches, one transaction each: a flood of bad input costs the
+        store a few writes per second, not one per message."""
         while True:
-            cls, topic, reason, raw, ts = await self._dead_q.get()
+            batch = [await self._dead_q.get()]
+            while not self._dead_q.empty() and len(batch) < 500:
+                batch.append(self._dead_q.get_nowait())
             try:
-                await self.core.store.dead_letter(f"mqtt:{topic}", f"{cls}: {reason}", raw, ts)
+                await self.core.store.dead_letters_many([
+                    (f"mqtt:{topic}", f"{cls}: {reason}", raw, ts)
+                    for cls, topic, reason, raw, ts in batch])
             except Exception as exc:
-                self.stats["dead_letters_not_stored"] += 1
-                log.warning("could not store a dead letter", extra={"error": str(exc)})
+                self.stats["dead_letters_not_stored"] += len(batch)
+                log.warning("could not store dead letters", extra={"error": str(exc)})
+            await asyncio.sleep(0.2)  # let the queue gather the next batch
 
     # --- presence ----------------------------------------------------------------------------
 

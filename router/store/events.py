@@ -266,17 +266,25 @@ class EventStore:
         """Keep rejected input with the reason. ``raw`` beyond RAW_LIMIT characters is cut
         (``raw_size`` keeps its length); NUL and invalid characters are escaped; bytes are
         decoded as UTF-8 with invalid bytes escaped."""
-        if isinstance(raw, bytes):
-            raw = raw.decode("utf-8", "backslashreplace")
-        row = {"source": _text(source, 200), "reason": _text(reason),
-               "raw": _text(raw, RAW_LIMIT), "raw_size": len(raw), "ts": ts}
-        with self._guard("record a dead letter"):
+        await self.dead_letters_many([(source, reason, raw, ts)])
+
+    async def dead_letters_many(self, items: list[tuple[str, str, str | bytes, float]]) -> None:
+        """``dead_letter`` for each (source, reason, raw, ts), in one transaction."""
+        rows = []
+        for source, reason, raw, ts in items:
+            if isinstance(raw, bytes):
+                raw = raw.decode("utf-8", "backslashreplace")
+            rows.append({"source": _text(source, 200), "reason": _text(reason),
+                         "raw": _text(raw, RAW_LIMIT), "raw_size": len(raw), "ts": ts})
+        if not rows:
+            return
+        with self._guard("record dead letters"):
             async with self._b.write() as conn:
-                await conn.execute(dead_letters.insert().values(row))
-        # The reason may quote the input (e.g. a validation error): it is PII.
-        log.warning("input dead-lettered", extra={"source": row["source"],
-                                                  "raw_size": len(raw),
-                                                  "pii": {"reason": row["reason"][:200]}})
+                await conn.execute(dead_letters.insert(), rows)
+        for row in rows:  # the reason may quote the input (a validation error): it is PII
+            log.warning("input dead-lettered", extra={"source": row["source"],
+                                                      "raw_size": row["raw_size"],
+                                                      "pii": {"reason": row["reason"][:200]}})
 
     async def dead_letters(self, limit: int = 100, before_id: int | None = None,
                            source_prefix: str | None = None) -> list[dict]:

@@ -83,7 +83,8 @@ async def test_each_class_of_bad_input_is_dead_lettered_and_the_bridge_keeps_goi
     status = await _until(lambda: (s := _get(router, "/v1/sync"))["dead_letters"] == want
                           and s, 10, "the counters")
     assert status["counters"]["applied"] == 1
-    rows = _get(router, "/v1/sync/dead-letters?limit=50")["dead_letters"]
+    rows = await _until(lambda: len(r := _get(router, "/v1/sync/dead-letters?limit=50")[
+        "dead_letters"]) >= len(cases) and r, 10, "the dead letters stored (in batches)")
     assert sorted(r["reason"].split(":")[0] for r in rows) == sorted(c for c, *_ in cases)
     oversized = next(r for r in rows if r["reason"].startswith("oversized"))
     assert oversized["raw_size"] > 64 * 1024 and len(oversized["raw"]) <= 64 * 1024
