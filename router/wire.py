@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 MAX_DEPTH = 8  # levels of objects/arrays inside a free-form field
 MAX_NODES = 2000  # values in one free-form field (keys not counted)
@@ -65,5 +65,9 @@ def _check_text(s: str, where: str) -> None:
                          "text") from None
 
 
-FreeJson = Annotated[dict[str, Any], AfterValidator(lambda v: check_json(v, "object"))]
-FreeValue = Annotated[Any, AfterValidator(lambda v: check_json(v, "value"))]
+_FREE = (f"Free-form JSON: at most {MAX_DEPTH} levels deep and {MAX_NODES} values, finite "
+         "numbers, keys of at most 200 characters.")
+FreeJson = Annotated[dict[str, Any], AfterValidator(lambda v: check_json(v, "object")),
+                     Field(description=_FREE)]
+FreeValue = Annotated[Any, AfterValidator(lambda v: check_json(v, "value")),
+                      Field(description=_FREE)]

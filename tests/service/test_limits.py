@@ -178,3 +178,37 @@ async def test_the_server_closes_an_oversized_websocket_frame(tmp_path):
         assert (await asyncio.to_thread(http.get, "/healthz")).status_code == 200
     finally:
         proc.kill()
+
+
+def test_stored_and_served_events_match_the_published_schema(router, tmp_path):
+    """What the router stores and serves validates against docs/schemas/case-event-1.0.json,
+    after hostile input was refused (a NaN or -Infinity never becomes "ts": null)."""
+    import sqlite3
+
+    import jsonschema
+
+    schema = json.loads((REPO / "docs/schemas/case-event-1.0.json").read_text())
+    case = router.open_case(escalate=True)
+    now = router.clock.now()
+    for seq, ts in ((1, "-Infinity"), (2, "NaN")):
+        body = json.dumps(_turn(case["id"], seq, 1.5)).replace('"ts": 1.5', f'"ts": {ts}')
+        assert _post_raw(router, body).status_code == 422
+    assert router.client.post("/v1/events", json=_turn(case["id"], 3, now),
+                              headers=auth("kiosk-1")).status_code == 200
+    router.client.post(f"/v1/cases/{case['id']}/notes", json={"text": "checked"},
+                       headers=auth("supervisor"))
+    served = router.events(case["id"])
+    assert {e["type"] for e in served} >= {"opened", "queued", "turn", "note"}
+    for e in served:
+        jsonschema.validate(e, schema)
+    con = sqlite3.connect(tmp_path / "router.db")
+    try:
+        rows = con.execute("SELECT event_id, case_id, origin, seq, ts, type, payload "
+                           "FROM case_events").fetchall()
+    finally:
+        con.close()
+    assert len(rows) >= len(served)
+    for event_id, case_id, origin, seq, ts, type_, payload in rows:
+        jsonschema.validate({"event_id": event_id, "case_id": case_id, "origin": origin,
+                             "seq": seq, "ts": ts, "type": type_,
+                             "payload": json.loads(payload)}, schema)
