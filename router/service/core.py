@@ -81,6 +81,28 @@ class Forbidden(CoreError):
     status = 403
 
 
+@dataclass(slots=True)
+class Skip:
+    """A refused event's seq, to be consumed in order by the writer: a unit of its own.
+    Iterates as an empty batch (it stores no event)."""
+
+    origin: str
+    seq: int
+    cls: str
+    reason: str
+    event_id: str | None
+    refuse: Any  # async (origin, seq, cls, reason, event_id) -> bool
+
+    def __iter__(self):
+        return iter(())
+
+    def __len__(self) -> int:
+        return 1
+
+    def __bool__(self) -> bool:
+        return True
+
+
 @dataclass
 class AppendResult:
     status: str  # applied | duplicate | refused | seq_conflict
@@ -113,6 +135,7 @@ class RouterCore:
         self._writer_wake = asyncio.Event()
         self._writing = False
         self._in_flight: list = []  # the units the writer is persisting
+        self._skip: Skip | None = None  # the current unit's refusal, if it is one
         self._tainted: set[str] = set()  # cases whose staged state the store refused
         self._store_down = False
         self.rebuilds = 0  # state rebuilt after a failed write (an input the checks missed)
@@ -260,7 +283,7 @@ class RouterCore:
             try:
                 yield
             except BaseException as exc:
-                self._outbox, self._left = [], {}
+                self._outbox, self._left, self._skip = [], {}, None
                 # A refusal raised before anything was staged changed nothing; anything
                 # else may have touched the engine or presence: rebuild from the store.
                 if self._batch or not isinstance(exc, CoreError):
@@ -277,6 +300,8 @@ class RouterCore:
                 self._publish_case(case, left.get(case.id))
             outbox, self._outbox = self._outbox, []
             durable = None
+            if self._skip is not None:  # a refusal: written in order by the writer
+                batch, self._skip = self._skip, None
             if batch:
                 durable = asyncio.get_running_loop().create_future()
                 self._pending.append((batch, outbox, durable))
@@ -309,19 +334,32 @@ class RouterCore:
                 await self._recover()
 
     async def _write_units(self, units: list) -> None:
+        """Runs of event units in one transaction each; a refusal (Skip) in its place."""
         self._writing = True
         self._in_flight = units
+        written, failed, run = [], [], []
         try:
-            if not self._tainted:
+            for unit in [*units, None]:
+                if unit is not None and not isinstance(unit[0], Skip):
+                    run.append(unit)
+                    continue
+                if run:
+                    w, f = await self._write_run(run)
+                    written += w
+                    failed += f
+                    run = []
+                if unit is None:
+                    break
+                skip = unit[0]
                 try:
-                    await self.store.append_many([item for u in units for item in u[0]])
-                    written, failed = units, []
-                except Exception:
-                    log.warning("a group commit failed; writing its units one by one",
-                                exc_info=True)
-                    written, failed = await self._write_one_by_one(units)
-            else:
-                written, failed = await self._write_one_by_one(units)
+                    await skip.refuse(skip.origin, skip.seq, skip.cls, skip.reason,
+                                      skip.event_id)
+                    written.append(unit)
+                except Exception as exc:
+                    log.warning("could not record a refused event", extra={
+                        "origin": skip.origin, "seq": skip.seq, "error": str(exc)[:300]})
+                    failed.append(unit)
+                    self._tainted.add(f"origin:{skip.origin}")  # its seq is not consumed
         finally:
             self._writing = False
             self._in_flight = []
@@ -333,6 +371,16 @@ class RouterCore:
             if not fut.done():
                 fut.set_exception(CoreError("the case store refused this change; it was not "
                                             "saved (see the dead letters), try again", 503))
+
+    async def _write_run(self, units: list) -> tuple[list, list]:
+        if not self._tainted:
+            try:
+                await self.store.append_many([item for u in units for item in u[0]])
+                return units, []
+            except Exception:
+                log.warning("a group commit failed; writing its units one by one",
+                            exc_info=True)
+        return await self._write_one_by_one(units)
 
     async def _write_one_by_one(self, units: list) -> tuple[list, list]:
         written, failed = [], []
@@ -816,13 +864,10 @@ class RouterCore:
                     if event.type == "outcome":
                         await self._remove(case.id)
                     return AppendResult("applied", case)
-            await self._drain()  # seq - 1 must be durable before seq is consumed
-            try:
-                await refuse(event.origin, event.seq, *found, event.event_id)
-            except Exception as exc:
-                log.warning("could not record a refused event", extra={"error": str(exc)})
-                raise CoreError("the case store is unavailable; try again shortly",
-                                503) from exc
+            # Consumed in order by the writer (after seq - 1, before seq + 1), outside the
+            # lock; the caller hears back once it is durable.
+            self._skip = Skip(event.origin, event.seq, found[0], found[1], event.event_id,
+                              refuse)
             self.high_water[event.origin] = event.seq
             return AppendResult("refused", None, *found)
 
@@ -830,18 +875,14 @@ class RouterCore:
         """Consume ``seq`` of ``origin`` for input that is not an event at all (its header
         names origin and seq, the rest fails the schema): "refused", "duplicate" (consumed
         already) or "gap" (seq is ahead; the caller asks for a resend)."""
-        async with self.lock:
+        async with self._unit():
             hw = self.high_water.get(origin, 0)
             if seq <= hw:
                 return "duplicate"
             if seq != hw + 1:
                 return "gap"
-            await self._drain()
-            try:
-                await refuse(origin, seq)
-            except Exception as exc:
-                raise CoreError("the case store is unavailable; try again shortly",
-                                503) from exc
+            self._skip = Skip(origin, seq, "", "", None,
+                              lambda o, s, _c, _r, _e: refuse(o, s))
             self.high_water[origin] = seq
             return "refused"
 
