@@ -97,11 +97,11 @@ class BridgeSettings:
     battery_low: float = 15.0
     # Beyond these, bad input is counted but not stored: per device, so one device's flood
     # cannot crowd out another's dead letters, and in all.
-    dead_letters_per_s: float = 20.0
-    dead_letters_total_per_s: float = 200.0
+    dead_letters_per_s: float = 5.0
+    dead_letters_total_per_s: float = 100.0
     # Each refusal is a store write under the core's lock: a device whose events keep being
     # refused is slowed down to this (its later events wait, unacked), not the others.
-    refusals_per_s: float = 10.0
+    refusals_per_s: float = 5.0
     case_update_ttl_s: int = 86400
     storm_count: int = 5  # gaps/conflicts of one device within storm_window_s → an alert
     storm_window_s: float = 60.0
@@ -148,12 +148,13 @@ class DeviceInfo:
 
 
 class _Bucket:
-    def __init__(self, rate: float):
-        self.rate, self.tokens, self.at = rate, rate, time.monotonic()
+    def __init__(self, rate: float, burst: float | None = None):
+        self.rate, self.burst = rate, burst or rate
+        self.tokens, self.at = self.burst, time.monotonic()
 
     def take(self) -> bool:
         now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
         self.at = now
         if self.tokens >= 1:
             self.tokens -= 1
@@ -411,7 +412,8 @@ class Bridge:
     def _refused(self, origin: str, seq: int, cls: str, reason: str) -> None:
         bucket = self._refusal_budget.get(origin)
         if bucket is None:
-            bucket = self._refusal_budget[origin] = _Bucket(self.settings.refusals_per_s)
+            bucket = self._refusal_budget[origin] = _Bucket(self.settings.refusals_per_s,
+                                                            burst=4 * self.settings.refusals_per_s)
         if not bucket.take():
             self._slow.add(origin)
         self.dead[cls] += 1
@@ -477,7 +479,8 @@ class Bridge:
         key = parsed.device if parsed is not None and parsed.device in self.site_of else ""
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key] = _Bucket(self.settings.dead_letters_per_s)
+            bucket = self._buckets[key] = _Bucket(self.settings.dead_letters_per_s,
+                                                  burst=4 * self.settings.dead_letters_per_s)
         if not bucket.take() or not self._bucket.take():
             self.stats["dead_letters_not_stored"] += 1
             return
@@ -500,7 +503,7 @@ class Bridge:
             except Exception as exc:
                 self.stats["dead_letters_not_stored"] += len(batch)
                 log.warning("could not store dead letters", extra={"error": str(exc)})
-            await asyncio.sleep(0.2)  # let the queue gather the next batch
+            await asyncio.sleep(1.0)  # let the queue gather the next batch
 
     # --- presence ----------------------------------------------------------------------------
 

@@ -824,8 +824,9 @@ class RouterCore:
                             refuse) -> AppendResult:
         """An event from a device, under the one rule of router.device_rules: applied,
         duplicate (seq ≤ high-water with the same id, or a seq a refusal consumed), refused
-        (``await refuse(origin, seq, cls, reason, event_id)`` records it durably and consumes the seq:
-        router.store.sync.SyncStore.skip_seq), or seq_conflict (a lower seq with another
+        (the writer calls ``await refuse(origin, seq, cls, reason, event_id)`` in order, which
+        records it durably and consumes the seq: router.store.sync.SyncStore.skip_seq; we
+        return once it is durable), or seq_conflict (a lower seq with another
         id: the caller dead-letters it; nothing is consumed). Everything the store could
         refuse is refused here, before the group commit. Raises CoreError seq_gap (ask for
         a resend from high-water + 1) or 503."""
