@@ -41,7 +41,7 @@ WS_MAX_SIZE = MAX_SIGNAL_FRAME + 1024
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class PresenceMsg(_In):
