@@ -334,19 +334,26 @@ class RouterCore:
                 await self._recover()
 
     async def _write_units(self, units: list) -> None:
-        """Runs of event units in one transaction each; a refusal (Skip) in its place."""
+        """The units of origins without a refusal in this batch go in one transaction and
+        are answered at once (group commit); then, in order, the refusals (Skip) and the
+        units of their origins: a device's refusals never delay the others' commits."""
         self._writing = True
         self._in_flight = units
-        written, failed, run = [], [], []
+        skipping = {u[0].origin for u in units if isinstance(u[0], Skip)}
+        free = [u for u in units if not isinstance(u[0], Skip)
+                and not {e.origin for e, _ in u[0]} & skipping]
+        rest = [u for u in units if isinstance(u[0], Skip)
+                or {e.origin for e, _ in u[0]} & skipping]
         try:
-            for unit in [*units, None]:
+            if free:
+                self._settle(*await self._write_run(free))
+            run: list = []
+            for unit in [*rest, None]:
                 if unit is not None and not isinstance(unit[0], Skip):
                     run.append(unit)
                     continue
                 if run:
-                    w, f = await self._write_run(run)
-                    written += w
-                    failed += f
+                    self._settle(*await self._write_run(run))
                     run = []
                 if unit is None:
                     break
@@ -354,15 +361,17 @@ class RouterCore:
                 try:
                     await skip.refuse(skip.origin, skip.seq, skip.cls, skip.reason,
                                       skip.event_id)
-                    written.append(unit)
+                    self._settle([unit], [])
                 except Exception as exc:
                     log.warning("could not record a refused event", extra={
                         "origin": skip.origin, "seq": skip.seq, "error": str(exc)[:300]})
-                    failed.append(unit)
                     self._tainted.add(f"origin:{skip.origin}")  # its seq is not consumed
+                    self._settle([], [unit])
         finally:
             self._writing = False
             self._in_flight = []
+
+    def _settle(self, written: list, failed: list) -> None:
         for _, outbox, fut in written:
             self._deliver(outbox)
             if not fut.done():
