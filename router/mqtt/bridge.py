@@ -56,6 +56,10 @@ from router.store.sync import SyncStore
 log = logging.getLogger("baton.bridge")
 
 
+def _raw_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def _validate(model, raw: bytes, limit: int):
     """(the payload as ``model``, None, None) or (None, class, reason)."""
     if len(raw) > limit:
@@ -354,7 +358,8 @@ class Bridge:
             return
         try:
             result = await core.take_external(event, device=origin, site=site, may_open=True,
-                                              refuse=self._refuser(msg))
+                                              source=f"mqtt:{msg.topic}",
+                                              raw=_raw_text(msg.payload))
         except CoreError as exc:
             if exc.reason == "seq_gap":
                 self.stats["gap"] += 1
@@ -386,10 +391,10 @@ class Bridge:
             if seq <= self._durable.get(origin, 0):
                 self.stats["duplicate"] += 1
             return
-        refuse = self._refuser(msg)
         try:
             outcome = await self.core.refuse_seq(
-                origin, seq, lambda o, s: refuse(o, s, cls, why, event_id))
+                origin, seq, cls=cls, reason=why, event_id=event_id,
+                source=f"mqtt:{msg.topic}", raw=_raw_text(msg.payload))
         except CoreError:
             self.stats["store_unavailable"] += 1
             return
@@ -399,15 +404,6 @@ class Bridge:
         elif outcome == "gap":
             self.stats["gap"] += 1
             self._ask_resend(origin, site)
-
-    def _refuser(self, msg):
-        async def refuse(origin: str, seq: int, cls: str, reason: str,
-                         event_id: str | None) -> bool:
-            return await self.sync.skip_seq(
-                origin, seq, source=f"mqtt:{msg.topic}", reason=f"{cls}: {reason}",
-                raw=msg.payload.decode("utf-8", "backslashreplace"), ts=self.core.clock.now(),
-                event_id=event_id)
-        return refuse
 
     def _refused(self, origin: str, seq: int, cls: str, reason: str) -> None:
         bucket = self._refusal_budget.get(origin)

@@ -19,7 +19,6 @@ from router.service import views
 from router.service.auth import WORKER_ROLES, Authed, Principal, can_see, require
 from router.service.core import CoreError, RouterCore
 from router.store.errors import StoreError
-from router.store.sync import SyncStore
 from router.service.stats import stats
 
 api = APIRouter(prefix="/v1")
@@ -247,14 +246,7 @@ async def append_event(request: Request, core: Core,
     refused event is dead-lettered and consumes its seq — the answer says so, do not resend
     it; a lower seq with other content is kept as a ``seq_conflict`` dead letter."""
     raw = await request.body()
-    sync = SyncStore(core.store)
-
-    async def refuse(origin: str, seq: int, cls: str, reason: str,
-                     event_id: str | None) -> bool:
-        return await sync.skip_seq(origin, seq, source="rest:/v1/events",
-                                   reason=f"{cls}: {reason}",
-                                   raw=raw.decode("utf-8", "backslashreplace"),
-                                   ts=core.clock.now(), event_id=event_id)
+    text = raw.decode("utf-8", "backslashreplace")
 
     def refused(status: int, cls: str, message: str, seq: int) -> JSONResponse:
         return JSONResponse({"error": "refused", "reason": cls, "seq": seq,
@@ -270,8 +262,8 @@ async def append_event(request: Request, core: Core,
         if head is None or head[0] != principal.subject:
             raise HTTPException(422, why) from None
         origin, seq, event_id = head
-        outcome = await core.refuse_seq(origin, seq,
-                                        lambda o, s: refuse(o, s, "schema", why, event_id))
+        outcome = await core.refuse_seq(origin, seq, cls="schema", reason=why,
+                                        event_id=event_id, source="rest:/v1/events", raw=text)
         if outcome == "refused":
             return refused(422, "schema", why, seq)
         raise HTTPException(422, f"{why} (seq {seq} was not consumed: {outcome})") from None
@@ -281,7 +273,7 @@ async def append_event(request: Request, core: Core,
     site = core.cfg.device(principal.subject)
     result = await core.take_external(event, device=principal.subject,
                                       site=site[0].id if site else None, may_open=False,
-                                      refuse=refuse)
+                                      source="rest:/v1/events", raw=text)
     if result.status == "refused":
         status = 409 if result.cls == "refused" else 422 if result.cls in (
             "clock_skew", "too_old", "before_case") else 403 if result.cls == "not_allowed" \

@@ -43,6 +43,7 @@ from router.models import (
 )
 from router.service.alerts import AlertBuffer
 from router.service.hub import Hub
+from router.store.sync import SyncStore
 from router.service import views
 
 log = logging.getLogger("baton.core")
@@ -91,7 +92,9 @@ class Skip:
     cls: str
     reason: str
     event_id: str | None
-    refuse: Any  # async (origin, seq, cls, reason, event_id) -> bool
+    source: str  # where the input came from, e.g. mqtt:<topic> or rest:/v1/events
+    raw: str  # the input as received, kept with the dead letter
+    ts: float
 
     def __iter__(self):
         return iter(())
@@ -101,6 +104,12 @@ class Skip:
 
     def __bool__(self) -> bool:
         return True
+
+
+def _skip_row(skip: Skip) -> dict[str, Any]:
+    return {"origin": skip.origin, "seq": skip.seq, "source": skip.source,
+            "reason": f"{skip.cls}: {skip.reason}", "raw": skip.raw, "ts": skip.ts,
+            "event_id": skip.event_id}
 
 
 @dataclass
@@ -345,6 +354,18 @@ class RouterCore:
         rest = [u for u in units if isinstance(u[0], Skip)
                 or {e.origin for e, _ in u[0]} & skipping]
         try:
+            skips = [u for u in rest if isinstance(u[0], Skip)]
+            if skips and len(skips) == len(rest) and not self._tainted:
+                # The common case: one transaction for the group and the refusals.
+                try:
+                    done = await self.store.append_and_skip(
+                        [item for u in free for item in u[0]], [_skip_row(u[0]) for u in skips])
+                except Exception:
+                    log.warning("a group commit with refusals failed", exc_info=True)
+                    done = False
+                if done:
+                    self._settle([*free, *skips], [])
+                    return
             if free:
                 self._settle(*await self._write_run(free))
             run: list = []
@@ -359,8 +380,7 @@ class RouterCore:
                     break
                 skip = unit[0]
                 try:
-                    await skip.refuse(skip.origin, skip.seq, skip.cls, skip.reason,
-                                      skip.event_id)
+                    await SyncStore(self.store).skip_seq(**_skip_row(skip))
                     self._settle([unit], [])
                 except Exception as exc:
                     log.warning("could not record a refused event", extra={
@@ -411,8 +431,6 @@ class RouterCore:
     async def _consume(self, items: list) -> None:
         """Consume the seqs of events that were not saved, keeping them as dead letters, so
         the origins' later events (the router's own too) still follow on."""
-        from router.store.sync import SyncStore  # the store adapter, only on this rare path
-
         sync = SyncStore(self.store)
         for event, _ in items:
             try:
@@ -830,12 +848,11 @@ class RouterCore:
             return event, case
 
     async def take_external(self, event, *, device: str, site: str | None, may_open: bool,
-                            refuse) -> AppendResult:
+                            source: str, raw: str) -> AppendResult:
         """An event from a device, under the one rule of router.device_rules: applied,
         duplicate (seq ≤ high-water with the same id, or a seq a refusal consumed), refused
-        (the writer calls ``await refuse(origin, seq, cls, reason, event_id)`` in order, which
-        records it durably and consumes the seq: router.store.sync.SyncStore.skip_seq; we
-        return once it is durable), or seq_conflict (a lower seq with another
+        (dead-lettered with ``source`` and ``raw``, its seq consumed — by the writer, in
+        order, in the group's transaction; we return once it is durable), or seq_conflict (a lower seq with another
         id: the caller dead-letters it; nothing is consumed). Everything the store could
         refuse is refused here, before the group commit. Raises CoreError seq_gap (ask for
         a resend from high-water + 1) or 503."""
@@ -877,11 +894,12 @@ class RouterCore:
             # Consumed in order by the writer (after seq - 1, before seq + 1), outside the
             # lock; the caller hears back once it is durable.
             self._skip = Skip(event.origin, event.seq, found[0], found[1], event.event_id,
-                              refuse)
+                              source, raw, self.clock.now())
             self.high_water[event.origin] = event.seq
             return AppendResult("refused", None, *found)
 
-    async def refuse_seq(self, origin: str, seq: int, refuse) -> str:
+    async def refuse_seq(self, origin: str, seq: int, *, cls: str, reason: str,
+                         event_id: str | None, source: str, raw: str) -> str:
         """Consume ``seq`` of ``origin`` for input that is not an event at all (its header
         names origin and seq, the rest fails the schema): "refused", "duplicate" (consumed
         already) or "gap" (seq is ahead; the caller asks for a resend)."""
@@ -891,8 +909,8 @@ class RouterCore:
                 return "duplicate"
             if seq != hw + 1:
                 return "gap"
-            self._skip = Skip(origin, seq, "", "", None,
-                              lambda o, s, _c, _r, _e: refuse(o, s))
+            self._skip = Skip(origin, seq, cls, reason, event_id, source, raw,
+                              self.clock.now())
             self.high_water[origin] = seq
             return "refused"
 

