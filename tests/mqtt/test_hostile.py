@@ -80,7 +80,7 @@ class Hostile:
         self.consumed = 0  # seqs the router should refuse (each a dead letter)
         self.seq = 0
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, ready=lambda: False) -> None:
         share = f"$share/routers/{topics.PREFIX}/+/+/events"
         # A persistent session in the routers' group that then goes away...
         async with Device(self.port, HOSTILE, client_id="hostile-persistent", protocol="5",
@@ -93,6 +93,9 @@ class Hostile:
                           extra_subs=[Subscription(share, 1)]) as d:
             self.seq = 1
             await d.send(event(HOSTILE, 1, "opened"))
+            if ready():  # set up: wait for the go, then run until stopped
+                await stop.wait()
+                stop.clear()
             started = time.monotonic()
             garbage_sent = 0
             while not stop.is_set():
@@ -137,13 +140,22 @@ class Hostile:
         self.consumed += 1
 
 
-def _hostile_process(port: int, duration_s: float, out) -> None:
+def _hostile_process(port: int, duration_s: float, out, go) -> None:
     """The hostile device in a process of its own, as a neighbour device would be: its
     work must not share the honest edges' event loop (that would time the test process)."""
     async def main():
         bad, stop = Hostile(port), asyncio.Event()
-        asyncio.get_running_loop().call_later(duration_s, stop.set)
-        await bad.run(stop)
+        loop = asyncio.get_running_loop()
+
+        def ready() -> bool:
+            # Set up (imports, sessions) before the measured window: tell the test, wait for
+            # its go, then run for duration_s.
+            out.send("ready")
+            loop.run_in_executor(None, go.recv).add_done_callback(
+                lambda _: (stop.set(), loop.call_later(duration_s, stop.set)))
+            return True
+
+        await bad.run(stop, ready)
         return bad.consumed, bad.garbage
 
     out.send(asyncio.run(main()))
@@ -164,9 +176,12 @@ async def _run(tmp_path, cfg_dir, hostile: bool) -> dict:
             if hostile:
                 ctx = multiprocessing.get_context("spawn")
                 theirs, ours = ctx.Pipe(duplex=False)
+                go_read, go_write = ctx.Pipe(duplex=False)
                 proc = ctx.Process(target=_hostile_process,
-                                   args=(broker.port, DURATION_S, ours), daemon=True)
+                                   args=(broker.port, DURATION_S, ours, go_read), daemon=True)
                 proc.start()
+                assert await asyncio.to_thread(theirs.recv) == "ready"
+                go_write.send("go")
             async with asyncio.timeout(DURATION_S + 120):
                 await asyncio.gather(*[_honest(s, d, total, latencies)
                                        for d, s in syncs.items()])
