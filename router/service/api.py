@@ -17,7 +17,7 @@ from router.mqtt.bridge import BridgeError
 from router.packet import full_packet
 from router.service import views
 from router.service.auth import WORKER_ROLES, Authed, Principal, can_see, require
-from router.service.core import CoreError, RouterCore
+from router.service.core import RouterCore
 from router.store.errors import StoreError
 from router.service.stats import stats
 
