@@ -50,8 +50,10 @@ def cmd_router(args) -> int:
     tls = _tls_files(args)
     _models_loaded(loading)
     app = create_app(cfg, args.db, mqtt=settings, tls=tls is not None)
+    from router.service.ws import WS_MAX_SIZE
+
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
-                            log_config=None, **(tls or {}))
+                            log_config=None, ws_max_size=WS_MAX_SIZE, **(tls or {}))
     uvicorn.Server(config).run()
     return 0
 

