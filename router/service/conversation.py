@@ -216,7 +216,9 @@ class Conversations:
                  skills_of: str | None | bool = True):
         """``skills_of``: the intent whose skill is required (True: ``intent`` itself)."""
         skills = self.layer.required_skills(intent if skills_of is True else skills_of, flags)
-        req = EscalateCase(skills=skills, reasons=reasons[:20]).for_case(case)
+        # Reason codes are bounded on the wire (100 characters); the detectors' full evidence
+        # (scores, nearest exemplar) is in the case's signal events.
+        req = EscalateCase(skills=skills, reasons=[r[:100] for r in reasons[:20]]).for_case(case)
         return req.model_copy(update={"intent": intent})
 
     async def _preferred(self, case) -> str | None:

@@ -167,8 +167,9 @@ async def test_the_server_closes_an_oversized_websocket_frame(tmp_path):
     proc = RouterProcess(REPO / "config", f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")
     http = await asyncio.to_thread(proc.start)
     try:
-        url = f"ws://127.0.0.1:{proc.port}/v1/ws?token={token('supervisor')}"
+        url = f"ws://127.0.0.1:{proc.port}/v1/ws"
         async with websockets.connect(url, max_size=None) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": token("supervisor")}))
             await ws.send("x" * (1 << 20))
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 async with asyncio.timeout(10):

@@ -24,7 +24,7 @@ def turn(router, case_id, text, language, **body):
 def device_event(router, case_id: str, seq: int, type_: str, payload: dict) -> None:
     r = router.client.post("/v1/events", headers=auth("kiosk-1"), json={
         "event_id": f"kiosk-1-{seq}", "case_id": case_id, "origin": "kiosk-1", "seq": seq,
-        "ts": 1.0, "type": type_, "payload": payload})
+        "ts": router.clock.now(), "type": type_, "payload": payload})
     assert r.status_code == 200, r.text
 
 

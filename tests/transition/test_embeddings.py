@@ -30,7 +30,8 @@ def _config_with_model_dir(tmp_path: Path, model_dir: Path) -> Path:
 
 def _router(cfg: Path, tmp_path: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "router.cli", "--config", str(cfg), "router",
-                           "--port", "1", "--db", f"sqlite+aiosqlite:///{tmp_path}/r.db"],
+                           "--port", "1", "--db", f"sqlite+aiosqlite:///{tmp_path}/r.db",
+                           "--demo-secrets"],
                           capture_output=True, text=True, timeout=120, cwd=REPO)
 
 
