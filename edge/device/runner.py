@@ -70,10 +70,11 @@ class DeviceRunner:
 
     def _check_estop(self, state: DeviceState, by: str,
                      source: Literal["data_channel", "device"]) -> None:
+        cleared = self._estop_reason  # a press while latched may have renamed it
+        self._estop_reason = state.estop_reason
         if state.estop == self._estop:
             return
-        cleared = self._estop_reason
-        self._estop, self._estop_reason = state.estop, state.estop_reason
+        self._estop = state.estop
         if self.on_estop is None:
             return
         try:

@@ -81,7 +81,7 @@ async def test_estop_and_reset_from_the_data_channel_and_the_device_are_audited(
         assert [(e["action"], e["actor"], e["detail"]["source"]) for e in got] == [
             ("estop", "aiko", "data_channel"), ("estop_reset", "aiko", "data_channel"),
             ("estop", "device", "device")], got
-        assert got[1]["detail"]["reason"] == "worker"  # the latch it cleared
+        assert got[1]["detail"]["reason"] == "again"  # the latch it cleared
         assert got[2]["detail"]["reason"] == "bumper" and got[2]["case_id"] == case_id
         assert all(e["detail"]["device"] == "robot-1" for e in got)
 
