@@ -29,7 +29,7 @@ ESTOP_TOOLS = ("estop", "estop_reset")
 
 
 class EstopArgs(BaseModel):
-    """``args`` of a device's ``estop`` / ``estop_reset`` action (docs/protocol.md §2)."""
+    """``args`` of a device's ``estop`` / ``estop_reset`` action (docs/protocol.md §3)."""
 
     model_config = ConfigDict(extra="forbid")
     # Bounds as in the session start (router.mqtt.signal_wire.SignalDown) the device got.
