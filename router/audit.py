@@ -3,8 +3,9 @@
 Held: take, reassign (a supervisor's transfer to a named worker), transfer, hand-back,
 close, a device's emergency stop latching or being reset (``estop`` / ``estop_reset``: the
 edge records it as an ``action`` event on the case, see ``device_audit_entry``), and the
-first use of a token from an address not seen for that subject since the router started. Each entry goes to the ``baton.audit`` logger (no PII: ids of cases and
-staff, addresses of staff), to a bounded in-memory list that admins read with
+first use of a token from an address not seen for that subject since the router started.
+Each entry goes to the ``baton.audit`` logger (no PII: ids of cases and staff, addresses of
+staff), to a bounded in-memory list that admins read with
 ``GET /v1/audit``, and, when a data directory is set, appended to ``audit.jsonl`` (0600) so it
 outlives the process. With several routers each keeps its own file: collect them with
 the logs (docs/security.md).
