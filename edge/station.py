@@ -428,6 +428,10 @@ class Station:
             status, detail = await self.chat(cmd)
             self._out("chat", {"command_id": cmd.command_id, "status": status,
                                "detail": detail})
+            shown = self.driver.state().display  # what the resident now reads
+            if shown is not None:
+                self._out("display", {"text": shown.text, "lang": shown.lang,
+                                      "from": "router"})
             return status, detail
         return "unsupported", f"this device has no handler for {cmd.type!r}"
 

@@ -20,6 +20,11 @@ def _config(args):
 
 
 def cmd_router(args) -> int:
+    _env_file(args)
+    cfg = _config(args)
+    # The sentence-embedding model loads (mostly numpy, outside the GIL) while the web stack
+    # is imported; it must have loaded before the router serves.
+    loading = _load_models_in_background(cfg)
     import uvicorn
 
     from router import logs
@@ -27,8 +32,6 @@ def cmd_router(args) -> int:
     from router.secrets import HINT, secret_problems
     from router.service.app import create_app
 
-    _env_file(args)
-    cfg = _config(args)
     settings = bridge_settings(args)
     problems = secret_problems(cfg, mqtt=settings is not None)
     if problems and not args.demo_secrets:
@@ -45,9 +48,12 @@ def cmd_router(args) -> int:
             "running with demo secrets (--demo-secrets): anyone who has read the repository "
             "can sign in; never expose this router", extra={"unsafe": len(problems)})
     tls = _tls_files(args)
+    _models_loaded(loading)
     app = create_app(cfg, args.db, mqtt=settings, tls=tls is not None)
+    from router.service.ws import WS_MAX_SIZE
+
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
-                            log_config=None, **(tls or {}))
+                            log_config=None, ws_max_size=WS_MAX_SIZE, **(tls or {}))
     uvicorn.Server(config).run()
     return 0
 
@@ -103,6 +109,47 @@ def cmd_secrets(args) -> int:
     print(f"{env_file} (0600): {len(values)} tokens and passwords")
     print(f"{passwd}, {acl}: Mosquitto's password file (hashed) and ACL for them")
     return 0
+
+
+def _load_models_in_background(cfg):
+    """Start loading the sentence-embedding model (None when the configuration uses none)."""
+    import threading
+
+    from router.embeddings import ModelError, load_encoder
+
+    tc = cfg.transition
+    sem = tc.policy.semantic
+    if not (sem.enabled or tc.assistant.scoring.method == "embedding"):
+        return None
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            load_encoder(sem.model_dir)
+        except ModelError as exc:
+            box["error"] = exc
+
+    t = threading.Thread(target=run, name="load-embeddings", daemon=True)
+    t.start()
+    return t, box
+
+
+def _models_loaded(loading) -> None:
+    """Wait for the model: a missing or damaged file is a start-up error naming the file and
+    the command that fixes it (loaded once per process; the app reuses it)."""
+    if loading is None:
+        return
+    t, box = loading
+    t.join()
+    if "error" in box:
+        print(f"baton: cannot start: {box['error']}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def cmd_eval_escalation(args) -> int:
+    from router.eval_cli import run_cli
+
+    return run_cli(args)
 
 
 def cmd_mqtt_auth(args) -> int:
@@ -248,6 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     mqtt_auth_args(p)
     p.set_defaults(func=cmd_mqtt_auth)
+
+    p = sub.add_parser("eval-escalation", help="run corpus files through the transition "
+                       "layer: accuracy, missed and false escalations per category and "
+                       "language (last line JSON)")
+    from router.eval_cli import add_arguments as eval_args
+
+    eval_args(p)
+    p.set_defaults(func=cmd_eval_escalation)
 
     p = sub.add_parser("check-config", help="validate the configuration and exit")
     p.add_argument("--production", action="store_true", help="also fail (exit 2) while any "

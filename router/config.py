@@ -38,6 +38,16 @@ class DeviceConfig(_C):
     name: str = ""
 
 
+class SiteEmergency(_C):
+    """The emergency protocol at this site (policy.yaml ``emergency`` says which flags start
+    it): the number the device shows, and whether the floor monitor's alert blocks with
+    sound until a supervisor acknowledges it."""
+
+    enabled: bool = True
+    number: str = Field(min_length=1, max_length=40)
+    sound: bool = True
+
+
 class SiteConfig(_C):
     id: Ident
     name: str
@@ -45,6 +55,7 @@ class SiteConfig(_C):
     languages: list[LangCode] = Field(min_length=1)
     devices: list[DeviceConfig] = Field(default_factory=list)
     workflow: Ident | None = None
+    emergency: SiteEmergency | None = None
 
 
 class SitesFile(_C):
@@ -134,6 +145,9 @@ class RoutingFile(_C):
     service_level_s: float = Field(default=20, gt=0)
     presence_grace_s: float = Field(default=10, ge=0)
     idle_case_timeout_s: float = Field(default=1800, gt=0)
+    # A device event older than this (by its ts) is refused, not applied: a wrong clock or
+    # an outbox replayed from long ago (docs/protocol.md §8, time rules).
+    max_event_age_s: float = Field(default=7 * 86400, gt=0)
     preferred_worker: PreferredWorkerConfig = Field(default_factory=PreferredWorkerConfig)
     channels: dict[Channel, ChannelConfig]
     default_workflow: Ident

@@ -21,6 +21,7 @@ from router.mqtt.bridge import BridgeSettings
 from router.mqtt.client import Settings
 from router.mqtt.embedded import EmbeddedBroker
 from router.service.app import create_app
+from router.service.ws import WS_MAX_SIZE
 
 log = logging.getLogger("baton.demo")
 
@@ -53,7 +54,7 @@ async def _demo_on(cfg: BatonConfig, db: str, args, broker: EmbeddedBroker,
                                      protocol="3.1.1"))
     app = create_app(cfg, db, mqtt=bridge)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port,
-                                           log_level="warning"))
+                                           log_level="warning", ws_max_size=WS_MAX_SIZE))
     base = f"http://{args.host}:{args.port}"
     tokens = {e.subject: t for t, e in cfg.resolved_tokens().items()}
     rng = random.Random(args.seed)

@@ -10,16 +10,28 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
+
+from router.wire import FreeJson, FreeValue, check_json
 
 # Identifiers are short, printable and safe to embed in MQTT topics and URLs.
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
 LangCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
-Level = Annotated[int, Field(ge=1, le=5)]
+Level = Annotated[StrictInt, Field(ge=1, le=5)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    # Wire rules (docs/protocol.md §8): no unknown fields, floats finite (NaN and ±Infinity
+    # are refused), integers are JSON integers (StrictInt: no "5", no true).
+    model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
 
 
 class Channel(StrEnum):
@@ -87,7 +99,7 @@ class Requirement(Strict):
     skills: dict[Ident, Level] = Field(default_factory=dict)
     surface: Surface = Field(default_factory=Surface)
     channel: Channel = Channel.chat
-    priority: int = Field(default=0, ge=0, le=100)
+    priority: StrictInt = Field(default=0, ge=0, le=100)
     workflow: Ident | None = None
 
 
@@ -98,7 +110,7 @@ class Worker(Strict):
     languages: dict[LangCode, Level]
     skills: dict[Ident, Level] = Field(default_factory=dict)
     sites: list[Ident] = Field(default_factory=list)
-    capacity: dict[Channel, Annotated[int, Field(ge=0, le=20)]] = Field(default_factory=dict)
+    capacity: dict[Channel, Annotated[StrictInt, Field(ge=0, le=20)]] = Field(default_factory=dict)
 
 
 class Offer(Strict):
@@ -137,8 +149,8 @@ class OpenedPayload(Strict):
     resident: Ident | None = None
     language: LangCode
     channel: Channel = Channel.chat
-    intent: str | None = None
-    account: dict[str, Any] | None = None
+    intent: str | None = Field(default=None, max_length=100)
+    account: FreeJson | None = None
 
 
 class TurnPayload(Strict):
@@ -150,7 +162,7 @@ class TurnPayload(Strict):
     confidence: float | None = Field(default=None, ge=0, le=1)
     worker_id: Ident | None = None
     # Edge measurements, e.g. asr_ms, translate_ms, eos_to_final_ms.
-    timings: dict[str, float] | None = None
+    timings: Annotated[dict[str, float], Field(max_length=32)] | None = None
     # Set when no translation model covered the pair: why (the turn is kept as said).
     untranslated: str | None = Field(default=None, max_length=300)
 
@@ -166,15 +178,15 @@ class TranslationPayload(Strict):
 
 class ActionPayload(Strict):
     tool: str = Field(min_length=1, max_length=100)
-    args: dict[str, Any] = Field(default_factory=dict)
-    result: Any = None
-    ok: bool = True
+    args: FreeJson = Field(default_factory=dict)
+    result: FreeValue = None
+    ok: StrictBool = True
 
 
 class SignalPayload(Strict):
     name: str = Field(min_length=1, max_length=100)
-    value: float | bool | str
-    detail: dict[str, Any] = Field(default_factory=dict)
+    value: StrictBool | float | Annotated[str, StringConstraints(max_length=500)]
+    detail: FreeJson = Field(default_factory=dict)
 
 
 class DecisionPayload(Strict):
@@ -235,7 +247,7 @@ class OutcomePayload(Strict):
 
 
 class RatingPayload(Strict):
-    score: int = Field(ge=1, le=5)
+    score: StrictInt = Field(ge=1, le=5)
     comment: str = Field(default="", max_length=2000)
 
 
@@ -262,8 +274,17 @@ class _EventHeader(Strict):
     event_id: Annotated[str, StringConstraints(min_length=1, max_length=80)]
     case_id: Ident
     origin: Ident
-    seq: int = Field(ge=1, description="Strictly increasing per origin, starting at 1.")
-    ts: float = Field(description="Seconds since the Unix epoch, set by the origin.")
+    seq: StrictInt = Field(ge=1, le=2**53,
+                           description="Strictly increasing per origin, starting at 1.")
+    ts: float = Field(ge=0, le=1e11,
+                      description="Seconds since the Unix epoch, set by the origin; finite.")
+
+    @model_validator(mode="after")
+    def _storable(self):
+        # Every string and number of the payload must be storable as JSON in any backend
+        # (finite numbers, valid UTF-8): checked here, not by the store at commit time.
+        check_json(self.payload.model_dump(mode="python"), where="payload")
+        return self
 
 
 def _event_class(name: str, type_: str, payload: type[Strict]) -> type[_EventHeader]:

@@ -83,6 +83,30 @@ class TimeInAi(_C):
     limit_s: float = Field(default=1200, gt=0)     # past this: the ai_time_limit trigger
 
 
+class Detector(_C):
+    """A semantic detector: fires when a turn's score reaches ``threshold``. The score is the
+    cosine similarity to the nearest exemplar minus ``SemanticConfig.contrast`` x the
+    similarity to the nearest ordinary request (router/semantic.py)."""
+
+    threshold: float = Field(ge=-1, le=1)
+    exemplars: list[str] = Field(min_length=3)
+
+
+class SemanticConfig(_C):
+    enabled: bool = True
+    model_dir: str | None = None     # None: the installed package's files
+    cache_dir: str | None = None     # None: $BATON_DATA_DIR/embeddings
+    own_languages: list[LangCode] = Field(default_factory=list)
+    # A turn in one of own_languages that arrives without its pivot translation (the edge has
+    # no model for the pair) is read in the resident's words instead of being refused.
+    accept_untranslated: bool = True
+    # Weight of the nearest ordinary request (assistant.yaml examples and out-of-scope
+    # examples) subtracted from the nearest exemplar's similarity: keeps "are you a real
+    # robot?" from scoring as a request for a real person.
+    contrast: float = Field(default=0.7, ge=0, le=1)
+    ask_for_person: Detector | None = None
+
+
 class FlagRule(_C):
     """A policy flag: raised when the intent, an entity or a phrase matches. A regulatory
     flag is a hard trigger (when regulatory_flag is in hard_triggers); any flag multiplies
@@ -96,11 +120,13 @@ class FlagRule(_C):
     regulatory: bool = False
     multiplier: float = Field(default=1.0, gt=0)
     skill: Ident | None = None  # a skill the human needs when this flag is raised
+    semantic: Detector | None = None
 
     @model_validator(mode="after")
     def _something(self):
-        if not (self.intents or self.entities or self.phrases):
-            raise ValueError("a flag rule needs intents, entities or phrases to match")
+        if not (self.intents or self.entities or self.phrases or self.semantic):
+            raise ValueError("a flag rule needs intents, entities, phrases or semantic "
+                             "exemplars to match")
         return self
 
 
@@ -135,6 +161,28 @@ class CalibrationConfig(_C):
     bins: int = Field(default=10, ge=2, le=50)
 
 
+class RoutingPolicy(_C):
+    """Who a case goes to once it escalates. When a hard trigger (a request for a person
+    above all) fires and the intent is uncertain (calibrated confidence below
+    ``intent_certain``), the intent's skill is not required: the case asks for
+    ``general_skill`` plus the skills its flags call for, and the reason is recorded."""
+
+    intent_certain: float = Field(default=0.6, ge=0, le=1)
+    general_skill: Ident | None = "general"
+
+
+class EmergencyPolicy(_C):
+    """Flags that start the emergency protocol at a kiosk or robot (sites.yaml turns it on
+    per site and gives the number): top priority, widened at once to anyone with the
+    language, a blocking alert on the floor monitor, a message on the device."""
+
+    flags: list[Ident] = Field(default_factory=lambda: ["medical", "safeguarding"])
+    priority: int = Field(default=100, ge=0, le=100)
+    workflow: Ident | None = "emergency"   # routing.yaml: a workflow that widens at once
+    # What the device shows the resident, per language; {number} is the site's number.
+    messages: dict[LangCode, str] = Field(default_factory=dict)
+
+
 class PolicyFile(_C):
     version: Literal[1] = 1
     risk_classes: dict[Ident, RiskClass] = Field(min_length=1)
@@ -153,6 +201,9 @@ class PolicyFile(_C):
     flags: list[FlagRule] = Field(default_factory=list)
     modes: ModesConfig = Field(default_factory=ModesConfig)
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+    semantic: SemanticConfig = Field(default_factory=lambda: SemanticConfig(enabled=False))
+    routing: RoutingPolicy = Field(default_factory=lambda: RoutingPolicy())
+    emergency: EmergencyPolicy = Field(default_factory=lambda: EmergencyPolicy())
 
     def problems(self) -> list[tuple[str, str]]:
         """References inside the file that do not resolve, as (key, reason)."""
@@ -164,6 +215,10 @@ class PolicyFile(_C):
         if self.unknown_intent_class not in self.risk_classes:
             reason = f"risk class {self.unknown_intent_class!r} is not defined under risk_classes"
             out.append(("unknown_intent_class", reason))
+        ids = {r.id for r in self.flags}
+        for f in self.emergency.flags:
+            if f not in ids:
+                out.append(("emergency.flags", f"flag {f!r} is not defined under flags"))
         seen: set[str] = set()
         for i, rule in enumerate(self.flags):
             if rule.id in seen:
@@ -218,6 +273,10 @@ def load_policy(directory: str | Path, *, intents: set[str] | None = None,
                     raise ConfigError(where, f"flags.{i}.phrases.{lang}",
                                       "language is not defined in languages.yaml")
     if skills is not None:
+        g = policy.routing.general_skill
+        if g and g not in skills:
+            raise ConfigError(where, "routing.general_skill",
+                              f"skill {g!r} is not defined in skills.yaml")
         for i, rule in enumerate(policy.flags):
             if rule.skill and rule.skill not in skills:
                 raise ConfigError(where, f"flags.{i}.skill",

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +35,7 @@ class RouterProcess:
     """``secrets``: None runs with the repository's demo tokens (``--demo-secrets``), which
     the tests and benchmarks use by name; a dict (e.g. router.secrets.generate_values) runs
     as a deployment would, with those values in the environment and no demo fallback.
-    ``log_file``: the router's output goes there (else to a pipe, read only on failure)."""
+    ``log_file``: the router's output goes there (else to a temporary file, ``log_path``)."""
 
     def __init__(self, config_dir: str | Path, db_url: str, port: int | None = None,
                  log_level: str = "warning", *, secrets: dict[str, str] | None = None,
@@ -46,6 +47,11 @@ class RouterProcess:
         self.secrets, self.env, self.extra_args = secrets, env or {}, extra_args or []
         self.log_file, self.scheme = log_file, scheme
         self.proc: subprocess.Popen | None = None
+        # Its output goes to a file, never a pipe nobody reads: a full pipe would block the
+        # router's event loop on its next log line (a flood of refused input logs a lot).
+        self.log_path = Path(log_file) if log_file else \
+            Path(tempfile.mkdtemp(prefix="baton-router-")) / "router.log"
+        self._log = None
 
     @property
     def url(self) -> str:
@@ -56,23 +62,21 @@ class RouterProcess:
                 "--port", str(self.port), "--db", self.db_url, "--log-level", self.log_level,
                 *([] if self.secrets is not None else ["--demo-secrets"]), *self.extra_args]
 
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
     def start(self, timeout: float = 30.0, **client_kw) -> httpx.Client:
         """Start the router and return a client once /healthz answers."""
         env = {**os.environ, **(self.secrets or {}), **self.env}
-        out = open(self.log_file, "ab") if self.log_file else subprocess.PIPE
-        try:
-            self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
-                                         env=env)
-        finally:
-            if self.log_file:
-                out.close()
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=env)
         client = httpx.Client(base_url=self.url, timeout=10, **client_kw)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                out = (Path(self.log_file).read_bytes() if self.log_file
-                       else self.proc.stdout.read()).decode(errors="replace")
-                raise RuntimeError(f"router exited with {self.proc.returncode}: {out}")
+                raise RuntimeError(f"router exited with {self.proc.returncode}: "
+                                   f"{self.log_text()[-4000:]}")
             try:
                 if client.get("/healthz").status_code == 200:
                     return client
@@ -87,8 +91,7 @@ class RouterProcess:
             return
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        self._close_log()
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -98,8 +101,12 @@ class RouterProcess:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.kill()
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
 
 class EdgeProcess:

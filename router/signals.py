@@ -21,6 +21,7 @@ from router.assistant.config import PhrasesConfig
 from router.calibration import Calibrator
 from router.models import SignalPayload
 from router.policy import PolicyFile
+from router.semantic import ASK_FOR_PERSON, Reading, SemanticDetectors
 from router.turns import AcceptedTurn
 
 
@@ -125,6 +126,10 @@ class TurnSignals:
     gave_up: bool
     time_in_ai_s: float
     turns: int
+    # Why: per detector its score, nearest exemplar and threshold; per flag what raised it.
+    semantic: dict[str, dict] = field(default_factory=dict)
+    flag_evidence: dict[str, dict] = field(default_factory=dict)
+    intent_similarity: float | None = None  # to the intent's nearest example (embeddings)
 
     def to_payloads(self) -> list[SignalPayload]:
         """One signal event payload per signal, for the case log (the packet folds them)."""
@@ -132,12 +137,15 @@ class TurnSignals:
             SignalPayload(name="confidence", value=round(self.confidence, 4), detail={
                 "raw": round(self.raw_confidence, 4), "assistant": self.assistant,
                 "intent": self.intent, "intent_class": self.intent_class,
-                "out_of_scope": round(self.out_of_scope, 4)}),
+                "out_of_scope": round(self.out_of_scope, 4),
+                "intent_similarity": None if self.intent_similarity is None
+                else round(self.intent_similarity, 4)}),
             SignalPayload(name="sentiment", value=round(self.sentiment, 4), detail={
                 "mood": round(self.mood, 4), "band": self.sentiment_band}),
             SignalPayload(name="asked_for_person", value=self.asked_for_person is not None,
-                          detail={"phrase": self.asked_for_person} if self.asked_for_person
-                          else {}),
+                          detail={k: v for k, v in (
+                              ("phrase", self.asked_for_person),
+                              ("semantic", self.semantic.get(ASK_FOR_PERSON))) if v}),
             SignalPayload(name="escalation_phrase", value=self.escalation_phrase is not None,
                           detail={"phrase": self.escalation_phrase} if self.escalation_phrase
                           else {}),
@@ -145,7 +153,14 @@ class TurnSignals:
                           detail={"repeated": self.repeated_misunderstanding}),
             SignalPayload(name="policy_flags", value=",".join(self.policy_flags),
                           detail={"flags": list(self.policy_flags),
-                                  "regulatory": list(self.regulatory_flags)}),
+                                  "regulatory": list(self.regulatory_flags),
+                                  "evidence": self.flag_evidence}),
+            # The value reads on the desk (the packet keeps values): which detectors fired,
+            # their score against the threshold and the nearest exemplar.
+            SignalPayload(name="semantic", value="; ".join(
+                f"{k} {v['score']:.2f} >= {v['threshold']:.2f} (near \"{v['exemplar'][:80]}\")"
+                for k, v in self.semantic.items() if v.get("fired")),
+                detail={"detectors": self.semantic}),
             SignalPayload(name="assistant_gave_up", value=self.gave_up),
             SignalPayload(name="time_in_ai_s", value=round(self.time_in_ai_s, 1),
                           detail={"turns": self.turns}),
@@ -160,8 +175,10 @@ _WORD = re.compile(r"\w+")
 class SignalExtractor:
     def __init__(self, policy: PolicyFile, phrases: PhrasesConfig, *, pivot: str,
                  calibrator: Calibrator | None = None,
-                 sentiment: SentimentScorer | Callable[[str], float] | None = None):
+                 sentiment: SentimentScorer | Callable[[str], float] | None = None,
+                 semantic: SemanticDetectors | None = None):
         self.policy = policy
+        self.semantic = semantic
         self.pivot = pivot
         self.calibrator = calibrator or Calibrator()
         self.sentiment = sentiment or VaderSentiment()
@@ -176,6 +193,21 @@ class SignalExtractor:
             hit = matcher.match(pivot_text, self.pivot)
         return hit
 
+    def _flag_why(self, rule, matcher, intent, entities, text, pivot_text, language,
+                  reading) -> dict | None:
+        """What raised a flag (intent, entity, phrase or meaning), or None."""
+        if intent is not None and intent in rule.intents:
+            return {"by": "intent", "intent": intent}
+        entity = next((e for e in rule.entities if e in entities), None)
+        if entity is not None:
+            return {"by": "entity", "entity": entity}
+        phrase = self._phrase(matcher, text, pivot_text, language)
+        if phrase is not None:
+            return {"by": "phrase", "phrase": phrase}
+        if reading is not None and reading.fired:
+            return {"by": "semantic", **reading.evidence()}
+        return None
+
     def assess(self, turn: AcceptedTurn, reply: AssistantReply,
                state: SignalState) -> tuple[TurnSignals, SignalState]:
         """The signals of one resident turn and the state after it (input not changed)."""
@@ -186,7 +218,12 @@ class SignalExtractor:
         conf = self.calibrator.calibrate(reply.assistant, intent_class, reply.raw_confidence)
         oos = reply.out_of_scope
 
+        readings: dict[str, Reading] = self.semantic.read(
+            turn.text, turn.pivot_text, turn.language) if self.semantic is not None else {}
         person = self._phrase(self._person, text, pivot_text, turn.language)
+        hit = readings.get(ASK_FOR_PERSON)
+        if person is None and hit is not None and hit.fired:
+            person = f"~ {hit.exemplar}"  # heard by meaning, near this exemplar
         escalation = self._phrase(self._escalation, text, pivot_text, turn.language)
 
         s = p.sentiment
@@ -198,12 +235,14 @@ class SignalExtractor:
         band = s.band(min(score, mood)).name
 
         flags, regulatory = [], []
+        evidence: dict[str, dict] = {}
         entities = reply.entities
         for rule, matcher in self._flag_phrases:
-            if (intent is not None and intent in rule.intents) \
-                    or any(e in entities for e in rule.entities) \
-                    or self._phrase(matcher, text, pivot_text, turn.language) is not None:
+            why = self._flag_why(rule, matcher, intent, entities, text, pivot_text,
+                                 turn.language, readings.get(rule.id))
+            if why is not None:
                 flags.append(rule.id)
+                evidence[rule.id] = why
                 if rule.regulatory:
                     regulatory.append(rule.id)
 
@@ -223,7 +262,11 @@ class SignalExtractor:
             escalation_phrase=escalation, misunderstanding_streak=streak,
             repeated_misunderstanding=streak >= m.turns, policy_flags=tuple(flags),
             regulatory_flags=tuple(regulatory), gave_up=reply.gave_up,
-            time_in_ai_s=max(0.0, turn.at - state.opened_at), turns=state.turns + 1)
+            time_in_ai_s=max(0.0, turn.at - state.opened_at), turns=state.turns + 1,
+            semantic={k: r.evidence() for k, r in readings.items()}, flag_evidence=evidence,
+            intent_similarity=self.semantic.intent_similarity(
+                intent, turn.text, turn.pivot_text, turn.language)
+            if self.semantic is not None and intent is not None else None)
         new_state = replace(
             state, turns=state.turns + 1, streak=streak, last_intent=intent,
             last_tokens=tokens[:64], last_asked=bool(reply.state.pending), mood=mood,

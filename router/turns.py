@@ -38,15 +38,20 @@ class AcceptedTurn:
     pivot_text: str      # the same in the pivot language (== text when language is the pivot)
     pivot_language: str
     at: float            # seconds since the epoch, from the injected clock
+    # No translation came with the turn and the layer reads the resident's own words instead
+    # (``pivot_text`` then holds them: see ``untranslated_ok``).
+    untranslated: bool = False
 
 
 def accept_turn(text: str | None, language: str | None, *, pivot_text: str | None,
                 languages: frozenset[str] | set[str], pivot: str, at: float,
-                max_chars: int = MAX_TURN_CHARS) -> AcceptedTurn:
+                max_chars: int = MAX_TURN_CHARS,
+                untranslated_ok: frozenset[str] | set[str] = frozenset()) -> AcceptedTurn:
     """Check and normalize one resident turn, or raise TurnRejected.
 
     ``languages`` are the languages the deployment serves (languages.yaml); ``pivot_text`` is
-    the edge's translation into ``pivot`` and may be omitted only when ``language == pivot``.
+    the edge's translation into ``pivot`` and may be omitted when ``language == pivot`` or
+    when ``language`` is in ``untranslated_ok`` (a multilingual model reads it as it is).
     """
     if not isinstance(language, str) or not _LANG.match(language) or language not in languages:
         raise TurnRejected("unknown_language",
@@ -55,6 +60,9 @@ def accept_turn(text: str | None, language: str | None, *, pivot_text: str | Non
     text = _clean(text, "text", max_chars)
     if language == pivot:
         pivot_text = text if pivot_text is None or not pivot_text.strip() else pivot_text
+    elif (pivot_text is None or not str(pivot_text).strip()) and language in untranslated_ok:
+        return AcceptedTurn(text=text, language=language, pivot_text=text,
+                            pivot_language=pivot, at=float(at), untranslated=True)
     elif pivot_text is None or not str(pivot_text).strip():
         raise TurnRejected("missing_translation",
                            f"a turn in {language!r} needs its translation into the pivot "

@@ -1,6 +1,6 @@
 """The worker's video and audio from the edge's aiortc peer to the resident's page: a second,
 loopback RTCPeerConnection fed by ``aiortc.contrib.media.MediaRelay`` subscriptions of the
-tracks the peer receives (docs/decisions/0005-resident-page-video.md says why, with figures).
+tracks the peer receives (docs/decisions/0006-resident-page-video.md says why, with figures).
 
 The edge makes the offer with every candidate gathered (aiortc does not trickle) and sends it
 over the page's WebSocket; the page answers once its own gathering is complete. Closing the
@@ -23,7 +23,7 @@ log = logging.getLogger("baton.edge.screen")
 class LoopbackVp8Encoder(Vp8Encoder):
     """aiortc's VP8 encoder without its temporal denoiser and at a faster speed: the frames
     were already through a codec and the hop is loopback, so quality is not the limit —
-    2.6 instead of 4.5 ms of CPU per 640×480 frame (docs/decisions/0005). aiortc has no
+    2.6 instead of 4.5 ms of CPU per 640×480 frame (docs/decisions/0006). aiortc has no
     per-connection encoder options: the options are adjusted on the codec context it
     creates, before that context is opened."""
 

@@ -10,6 +10,7 @@ const ACTIVE = [...WAITING, "connected", "escalating"];
 const SEVERITY = {
   wait_exceeded: "bad", transfer_failed: "bad", device_offline: "bad", worker_disconnected: "bad",
   worker_away: "warn", device_battery_low: "warn", device_outbox_full: "warn", device_online: "info",
+  emergency: "bad",
 };
 const LABEL = {
   wait_exceeded: "Waited too long", transfer_failed: "Transfer failed",
@@ -17,7 +18,7 @@ const LABEL = {
   worker_away: "Worker away", worker_disconnected: "Worker disconnected",
   device_battery_low: "Battery low", device_outbox_full: "Device outbox full",
   sl_wait: "Waiting past service level", loop: "Escalation loop", transfer_loop: "Transfer loop",
-  worker_gone: "Worker not at desk",
+  worker_gone: "Worker not at desk", emergency: "Emergency",
 };
 
 const state = {
@@ -144,6 +145,82 @@ async function refreshDevices() {
 async function refreshAlerts() {
   const r = await api("/v1/alerts");
   if (r.ok) state.alerts = r.data.alerts.slice();
+  renderEmergency();
+}
+
+// --- the emergency protocol: a blocking dialog with sound until someone acknowledges ------
+const emergency = { shown: null, audio: null, beep: null };
+
+function openEmergency() {
+  return state.alerts.find((a) => a.kind === "emergency" && a.blocking && !a.acknowledged_by);
+}
+
+function startSound() {
+  // Web Audio beeps; a browser may hold audio until the page is touched: say so on screen.
+  try {
+    emergency.audio = emergency.audio || new AudioContext();
+    const ctx = emergency.audio;
+    const beep = () => {
+      const o = ctx.createOscillator(); const g = ctx.createGain();
+      o.frequency.value = 880; g.gain.value = 0.2;
+      o.connect(g).connect(ctx.destination); o.start(); o.stop(ctx.currentTime + 0.35);
+    };
+    beep();
+    emergency.beep = setInterval(beep, 1000);
+    ctx.resume().catch(() => {});
+    $("emergency").dataset.sound = ctx.state === "running" ? "playing" : "requested";
+    $("emergency-sound").textContent = ctx.state === "running" ? "Alarm sounding."
+      : "Alarm requested: the browser holds sound until you touch the page.";
+  } catch (e) {
+    $("emergency").dataset.sound = "unavailable";
+    $("emergency-sound").textContent = "This browser cannot play the alarm.";
+  }
+}
+
+function stopSound() {
+  if (emergency.beep) clearInterval(emergency.beep);
+  emergency.beep = null;
+  $("emergency").dataset.sound = "off";
+}
+
+function renderEmergency() {
+  const a = openEmergency();
+  const dlg = $("emergency");
+  if (!a) {
+    if (dlg.open) dlg.close();
+    stopSound();
+    emergency.shown = null;
+    return;
+  }
+  if (emergency.shown === a.alert_id && dlg.open) return;
+  emergency.shown = a.alert_id;
+  dlg.dataset.alert = a.alert_id;
+  $("emergency-where").textContent = `${a.device} (${a.site})`;
+  $("emergency-text").textContent = `${(a.flags || []).join(", ")}: a resident needs help now. `
+    + "The case is first in line for anyone who speaks the language.";
+  $("emergency-case").textContent = a.case_id;
+  $("emergency-lang").textContent = a.language;
+  $("emergency-number").textContent = a.number;
+  if (!dlg.open) dlg.showModal();
+  $("emergency-ack").focus();
+  if (a.sound) startSound();
+}
+
+async function ackEmergency() {
+  const id = $("emergency").dataset.alert;
+  if (!id) return;
+  $("emergency-ack").disabled = true;
+  const r = await api(`/v1/alerts/${encodeURIComponent(id)}/ack`, "POST");
+  $("emergency-ack").disabled = false;
+  if (!r.ok) { showError(`Could not acknowledge the alert: ${(r.data && r.data.message) || r.status}`); return; }
+  upsertAlert(r.data.alert);
+  log(`emergency ${id} acknowledged by ${r.data.alert.acknowledged_by}`);
+  renderEmergency();
+}
+
+function upsertAlert(alert) {
+  const i = alert.alert_id ? state.alerts.findIndex((x) => x.alert_id === alert.alert_id) : -1;
+  if (i >= 0) state.alerts[i] = alert; else state.alerts.push(alert);
 }
 
 async function refreshSync() {
@@ -229,8 +306,10 @@ function onMessage(msg) {
       break;
     }
     case "alert":
-      state.alerts.push(msg.alert);
-      log(`ALERT ${msg.alert.kind}: ${msg.alert.message || ""}`);
+      upsertAlert(msg.alert);
+      log(`ALERT ${msg.alert.kind}: ${msg.alert.message || ""}`
+        + (msg.alert.acknowledged_by ? ` (acknowledged by ${msg.alert.acknowledged_by})` : ""));
+      renderEmergency();
       break;
     case "device":
       if (!state.sync) state.sync = new Map();
@@ -602,6 +681,12 @@ $("signin-form").addEventListener("submit", (e) => {
   if (t) signIn(t);
 });
 $("signout").addEventListener("click", signOut);
+$("emergency-ack").addEventListener("click", ackEmergency);
+// Escape must not dismiss the emergency: only the acknowledgement closes it.
+$("emergency").addEventListener("cancel", (e) => e.preventDefault());
+document.addEventListener("pointerdown", () => {
+  if (emergency.audio && emergency.audio.state !== "running") emergency.audio.resume();
+});
 $("reassign").addEventListener("submit", submitReassign);
 $("reassign-cancel").addEventListener("click", closeReassign);
 $("reassign").addEventListener("keydown", (e) => { if (e.key === "Escape") closeReassign(); });

@@ -19,7 +19,8 @@ from router.assistant.accounts import AccountError, AccountService, Appointment
 from router.assistant.base import Assistant, AssistantReply, DialogContext, DialogState
 from router.assistant.config import AssistantFile, IntentConfig
 from router.assistant.entities import extract
-from router.assistant.intents import IntentScorer
+from router.assistant.intents import EmbeddingIntentScorer, IntentScorer
+from router.embeddings import VectorCache
 from router.models import ActionPayload
 from router.turns import AcceptedTurn
 
@@ -31,16 +32,20 @@ SLOT_FILL_CONFIDENCE = 0.9
 class BuiltinAssistant(Assistant):
     def __init__(self, cfg: AssistantFile, accounts: AccountService, *,
                  site_timezones: dict[str, str] | None = None,
-                 scorer: IntentScorer | None = None):
+                 scorer: IntentScorer | EmbeddingIntentScorer | None = None,
+                 vectors: VectorCache | None = None, cache_dir: str | None = None):
+        """``vectors``: the transition layer's VectorCache, so a turn is embedded once (the
+        router warms it in a worker thread before ``respond``); None loads the default
+        model when ``scoring.method`` is embedding."""
         self.cfg = cfg
         self.name = cfg.name
         self.accounts = accounts
         self.site_timezones = site_timezones or {}
-        self.scorer = scorer or build_scorer(cfg)
+        self.scorer = scorer or build_scorer(cfg, vectors, cache_dir)
 
     async def respond(self, turn: AcceptedTurn, ctx: DialogContext) -> AssistantReply:
         tz = self.site_timezones.get(ctx.site, "UTC")
-        score = self.scorer.score(turn.pivot_text)
+        score = self.scorer.score(turn.pivot_text, original=turn.text)
         entities = extract(turn.text, turn.pivot_text, now=turn.at, tz=tz)
         state = ctx.state
         intent, conf, oos = score.intent, score.raw_confidence, score.out_of_scope
@@ -149,8 +154,17 @@ class BuiltinAssistant(Assistant):
         return result
 
 
-def build_scorer(cfg: AssistantFile) -> IntentScorer:
+def build_scorer(cfg: AssistantFile, vectors: VectorCache | None = None,
+                 cache_dir: str | None = None) -> IntentScorer | EmbeddingIntentScorer:
     s = cfg.scoring
+    if s.method == "embedding":
+        if vectors is None:
+            from router.embeddings import load_encoder
+
+            vectors = VectorCache(load_encoder())
+        return EmbeddingIntentScorer({name: i.examples for name, i in cfg.intents.items()},
+                                     cfg.out_of_scope_examples, vectors=vectors,
+                                     temperature=s.embedding_temperature, cache_dir=cache_dir)
     return IntentScorer({name: i.examples for name, i in cfg.intents.items()},
                         cfg.out_of_scope_examples, temperature=s.temperature,
                         word_ngrams=s.word_ngrams, char_ngrams=s.char_ngrams)

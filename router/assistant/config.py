@@ -45,8 +45,12 @@ class IntentConfig(_C):
 
 
 class ScoringConfig(_C):
+    # embedding: sentence embeddings of the pivot text and the resident's own words
+    # (router.embeddings); tfidf: word and character n-grams of the pivot text only.
+    method: Literal["embedding", "tfidf"] = "embedding"
     # Softmax temperature over cosine similarities: lower is more peaked (more confident).
     temperature: float = Field(default=0.08, gt=0, le=1)
+    embedding_temperature: float = Field(default=0.05, gt=0, le=1)
     # Above this out-of-scope score, or below this raw confidence, the assistant does not
     # answer the intent (it asks again, and gives up after give_up_after turns).
     oos_threshold: float = Field(default=0.6, gt=0, le=1)

@@ -9,6 +9,11 @@ n-grams, cosine similarity to every example, nearest example per intent.
   fitted on the training examples themselves leave-one-out (config lists out-of-scope
   examples). Without out-of-scope examples: 1 - the nearest in-scope similarity.
 
+``EmbeddingIntentScorer`` does the same over sentence embeddings (router.embeddings): the
+examples are compared with the pivot text and with the resident's own words (the model is
+multilingual), the better of the two per intent. It replaced TF-IDF as the default
+(docs/decisions/0007-sentence-embeddings.md has the comparison).
+
 Constraint: a fitted scorer is read-only; ``score`` is safe to call from several threads.
 """
 
@@ -69,18 +74,8 @@ class IntentScorer:
         self._oos_model = self._fit_oos()
 
     def _fit_oos(self) -> tuple[float, float, float] | None:
-        """P(out of scope | nearest in-scope similarity, nearest out-of-scope similarity):
-        a logistic regression on the training examples themselves, leave-one-out (each
-        example's own row is left out of its nearest-neighbour search)."""
-        oos_i = self._oos_index()
-        if oos_i < 0:
-            return None
-        sims = (self._examples @ self._examples.T).toarray()
-        np.fill_diagonal(sims, -1.0)
-        is_oos = self._labels == oos_i
-        x = np.column_stack([sims[:, ~is_oos].max(axis=1), sims[:, is_oos].max(axis=1)])
-        model = LogisticRegression(class_weight="balanced", C=10.0).fit(x, is_oos.astype(int))
-        return float(model.coef_[0][0]), float(model.coef_[0][1]), float(model.intercept_[0])
+        return _fit_oos((self._examples @ self._examples.T).toarray(), self._labels,
+                        self._oos_index())
 
     def _oos_index(self) -> int:
         return self.classes.index(OUT_OF_SCOPE) if OUT_OF_SCOPE in self.classes else -1
@@ -108,25 +103,79 @@ class IntentScorer:
         norm = np.linalg.norm(q)
         return q / norm if norm else q
 
-    def score(self, text: str) -> IntentScore:
+    def score(self, text: str, original: str | None = None) -> IntentScore:
+        """``original``: the resident's own words (not used by TF-IDF: pivot only)."""
         sims = self._examples @ self._embed_one(_norm(text))
         best = np.full(len(self.classes), -1.0)
         np.maximum.at(best, self._labels, sims)
-        z = np.exp((best - best.max()) / self.temperature)
-        p = z / z.sum()
-        oos_i = self._oos_index()
-        in_scope = [i for i in range(len(self.classes)) if i != oos_i]
-        top = max(in_scope, key=lambda i: best[i])
-        sim_in = float(best[top])
-        if self._oos_model is not None:
-            a, b, c = self._oos_model
-            oos = 1.0 / (1.0 + math.exp(-(a * sim_in + b * float(best[oos_i]) + c)))
-        else:  # no out-of-scope examples: distance from the intents alone
-            oos = min(1.0, max(0.0, 1.0 - sim_in))
-        return IntentScore(
-            intent=self.classes[top], raw_confidence=float(p[top]), out_of_scope=oos,
-            similarity=sim_in,
-            scores={self.classes[i]: round(float(p[i]), 4) for i in in_scope})
+        return _decide(self.classes, best, self.temperature, self._oos_index(),
+                       self._oos_model)
+
+
+def _decide(classes: list[str], best: np.ndarray, temperature: float, oos_i: int,
+            oos_model: tuple[float, float, float] | None) -> IntentScore:
+    """Softmax over the per-class best similarities; out-of-scope from the logistic model."""
+    z = np.exp((best - best.max()) / temperature)
+    p = z / z.sum()
+    in_scope = [i for i in range(len(classes)) if i != oos_i]
+    top = max(in_scope, key=lambda i: best[i])
+    sim_in = float(best[top])
+    if oos_model is not None:
+        a, b, c = oos_model
+        oos = 1.0 / (1.0 + math.exp(-(a * sim_in + b * float(best[oos_i]) + c)))
+    else:  # no out-of-scope examples: distance from the intents alone
+        oos = min(1.0, max(0.0, 1.0 - sim_in))
+    return IntentScore(
+        intent=classes[top], raw_confidence=float(p[top]), out_of_scope=oos,
+        similarity=sim_in,
+        scores={classes[i]: round(float(p[i]), 4) for i in in_scope})
+
+
+def _fit_oos(sims: np.ndarray, labels: np.ndarray, oos_i: int
+             ) -> tuple[float, float, float] | None:
+    """P(out of scope | nearest in-scope similarity, nearest out-of-scope similarity), fitted
+    leave-one-out on the examples' own similarity matrix (``sims``, diagonal ignored)."""
+    if oos_i < 0:
+        return None
+    sims = sims.copy()
+    np.fill_diagonal(sims, -1.0)
+    is_oos = labels == oos_i
+    x = np.column_stack([sims[:, ~is_oos].max(axis=1), sims[:, is_oos].max(axis=1)])
+    model = LogisticRegression(class_weight="balanced", C=10.0).fit(x, is_oos.astype(int))
+    return float(model.coef_[0][0]), float(model.coef_[0][1]), float(model.intercept_[0])
+
+
+class EmbeddingIntentScorer:
+    """Nearest example per intent by cosine similarity of sentence embeddings, on the pivot
+    text and on the resident's own words. ``vectors``: a router.embeddings.VectorCache (its
+    encoder also embeds the examples, cached on disk under ``cache_dir``)."""
+
+    def __init__(self, intents: dict[str, list[str]], out_of_scope: list[str] = (), *,
+                 vectors, temperature: float = 0.05, cache_dir=None):
+        from router.embeddings import exemplar_matrix
+
+        if len(intents) < 2:
+            raise ValueError("intent scoring needs at least two intents")
+        self.temperature = temperature
+        self.vectors = vectors
+        self.classes = list(intents) + ([OUT_OF_SCOPE] if out_of_scope else [])
+        texts: list[str] = []
+        labels: list[int] = []
+        for i, name in enumerate(self.classes):
+            examples = intents[name] if name != OUT_OF_SCOPE else list(out_of_scope)
+            texts += list(examples)
+            labels += [i] * len(examples)
+        self._labels = np.asarray(labels)
+        self._examples = exemplar_matrix(vectors.encoder, texts, cache_dir)
+        self._oos_i = self.classes.index(OUT_OF_SCOPE) if out_of_scope else -1
+        self._oos_model = _fit_oos(self._examples @ self._examples.T, self._labels,
+                                   self._oos_i)
+
+    def score(self, text: str, original: str | None = None) -> IntentScore:
+        best = np.full(len(self.classes), -1.0)
+        for t in {text, original} - {None}:
+            np.maximum.at(best, self._labels, self._examples @ self.vectors.get(t))
+        return _decide(self.classes, best, self.temperature, self._oos_i, self._oos_model)
 
 
 def _norm(text: str) -> str:

@@ -10,9 +10,10 @@ applied one after the other by that origin's worker; origins run concurrently, w
 the core's group commit batch them.
 
 Bad input never stops the bridge: each class (malformed JSON, wrong schema, oversized,
-unknown device, origin ≠ topic device, seq far ahead, refused by the state machine) is
-counted and kept in the dead-letter table with its reason. A refused event that is
-otherwise well-formed also consumes its seq, so the origin is not blocked behind it.
+unknown device, origin ≠ topic device, seq far ahead, refused by the rules, the clock or
+the state machine) is counted and kept in the dead-letter table with its reason. Every
+refused input that names the device's next seq consumes it (router.device_rules): the
+origin is never blocked behind its own bad event.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from router.device_rules import DEVICE_EVENT_TYPES, device_event_refusal
+from router.device_rules import event_header
 from router.models import TERMINAL_STATES, CaseEvent, Role
 from router.mqtt import topics
 from router.mqtt.auth import router_client_id, router_credentials
@@ -52,6 +53,30 @@ from router.store.errors import StoreError
 from router.store.sync import SyncStore
 
 log = logging.getLogger("baton.bridge")
+
+
+def _raw_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _validate(model, raw: bytes, limit: int):
+    """(the payload as ``model``, None, None) or (None, class, reason)."""
+    if len(raw) > limit:
+        return None, "oversized", f"{len(raw)} bytes; the limit is {limit}"
+    try:
+        if isinstance(model, TypeAdapter):
+            return model.validate_json(raw), None, None
+        return model.model_validate_json(raw), None, None
+    except ValidationError as exc:
+        errs = exc.errors()
+        if any(e["type"] == "json_invalid" for e in errs):
+            if "recursion limit" in errs[0]["msg"]:
+                return None, "schema", "nested too deep for the parser: flatten it"
+            return None, "malformed_json", errs[0]["msg"]
+        where = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+                          for e in errs[:3])
+        return None, "schema", where
+
 EVENT = TypeAdapter(CaseEvent)
 # Events waiting per origin; an edge keeps at most its window (256) in flight, so only a
 # misbehaving one gets here. What is dropped is not acked, so it is sent again.
@@ -73,8 +98,16 @@ class BridgeSettings:
     command_ttl_s: float = 3600.0
     heartbeat_misses: float = 3.0  # offline after this many missed heartbeats
     battery_low: float = 15.0
-    dead_letters_per_s: float = 50.0  # beyond this, bad input is counted but not stored
+    # Beyond these, bad input is counted but not stored: per device, so one device's flood
+    # cannot crowd out another's dead letters, and in all.
+    dead_letters_per_s: float = 5.0
+    dead_letters_total_per_s: float = 100.0
+    # Each refusal is a store write under the core's lock: a device whose events keep being
+    # refused is slowed down to this (its later events wait, unacked), not the others.
+    refusals_per_s: float = 5.0
     case_update_ttl_s: int = 86400
+    storm_count: int = 5  # gaps/conflicts of one device within storm_window_s → an alert
+    storm_window_s: float = 60.0
 
 
 def settings_from_env(env: dict[str, str] | None = None) -> BridgeSettings | None:
@@ -118,12 +151,13 @@ class DeviceInfo:
 
 
 class _Bucket:
-    def __init__(self, rate: float):
-        self.rate, self.tokens, self.at = rate, rate, time.monotonic()
+    def __init__(self, rate: float, burst: float | None = None):
+        self.rate, self.burst = rate, burst or rate
+        self.tokens, self.at = self.burst, time.monotonic()
 
     def take(self) -> bool:
         now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
         self.at = now
         if self.tokens >= 1:
             self.tokens -= 1
@@ -144,10 +178,15 @@ class Bridge:
         self._queues: dict[str, deque] = {}
         self._workers: dict[str, asyncio.Task] = {}
         self._resend_asked: dict[str, tuple[int, float]] = {}
+        self._storms: dict[str, deque] = {}
+        self._storm_alerted: dict[str, float] = {}
         self._case_sent: dict[str, tuple] = {}
         self._dead_q: asyncio.Queue = asyncio.Queue(1000)
         self._work_q: asyncio.Queue = asyncio.Queue(10_000)
-        self._bucket = _Bucket(settings.dead_letters_per_s)
+        self._bucket = _Bucket(settings.dead_letters_total_per_s)
+        self._buckets: dict[str, _Bucket] = {}
+        self._refusal_budget: dict[str, _Bucket] = {}
+        self._slow: set[str] = set()  # origins over their refusal budget
         self._tasks: list[asyncio.Task] = []
         self._watch: Connection | None = None
         self.client = MqttClient(settings.mqtt, on_message=self._on_message,
@@ -188,8 +227,13 @@ class Bridge:
             self.core.hub.detach(self._watch)
 
     def _subscriptions(self, protocol: str) -> list[Subscription]:
+        # Never a shared subscription: Mosquitto grants any client a $share/… subscription
+        # whatever the ACL says (its ACL file does not check SUBSCRIBE; verified on 2.0.11,
+        # tests/mqtt/test_hostile.py), hands it a share of the group's messages and then
+        # drops them on delivery. A device joining the routers' group would take events
+        # away from the router. With a plain subscription the router gets every message.
         return [Subscription(f, 0 if f.endswith("/heartbeat") else 1)
-                for f in topics.router_filters(shared=protocol == "5")]
+                for f in topics.router_filters(shared=False)]
 
     async def _on_connect(self, conn) -> None:
         self.stats["connects"] += 1
@@ -228,38 +272,32 @@ class Bridge:
     def _parse(self, model, t, msg, limit: int = MAX_MESSAGE_BYTES):
         """The payload as ``model`` (a pydantic model or TypeAdapter), or None having
         dead-lettered it."""
-        raw = msg.payload
-        if len(raw) > limit:
-            self._dead("oversized", msg.topic, f"{len(raw)} bytes; the limit is {limit}", raw)
-            return None
-        try:
-            if isinstance(model, TypeAdapter):
-                return model.validate_json(raw)
-            return model.model_validate_json(raw)
-        except ValidationError as exc:
-            errs = exc.errors()
-            if any(e["type"] == "json_invalid" for e in errs):
-                return self._dead("malformed_json", msg.topic, errs[0]["msg"], raw)
-            where = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-                              for e in errs[:3])
-            return self._dead("schema", msg.topic, where, raw)
+        obj, cls, why = _validate(model, msg.payload, limit)
+        if obj is None:
+            self._dead(cls, msg.topic, why, msg.payload)
+        return obj
 
     def _event_in(self, t: topics.Topic, msg) -> None:
         self.stats["received"] += 1
-        event = self._parse(EVENT, t, msg, MAX_EVENT_BYTES)
+        event, cls, why = _validate(EVENT, msg.payload, MAX_EVENT_BYTES)
         if event is None:
-            return
+            # Input that names this device's next seq consumes it, whatever is wrong with
+            # the rest (docs/protocol.md §8); anything else is only dead-lettered.
+            head = event_header(msg.payload)
+            if head is None or head[0] != t.device:
+                return self._dead(cls, msg.topic, why, msg.payload)
+            return self._enqueue(t, (None, msg, head[1], cls, why, head[2]))
         if event.origin != t.device:
             return self._dead("origin_mismatch", msg.topic, f"event origin {event.origin!r} is "
                               f"not the topic's device {t.device!r}", msg.payload)
-        if event.type not in DEVICE_EVENT_TYPES:
-            return self._dead("not_allowed", msg.topic, f"devices may not send "
-                              f"{event.type!r} events", msg.payload)
+        self._enqueue(t, (event, msg, event.seq, None, None, None))
+
+    def _enqueue(self, t: topics.Topic, item: tuple) -> None:
         queue = self._queues.setdefault(t.device, deque())
         if len(queue) >= MAX_QUEUED_PER_ORIGIN:
             self.stats["overload_dropped"] += 1  # not acked: the edge sends it again
             return
-        queue.append((event, msg))
+        queue.append(item)
         if t.device not in self._workers:
             self._workers[t.device] = asyncio.create_task(self._origin_worker(t.device, t.site),
                                                           name=f"bridge-origin-{t.device}")
@@ -271,9 +309,12 @@ class Bridge:
         unacked = 0
         try:
             while queue:
-                event, msg = queue.popleft()
+                event, msg, seq, cls, why, event_id = queue.popleft()
                 try:
-                    await self._apply(origin, site, event, msg)
+                    if event is None:
+                        await self._apply_invalid(origin, site, seq, msg, cls, why, event_id)
+                    else:
+                        await self._apply(origin, site, event, msg)
                 except Exception:
                     self.stats["errors"] += 1
                     log.exception("applying a device event failed", extra={"origin": origin})
@@ -281,88 +322,128 @@ class Bridge:
                 if not queue or unacked >= self.settings.ack_every:
                     self._send_ack(origin, site)
                     unacked = 0
+                if origin in self._slow:
+                    self._slow.discard(origin)
+                    self.stats["refusals_throttled"] += 1
+                    await asyncio.sleep(1 / self.settings.refusals_per_s)
         finally:
             self._workers.pop(origin, None)
 
+    def _ahead(self, origin: str, site: str, seq: int, msg) -> bool:
+        """True (handled) when ``seq`` is past the next one: a gap (resend) or far ahead."""
+        hw = self.core.high_water.get(origin, 0)
+        if seq <= hw + 1:
+            return False
+        ahead = seq - hw
+        if ahead > self.settings.max_seq_ahead:
+            self._dead("seq_far_ahead", msg.topic, f"seq {seq} is {ahead} past the "
+                       f"high-water mark {hw} (limit {self.settings.max_seq_ahead}): was "
+                       "the device's outbox replaced?", msg.payload)
+        else:
+            self.stats["gap"] += 1
+            self._ask_resend(origin, site)
+        return True
+
     async def _apply(self, origin: str, site: str, event, msg) -> None:
         core = self.core
-        hw = core.high_water.get(origin, 0)
-        if event.seq <= hw:
-            self.stats["duplicate"] += 1
-            if event.seq > self._durable.get(origin, 0):  # staged, maybe not yet durable
-                self._durable[origin] = max(self._durable.get(origin, 0),
-                                            await core.store.high_water(origin))
-            return
-        if event.seq > hw + 1:
-            ahead = event.seq - hw
-            if ahead > self.settings.max_seq_ahead:
-                self._dead("seq_far_ahead", msg.topic, f"seq {event.seq} is {ahead} past the "
-                           f"high-water mark {hw} (limit {self.settings.max_seq_ahead}): was "
-                           "the device's outbox replaced?", msg.payload)
-            else:
-                self.stats["gap"] += 1
-                self._ask_resend(origin, site)
-            return
-        problem = await self._not_allowed(origin, site, event)
-        if problem is not None:
-            return await self._refuse(event, msg, "not_allowed", problem)
-        try:
-            result = await core.append_external(event)
-        except CoreError as exc:
-            if exc.status >= 500:
-                self.stats["store_unavailable"] += 1  # not acked: the edge sends it again
+        if event.seq <= self._durable.get(origin, 0):
+            # Durable already: answered from the store, without the core's lock.
+            held = await core.store.held_at(origin, event.seq)
+            if held is None or held[1] in (None, event.event_id):
+                self.stats["duplicate"] += 1
                 return
-            if "sequence gap" in str(exc):
+            return self._conflict(origin, site, event, msg, held[1])
+        if self._ahead(origin, site, event.seq, msg):
+            return
+        try:
+            result = await core.take_external(event, device=origin, site=site, may_open=True,
+                                              source=f"mqtt:{msg.topic}",
+                                              raw=_raw_text(msg.payload))
+        except CoreError as exc:
+            if exc.reason == "seq_gap":
                 self.stats["gap"] += 1
                 return self._ask_resend(origin, site)
-            return await self._refuse(event, msg, "refused", str(exc))
+            self.stats["store_unavailable"] += 1  # not acked: the edge sends it again
+            return
         except StoreError as exc:
             self.stats["store_unavailable"] += 1
             log.warning("store unavailable while applying", extra={"error": str(exc)})
             return
         self.stats[result.status] += 1
-        if result.status == "applied":
+        if result.status in ("applied", "refused"):
             self._durable[origin] = max(self._durable.get(origin, 0), event.seq)
-        elif event.seq > self._durable.get(origin, 0):
+            if result.status == "refused":
+                self._refused(origin, event.seq, result.cls, result.reason)
+            return
+        if result.status == "seq_conflict":
+            self._dead(result.cls, msg.topic, result.reason, msg.payload)
+            self._storm(origin, site, "seq_conflict")
+        if event.seq > self._durable.get(origin, 0):
             self._durable[origin] = max(self._durable.get(origin, 0),
                                         await core.store.high_water(origin))
 
-    async def _not_allowed(self, origin: str, site: str, event) -> str | None:
-        refusal = device_event_refusal(event)
-        if refusal is not None:
-            return refusal
-        if event.type == "opened":
-            p = event.payload
-            if p.device != origin or p.site != site:
-                return (f"an edge opens cases only for itself at its site ({origin} at "
-                        f"{site}), not device {p.device!r} at {p.site!r}")
-            site_cfg = self.cfg.site(site)
-            if p.language not in site_cfg.languages:
-                return f"site {site!r} does not serve language {p.language!r}"
-            return None
-        case = await self.core._case(event.case_id)
-        if case is None or case.device != origin:
-            return f"no case {event.case_id!r} at device {origin!r}"
-        return None
-
-    async def _refuse(self, event, msg, cls: str, reason: str) -> None:
-        """Dead-letter a well-formed event the router will not apply, consuming its seq."""
-        async def skip(origin: str, seq: int) -> bool:
-            return await self.sync.skip_seq(
-                origin, seq, source=f"mqtt:{msg.topic}", reason=f"{cls}: {reason}",
-                raw=msg.payload.decode("utf-8", "backslashreplace"), ts=self.core.clock.now())
-
-        try:
-            await self.core.skip_external(event, skip)
-        except (CoreError, StoreError) as exc:
-            self.stats["store_unavailable"] += 1
-            log.warning("could not record a refused event", extra={"error": str(exc)})
+    async def _apply_invalid(self, origin: str, site: str, seq: int, msg, cls: str,
+                             why: str, event_id: str | None) -> None:
+        """Input naming seq ``seq`` of ``origin`` that is not a valid event: its seq is
+        consumed and the input kept with the reason."""
+        if seq <= self._durable.get(origin, 0) or self._ahead(origin, site, seq, msg):
+            if seq <= self._durable.get(origin, 0):
+                self.stats["duplicate"] += 1
             return
+        try:
+            outcome = await self.core.refuse_seq(
+                origin, seq, cls=cls, reason=why, event_id=event_id,
+                source=f"mqtt:{msg.topic}", raw=_raw_text(msg.payload))
+        except CoreError:
+            self.stats["store_unavailable"] += 1
+            return
+        if outcome == "refused":
+            self._durable[origin] = max(self._durable.get(origin, 0), seq)
+            self._refused(origin, seq, cls, why)
+        elif outcome == "gap":
+            self.stats["gap"] += 1
+            self._ask_resend(origin, site)
+
+    def _refused(self, origin: str, seq: int, cls: str, reason: str) -> None:
+        bucket = self._refusal_budget.get(origin)
+        if bucket is None:
+            bucket = self._refusal_budget[origin] = _Bucket(self.settings.refusals_per_s,
+                                                            burst=4 * self.settings.refusals_per_s)
+        if not bucket.take():
+            self._slow.add(origin)
         self.dead[cls] += 1
         self.stats["dead_letters"] += 1
-        self._durable[event.origin] = max(self._durable.get(event.origin, 0), event.seq)
-        log.warning("device event refused", extra={"origin": event.origin, "seq": event.seq,
+        self.stats["refused_seqs"] += 1
+        log.warning("device event refused", extra={"origin": origin, "seq": seq,
                                                    "class": cls, "pii": {"reason": reason}})
+
+    def _conflict(self, origin: str, site: str, event, msg, held: str) -> None:
+        self.stats["seq_conflict"] += 1
+        self._dead("seq_conflict", msg.topic, f"origin {origin!r} seq {event.seq} is taken by "
+                   f"another event ({held}): a device continues from its acked high-water "
+                   "mark + 1 with new events", msg.payload)
+        self._storm(origin, site, "seq_conflict")
+
+    def _storm(self, origin: str, site: str, kind: str) -> None:
+        """Gaps (resend requests) and conflicts per device in a sliding window: many mean
+        someone else consumes the device's events (e.g. a shared subscription), a lossy
+        link, or an edge that replays wrongly. One alert per device per window."""
+        now, window = time.monotonic(), self.settings.storm_window_s
+        seen = self._storms.setdefault(origin, deque())
+        seen.append(now)
+        while seen and seen[0] < now - window:
+            seen.popleft()
+        last = self._storm_alerted.get(origin)
+        if len(seen) >= self.settings.storm_count and (last is None or now - last > window):
+            self._storm_alerted[origin] = now
+            self.stats["storm_alerts"] += 1
+            self._work(self.core.raise_alert(
+                "device_resend_storm", device=origin, site=site, trigger=kind,
+                message=f"{origin} at {site}: {len(seen)} gaps or conflicts in {window:.0f} s "
+                "(last: {kind}). Its events may be consumed by someone else (a shared "
+                "subscription on the broker), its link may lose messages, or its outbox "
+                "replays wrongly: check the broker's subscriptions and the device's logs"
+                .replace("{kind}", kind)))
 
     def _send_ack(self, origin: str, site: str, resend: bool = False) -> None:
         ack = Ack(origin=origin, high_water=self._durable.get(origin, 0), resend=resend,
@@ -382,13 +463,20 @@ class Bridge:
         self._resend_asked[origin] = (hw, now)
         self.stats["resend_requests"] += 1
         self._send_ack(origin, site, resend=True)
+        self._storm(origin, site, "gap")
 
     # --- dead letters --------------------------------------------------------------------------
 
     def _dead(self, cls: str, topic: str, reason: str, raw: bytes) -> None:
         self.dead[cls] += 1
         self.stats["dead_letters"] += 1
-        if not self._bucket.take():
+        parsed = topics.parse(topic)
+        key = parsed.device if parsed is not None and parsed.device in self.site_of else ""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket(self.settings.dead_letters_per_s,
+                                                  burst=4 * self.settings.dead_letters_per_s)
+        if not bucket.take() or not self._bucket.take():
             self.stats["dead_letters_not_stored"] += 1
             return
         try:
@@ -397,13 +485,20 @@ class Bridge:
             self.stats["dead_letters_not_stored"] += 1
 
     async def _dead_loop(self) -> None:
+        """Dead letters in batches, one transaction each: a flood of bad input costs the
+        store a few writes per second, not one per message."""
         while True:
-            cls, topic, reason, raw, ts = await self._dead_q.get()
+            batch = [await self._dead_q.get()]
+            while not self._dead_q.empty() and len(batch) < 500:
+                batch.append(self._dead_q.get_nowait())
             try:
-                await self.core.store.dead_letter(f"mqtt:{topic}", f"{cls}: {reason}", raw, ts)
+                await self.core.store.dead_letters_many([
+                    (f"mqtt:{topic}", f"{cls}: {reason}", raw, ts)
+                    for cls, topic, reason, raw, ts in batch])
             except Exception as exc:
-                self.stats["dead_letters_not_stored"] += 1
-                log.warning("could not store a dead letter", extra={"error": str(exc)})
+                self.stats["dead_letters_not_stored"] += len(batch)
+                log.warning("could not store dead letters", extra={"error": str(exc)})
+            await asyncio.sleep(1.0)  # let the queue gather the next batch
 
     # --- presence ----------------------------------------------------------------------------
 

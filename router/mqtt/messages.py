@@ -19,7 +19,8 @@ Text = Annotated[str, StringConstraints(max_length=500)]
 
 
 class _Msg(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The wire rules of router.models.Strict: no unknown fields, finite numbers only.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     v: Literal[1] = PROTOCOL_VERSION
 
 

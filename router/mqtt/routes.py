@@ -38,9 +38,18 @@ async def sync_status(request: Request, principal: Principal = Staff) -> dict[st
 
 @sync_api.get("/dead-letters")
 async def dead_letters(request: Request, principal: Principal = Staff,
-                       limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-    rows = await request.app.state.core.store.dead_letters(limit)
-    return {"dead_letters": rows}
+                       limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                       before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+                       source: Annotated[str | None, Query(max_length=200)] = None
+                       ) -> dict[str, Any]:
+    """Newest first. Next page: ``before_id`` = the ``next_before_id`` of this one (absent
+    on the last page). ``source``: a prefix, e.g. ``mqtt:baton/v1/lab/kiosk-1/`` or
+    ``rest:``."""
+    rows = await request.app.state.core.store.dead_letters(limit, before_id, source)
+    out: dict[str, Any] = {"dead_letters": rows}
+    if len(rows) == limit:
+        out["next_before_id"] = rows[-1]["id"]
+    return out
 
 
 @sync_api.post("/devices/{device}/commands", status_code=202)

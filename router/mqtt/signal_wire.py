@@ -30,7 +30,7 @@ TELEPRESENCE_FILE = "telepresence.yaml"
 
 
 class _Sig(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
 
 class Offer(_Sig):
@@ -63,14 +63,14 @@ SIGNAL: TypeAdapter[Signal] = TypeAdapter(Signal)
 class IceServer(BaseModel):
     """RTCIceServer as the browser and ``MediaPeer(ice_servers=…)`` take it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     urls: str | list[str] = Field(min_length=1)
     username: str | None = None
     credential: str | None = None
 
 
 class _Env(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     v: Literal[1] = 1
     case_id: Ident
     session: str = Field(min_length=1, max_length=80)
@@ -107,12 +107,12 @@ def signal_dict(sig: Any) -> dict[str, Any]:
 
 
 class _SiteIce(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     ice_servers: list[IceServer]
 
 
 class TelepresenceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     ice_servers: list[IceServer] = Field(default_factory=list)
     sites: dict[str, _SiteIce] = Field(default_factory=dict)  # per-site override
 

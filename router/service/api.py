@@ -11,22 +11,22 @@ from pydantic import TypeAdapter, ValidationError
 
 from router.casestate import Case
 from router.models import TERMINAL_STATES, CaseEvent, CaseState, Presence, Requirement, Role
-from router.device_rules import device_event_refusal
+from router.device_rules import event_header
 from router.kpis import compute_kpis
 from router.mqtt.bridge import BridgeError
 from router.packet import full_packet
 from router.service import views
 from router.service.auth import (WORKER_ROLES, Access, Authed, Principal, access, require,
                                  wrapup_s)
-from router.service.core import CoreError, RouterCore
+from router.service.core import RouterCore
 from router.store.errors import StoreError
-from router.store.sync import SyncStore
 from router.service.stats import stats
 
 api = APIRouter(prefix="/v1")
 EVENT = TypeAdapter(CaseEvent)
 log = logging.getLogger("baton.api")
 CHAT_COMMAND = "chat.say"  # edge/chat.py runs it
+MAX_OFFSET = 1_000_000  # every integer query parameter has bounds (no 500 on 2**63)
 CHAT_TTL_S = 600.0  # a message the resident did not see within 10 min is not shown late
 
 
@@ -115,7 +115,8 @@ async def list_cases(core: Core, principal: Authed,
                      site: str | None = None, worker: str | None = None,
                      resident: str | None = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                     offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0
+                     ) -> dict[str, Any]:
     states = [s.value for s in state] if state else None
     if principal.sees_everything:
         found = await core.store.list_cases(states=states, site=site, worker=worker,
@@ -281,40 +282,50 @@ async def reject_offer(offer_id: str, core: Core, body: views.RejectOffer | None
 
 @api.post("/events")
 async def append_event(request: Request, core: Core,
-                       principal: Principal = require(Role.device)) -> dict[str, Any]:
+                       principal: Principal = require(Role.device)) -> Any:
+    """One device event, under the rule of docs/protocol.md §8 (router.device_rules): every
+    refused event is dead-lettered and consumes its seq — the answer says so, do not resend
+    it; a lower seq with other content is kept as a ``seq_conflict`` dead letter."""
+    raw = await request.body()
+    text = raw.decode("utf-8", "backslashreplace")
+
+    def refused(status: int, cls: str, message: str, seq: int) -> JSONResponse:
+        return JSONResponse({"error": "refused", "reason": cls, "seq": seq,
+                             "message": f"{message}; the event was recorded as refused and its "
+                             "seq consumed: do not resend it, continue with the next seq"},
+                            status_code=status)
+
     try:
-        event = EVENT.validate_json(await request.body())
+        event = EVENT.validate_json(raw)
     except ValidationError as exc:
-        raise HTTPException(422, _summarize(exc)) from None
+        why = _summarize(exc)
+        head = event_header(raw)
+        if head is None or head[0] != principal.subject:
+            raise HTTPException(422, why) from None
+        origin, seq, event_id = head
+        outcome = await core.refuse_seq(origin, seq, cls="schema", reason=why,
+                                        event_id=event_id, source="rest:/v1/events", raw=text)
+        if outcome == "refused":
+            return refused(422, "schema", why, seq)
+        raise HTTPException(422, f"{why} (seq {seq} was not consumed: {outcome})") from None
     if event.origin != principal.subject:
         raise HTTPException(403, f"event origin {event.origin!r} is not you "
                             f"({principal.subject}); devices send only their own events")
-    refusal = device_event_refusal(event)
-    if refusal is not None or event.type == "opened":
-        raise HTTPException(403, refusal or "devices may not send 'opened' events: open "
-                            "cases with POST /v1/cases")
-    case = await core._case(event.case_id)
-    if case is None or case.device != principal.subject:
-        raise HTTPException(404, f"no case {event.case_id!r} at this device")
-    try:
-        result = await core.append_external(event)
-    except CoreError as exc:
-        if exc.status >= 500 or exc.reason in ("seq_gap", "seq_conflict", "clock_skew"):
-            raise
-        # Well-formed but refused by the case (e.g. a late turn on a closed case): its seq is
-        # consumed and the input kept as a dead letter, or the device's later events would
-        # wait behind it forever.
-        sync = SyncStore(core.store)
-
-        async def skip(origin: str, seq: int) -> bool:
-            return await sync.skip_seq(origin, seq, source="rest:/v1/events",
-                                       reason=f"refused: {exc}", raw=event.model_dump_json(),
-                                       ts=core.clock.now())
-
-        await core.skip_external(event, skip)
-        return JSONResponse({"error": "conflict", "message": f"{exc}; the event was recorded "
-                             "as refused and its seq consumed: do not resend it",
-                             "reason": "refused", "seq": event.seq}, status_code=409)
+    site = core.cfg.device(principal.subject)
+    result = await core.take_external(event, device=principal.subject,
+                                      site=site[0].id if site else None, may_open=False,
+                                      source="rest:/v1/events", raw=text)
+    if result.status == "refused":
+        status = 409 if result.cls == "refused" else 422 if result.cls in (
+            "clock_skew", "too_old", "before_case") else 403 if result.cls == "not_allowed" \
+            else 409
+        return refused(status, result.cls, result.reason, event.seq)
+    if result.status == "seq_conflict":
+        await core.store.dead_letter("rest:/v1/events", f"{result.cls}: {result.reason}", raw,
+                                     core.clock.now())
+        return JSONResponse({"error": "conflict", "reason": result.cls, "seq": event.seq,
+                             "message": f"{result.reason}; kept as a dead letter"},
+                            status_code=409)
     return {"status": result.status, "seq": event.seq}
 
 
@@ -386,8 +397,17 @@ async def audit_log(request: Request, principal: Principal = require(Role.admin)
 
 
 @api.get("/alerts")
-async def alerts(core: Core, principal: Principal = Staff) -> dict[str, Any]:
-    return {"alerts": list(core.alerts)}
+async def alerts(core: Core, principal: Principal = Staff,
+                 limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+                 kind: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, Any]:
+    """The newest alerts (of ``kind``), oldest first; each kind keeps its own recent ones."""
+    return {"alerts": core.alerts.recent(limit, kind)}
+
+
+@api.post("/alerts/{alert_id}/ack")
+async def ack_alert(alert_id: str, core: Core, principal: Principal = Staff) -> dict[str, Any]:
+    """A supervisor acknowledges a blocking alert (the emergency protocol)."""
+    return {"alert": await core.ack_alert(alert_id, principal.subject)}
 
 
 def _summarize(exc: ValidationError) -> str:

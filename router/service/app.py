@@ -124,6 +124,7 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
             if bridge_settings is not None:
                 bridge = app.state.bridge = Bridge(core, bridge_settings)
                 await bridge.start()
+                app.state.conversations.send_command = bridge.send_command
             yield
         finally:
             if bridge is not None:
@@ -162,7 +163,8 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
                                 status_code=400)
         parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:8]]
         return JSONResponse({"error": "invalid_request", "message": "; ".join(parts),
-                             "detail": [{"loc": e["loc"], "msg": e["msg"]} for e in errors[:8]]},
+                             "detail": [{"loc": e["loc"], "msg": e["msg"], "type": e["type"]}
+                                        for e in errors[:8]]},
                             status_code=422)
 
     @app.exception_handler(StoreError)

@@ -19,10 +19,11 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from router.audit import device_audit_entry
 from router.casestate import Case, TransitionError, apply
+from router.device_rules import EVENT_ID_REUSED, REFUSED, SEQ_CONFLICT, refusal
 from router.config import BatonConfig, workflow_for
 from router.matching.engine import (
     EngineError,
@@ -41,13 +42,14 @@ from router.models import (
     Presence,
     Requirement,
 )
+from router.service.alerts import AlertBuffer
 from router.service.hub import Hub
+from router.store.sync import SyncStore
 from router.service import views
 
 log = logging.getLogger("baton.core")
 CLOSED_CACHE = 5000
-IDLE_SWEEP_S = 30.0
-MAX_CLOCK_SKEW_S = 300.0  # device events dated further ahead are refused  # how often cases the AI holds are checked for inactivity
+IDLE_SWEEP_S = 30.0  # how often cases the AI holds are checked for inactivity
 WRITE_BATCH = 2000  # events per transaction at most
 EVENT = TypeAdapter(CaseEvent)
 _AUDIT = object()  # an outbox "subject": an audit entry, recorded once its event is durable
@@ -82,10 +84,42 @@ class Forbidden(CoreError):
     status = 403
 
 
+@dataclass(slots=True)
+class Skip:
+    """A refused event's seq, to be consumed in order by the writer: a unit of its own.
+    Iterates as an empty batch (it stores no event)."""
+
+    origin: str
+    seq: int
+    cls: str
+    reason: str
+    event_id: str | None
+    source: str  # where the input came from, e.g. mqtt:<topic> or rest:/v1/events
+    raw: str  # the input as received, kept with the dead letter
+    ts: float
+
+    def __iter__(self):
+        return iter(())
+
+    def __len__(self) -> int:
+        return 1
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def _skip_row(skip: Skip) -> dict[str, Any]:
+    return {"origin": skip.origin, "seq": skip.seq, "source": skip.source,
+            "reason": f"{skip.cls}: {skip.reason}", "raw": skip.raw, "ts": skip.ts,
+            "event_id": skip.event_id}
+
+
 @dataclass
 class AppendResult:
-    status: str  # applied | duplicate
+    status: str  # applied | duplicate | refused | seq_conflict
     case: Case | None
+    cls: str | None = None  # why not applied (router.device_rules classes)
+    reason: str | None = None
 
 
 class RouterCore:
@@ -102,7 +136,7 @@ class RouterCore:
         self.presence: dict[str, Presence] = {w.id: Presence.offline for w in cfg.workers.workers}
         self.high_water: dict[str, int] = {}
         self.answered: deque[tuple[float, float]] = deque(maxlen=10_000)  # (at, waited_s)
-        self.alerts: deque[dict[str, Any]] = deque(maxlen=200)
+        self.alerts = AlertBuffer()
         self.engine = self._new_engine()
         self.closed: OrderedDict[str, Case] = OrderedDict()  # recently closed, for reads
         self._batch: list[tuple[Any, Case]] = []  # the current unit's staged events
@@ -111,6 +145,11 @@ class RouterCore:
         self._pending: deque[tuple[list, list, asyncio.Future]] = deque()  # not yet durable
         self._writer_wake = asyncio.Event()
         self._writing = False
+        self._in_flight: list = []  # the units the writer is persisting
+        self._skip: Skip | None = None  # the current unit's refusal, if it is one
+        self._tainted: set[str] = set()  # cases whose staged state the store refused
+        self._store_down = False
+        self.rebuilds = 0  # state rebuilt after a failed write (an input the checks missed)
         self._writer: asyncio.Task | None = None
         self._needs_restore = False
         self._last_sweep = 0.0
@@ -202,9 +241,14 @@ class RouterCore:
 
     def _event(self, case_id: str, type_: str, payload: dict[str, Any]):
         seq = self.high_water.get(self.origin, 0) + 1
-        return EVENT.validate_python({
-            "event_id": uuid.uuid4().hex, "case_id": case_id, "origin": self.origin,
-            "seq": seq, "ts": self.clock.now(), "type": type_, "payload": payload})
+        try:
+            return EVENT.validate_python({
+                "event_id": uuid.uuid4().hex, "case_id": case_id, "origin": self.origin,
+                "seq": seq, "ts": self.clock.now(), "type": type_, "payload": payload})
+        except ValidationError as exc:  # a request's text the wire rules refuse
+            err = exc.errors()[0]
+            raise CoreError(f"{'.'.join(str(p) for p in err['loc'][1:])}: {err['msg']}",
+                            422, reason="invalid") from None
 
     async def _case(self, case_id: str) -> Case | None:
         case = self.cases.get(case_id) or self.closed.get(case_id)
@@ -254,7 +298,7 @@ class RouterCore:
             try:
                 yield
             except BaseException as exc:
-                self._outbox, self._left = [], {}
+                self._outbox, self._left, self._skip = [], {}, None
                 # A refusal raised before anything was staged changed nothing; anything
                 # else may have touched the engine or presence: rebuild from the store.
                 if self._batch or not isinstance(exc, CoreError):
@@ -271,6 +315,8 @@ class RouterCore:
                 self._publish_case(case, left.get(case.id))
             outbox, self._outbox = self._outbox, []
             durable = None
+            if self._skip is not None:  # a refusal: written in order by the writer
+                batch, self._skip = self._skip, None
             if batch:
                 durable = asyncio.get_running_loop().create_future()
                 self._pending.append((batch, outbox, durable))
@@ -285,7 +331,11 @@ class RouterCore:
         return await self._stage(self._event(case_id, type_, payload))
 
     async def _writer_loop(self) -> None:
-        """Persist staged units in order, many per transaction (group commit)."""
+        """Persist staged units in order, many per transaction (group commit). When a group
+        fails, its units are written one by one: a unit the store refuses fails alone (its
+        seqs are consumed and it is dead-lettered, so later units still fit), units staged
+        on top of it (same case) fail with it, the rest are saved. Once the queue is empty
+        the state is rebuilt from the store, under the lock, before anything else stages."""
         while True:
             await self._writer_wake.wait()
             self._writer_wake.clear()
@@ -294,30 +344,131 @@ class RouterCore:
                 while self._pending and size < WRITE_BATCH:
                     units.append(self._pending.popleft())
                     size += len(units[-1][0])
-                self._writing = True
+                await self._write_units(units)
+            if self._tainted:
+                await self._recover()
+
+    async def _write_units(self, units: list) -> None:
+        """The units of origins without a refusal in this batch go in one transaction and
+        are answered at once (group commit); then, in order, the refusals (Skip) and the
+        units of their origins: a device's refusals never delay the others' commits."""
+        self._writing = True
+        self._in_flight = units
+        skipping = {u[0].origin for u in units if isinstance(u[0], Skip)}
+        free = [u for u in units if not isinstance(u[0], Skip)
+                and not {e.origin for e, _ in u[0]} & skipping]
+        rest = [u for u in units if isinstance(u[0], Skip)
+                or {e.origin for e, _ in u[0]} & skipping]
+        try:
+            skips = [u for u in rest if isinstance(u[0], Skip)]
+            if skips and len(skips) == len(rest) and not self._tainted:
+                # The common case: one transaction for the group and the refusals.
                 try:
-                    await self.store.append_many([item for u in units for item in u[0]])
+                    done = await self.store.append_and_skip(
+                        [item for u in free for item in u[0]], [_skip_row(u[0]) for u in skips])
                 except Exception:
-                    log.exception("persisting events failed; rebuilding state from the store")
-                    self._writing = False
-                    async with self.lock:  # no unit may stage on the state being discarded
-                        failed = units + list(self._pending)
-                        self._pending.clear()
-                        for _, _, fut in failed:
-                            if not fut.done():
-                                fut.set_exception(CoreError(
-                                    "the case store is unavailable; the change was not saved, "
-                                    "try again", 503))
-                        try:
-                            await self._restore()
-                        except Exception:
-                            log.exception("restoring from the store failed; will retry")
+                    log.warning("a group commit with refusals failed", exc_info=True)
+                    done = False
+                if done:
+                    self._settle([*free, *skips], [])
+                    return
+            if free:
+                self._settle(*await self._write_run(free))
+            run: list = []
+            for unit in [*rest, None]:
+                if unit is not None and not isinstance(unit[0], Skip):
+                    run.append(unit)
                     continue
-                self._writing = False
-                for _, outbox, fut in units:
-                    self._deliver(outbox)
-                    if not fut.done():
-                        fut.set_result(None)
+                if run:
+                    self._settle(*await self._write_run(run))
+                    run = []
+                if unit is None:
+                    break
+                skip = unit[0]
+                try:
+                    await SyncStore(self.store).skip_seq(**_skip_row(skip))
+                    self._settle([unit], [])
+                except Exception as exc:
+                    log.warning("could not record a refused event", extra={
+                        "origin": skip.origin, "seq": skip.seq, "error": str(exc)[:300]})
+                    self._tainted.add(f"origin:{skip.origin}")  # its seq is not consumed
+                    self._settle([], [unit])
+        finally:
+            self._writing = False
+            self._in_flight = []
+
+    def _settle(self, written: list, failed: list) -> None:
+        for _, outbox, fut in written:
+            self._deliver(outbox)
+            if not fut.done():
+                fut.set_result(None)
+        for _, _, fut in failed:
+            if not fut.done():
+                fut.set_exception(CoreError("the case store refused this change; it was not "
+                                            "saved (see the dead letters), try again", 503))
+
+    async def _write_run(self, units: list) -> tuple[list, list]:
+        if not self._tainted:
+            try:
+                await self.store.append_many([item for u in units for item in u[0]])
+                return units, []
+            except Exception:
+                log.warning("a group commit failed; writing its units one by one",
+                            exc_info=True)
+        return await self._write_one_by_one(units)
+
+    async def _write_one_by_one(self, units: list) -> tuple[list, list]:
+        written, failed = [], []
+        for unit in units:
+            cases = {c.id for _, c in unit[0]}
+            if not cases & self._tainted:
+                try:
+                    await self.store.append_many(unit[0])
+                    written.append(unit)
+                    continue
+                except Exception as exc:
+                    log.error("the store refused a unit", extra={
+                        "events": len(unit[0]), "error": str(exc)[:300]})
+            failed.append(unit)
+            self._tainted |= cases
+            await self._consume(unit[0])
+        return written, failed
+
+    async def _consume(self, items: list) -> None:
+        """Consume the seqs of events that were not saved, keeping them as dead letters, so
+        the origins' later events (the router's own too) still follow on."""
+        sync = SyncStore(self.store)
+        for event, _ in items:
+            try:
+                await sync.skip_seq(event.origin, event.seq, source="router:group-commit",
+                                    reason="store_refused: the store refused this event; "
+                                    "it was not applied", raw=event.model_dump_json(),
+                                    ts=self.clock.now(), event_id=event.event_id)
+            except Exception:
+                log.exception("could not consume the seq of an unsaved event")
+                self._store_down = True
+
+    async def _recover(self) -> None:
+        """Rebuild the state from the store after units failed. Under the lock: units
+        staged meanwhile are written (same rules) first."""
+        async with self.lock:
+            while self._pending and not self._store_down:
+                units = list(self._pending)
+                self._pending.clear()
+                await self._write_units(units)
+            for _, _, fut in self._pending:
+                if not fut.done():
+                    fut.set_exception(CoreError("the case store is unavailable; the change "
+                                                "was not saved, try again", 503))
+            self._pending.clear()
+            self.rebuilds += 1
+            log.error("persisting events failed; rebuilding state from the store",
+                      extra={"cases": sorted(self._tainted)[:20]})
+            self._tainted, self._store_down = set(), False
+            try:
+                await self._restore()
+            except Exception:
+                log.exception("restoring from the store failed; will retry")
 
     async def _drain(self) -> None:
         """Wait until every staged unit has been written (or has failed)."""
@@ -704,48 +855,104 @@ class RouterCore:
             case = await self._stage(event)
             return event, case
 
-    async def append_external(self, event) -> AppendResult:
-        """An event from another origin (a device). Duplicates are no-ops; gaps are refused."""
+    async def take_external(self, event, *, device: str, site: str | None, may_open: bool,
+                            source: str, raw: str) -> AppendResult:
+        """An event from a device, under the one rule of router.device_rules: applied,
+        duplicate (seq ≤ high-water with the same id, or a seq a refusal consumed), refused
+        (dead-lettered with ``source`` and ``raw``, its seq consumed — by the writer, in
+        order, in the group's transaction; we return once it is durable), or seq_conflict (a lower seq with another
+        id: the caller dead-letters it; nothing is consumed). Everything the store could
+        refuse is refused here, before the group commit. Raises CoreError seq_gap (ask for
+        a resend from high-water + 1) or 503."""
         async with self._unit():
             hw = self.high_water.get(event.origin, 0)
             if event.seq <= hw:
-                # Only a durable copy of the same event makes this a duplicate.
-                await self._drain()
-                held = await self.store.event_id_at(event.origin, event.seq)
-                if held == event.event_id:
-                    return AppendResult("duplicate", await self._case(event.case_id))
-                raise CoreError(f"origin {event.origin!r} seq {event.seq} is taken by another "
-                                f"event ({held}); a restarted device must continue from seq "
-                                f"{hw + 1}", reason="seq_conflict")
-            if event.ts > self.clock.now() + MAX_CLOCK_SKEW_S:
-                raise CoreError(f"event ts {event.ts} is more than {MAX_CLOCK_SKEW_S:.0f} s in "
-                                "the future: fix the device clock (NTP)", 422,
-                                reason="clock_skew")
+                await self._drain()  # only a durable copy makes it a duplicate
+                held = await self.store.held_at(event.origin, event.seq)
+                if held is None or held[1] in (None, event.event_id):
+                    return AppendResult("duplicate", None)
+                held = held[1] if held[0] == "event" else f"{held[1]}, refused"
+                return AppendResult("seq_conflict", None, SEQ_CONFLICT, (
+                    f"origin {event.origin!r} seq {event.seq} is taken by another event "
+                    f"({held}); a restarted device must continue from seq {hw + 1}"))
             if event.seq != hw + 1:
                 raise CoreError(f"sequence gap for origin {event.origin!r}: expected seq "
                                 f"{hw + 1}, got {event.seq}; resend from {hw + 1}",
                                 reason="seq_gap")
-            case = await self._stage(event)
-            if event.type == "outcome":
-                await self._remove(case.id)
-            return AppendResult("applied", case)
-
-    async def skip_external(self, event, skip) -> bool:
-        """Consume the seq of an external event the state machine refused, so the origin's
-        later events are not blocked behind it. ``skip(origin, seq)`` records it durably
-        (router.store.sync.SyncStore.skip_seq). False when the seq was consumed already."""
-        async with self.lock:
-            hw = self.high_water.get(event.origin, 0)
-            if event.seq <= hw:
-                return False
-            if event.seq != hw + 1:
-                raise CoreError(f"sequence gap for origin {event.origin!r}: expected seq "
-                                f"{hw + 1}, got {event.seq}; resend from {hw + 1}",
-                                reason="seq_gap")
-            await self._drain()  # seq - 1 must be durable before seq is consumed
-            done = await skip(event.origin, event.seq)
+            case = await self._case(event.case_id)
+            site_cfg = self.cfg.site(site) if site else None
+            found = refusal(event, device=device, site=site, case=case,
+                            site_languages=site_cfg.languages if site_cfg else (),
+                            may_open=may_open, now=self.clock.now(),
+                            max_age_s=self.cfg.routing.max_event_age_s)
+            if found is None:
+                where = await self._event_id_taken(event.event_id)
+                if where is not None:
+                    found = (EVENT_ID_REUSED, f"event_id {event.event_id!r} is stored already "
+                             f"(as {where}): every event needs a new id")
+            if found is None:
+                try:
+                    case = await self._stage(event)
+                except CoreError as exc:  # the state machine refused it; nothing staged
+                    found = (REFUSED, str(exc))
+                else:
+                    if event.type == "outcome":
+                        await self._remove(case.id)
+                    return AppendResult("applied", case)
+            # Consumed in order by the writer (after seq - 1, before seq + 1), outside the
+            # lock; the caller hears back once it is durable.
+            self._skip = Skip(event.origin, event.seq, found[0], found[1], event.event_id,
+                              source, raw, self.clock.now())
             self.high_water[event.origin] = event.seq
-            return done
+            return AppendResult("refused", None, *found)
+
+    async def refuse_seq(self, origin: str, seq: int, *, cls: str, reason: str,
+                         event_id: str | None, source: str, raw: str) -> str:
+        """Consume ``seq`` of ``origin`` for input that is not an event at all (its header
+        names origin and seq, the rest fails the schema): "refused", "duplicate" (consumed
+        already) or "gap" (seq is ahead; the caller asks for a resend)."""
+        async with self._unit():
+            hw = self.high_water.get(origin, 0)
+            if seq <= hw:
+                return "duplicate"
+            if seq != hw + 1:
+                return "gap"
+            self._skip = Skip(origin, seq, cls, reason, event_id, source, raw,
+                              self.clock.now())
+            self.high_water[origin] = seq
+            return "refused"
+
+    async def _event_id_taken(self, event_id: str) -> str | None:
+        for units in (self._in_flight, self._pending):
+            for batch, _, _ in units:
+                for e, _ in batch:
+                    if e.event_id == event_id:
+                        return f"{e.origin} seq {e.seq}, not yet durable"
+        for e, _ in self._batch:
+            if e.event_id == event_id:
+                return f"{e.origin} seq {e.seq}"
+        stored = await self.store.event_stored_at(event_id)
+        return None if stored is None else f"{stored[0]} seq {stored[1]}"
+
+    async def ack_alert(self, alert_id: str, by: str) -> dict[str, Any]:
+        """A supervisor acknowledges a blocking alert (the emergency protocol): recorded on
+        its case as an ``emergency_acknowledged`` signal (who, when) and pushed to every
+        floor monitor, which closes the alert. Acknowledging twice keeps the first."""
+        async with self._unit():
+            alert = next((a for a in self.alerts if a.get("alert_id") == alert_id), None)
+            if alert is None:
+                raise NotFound(f"no alert {alert_id!r} (alerts are kept in memory: it may be "
+                               "from before a restart)")
+            if alert.get("acknowledged_by"):
+                return alert
+            now = self.clock.now()
+            alert["acknowledged_by"], alert["acknowledged_at"] = by, now
+            if alert.get("case_id") and alert["case_id"] in self.cases:
+                await self._router_event(alert["case_id"], "signal", {
+                    "name": "emergency_acknowledged", "value": True,
+                    "detail": {"alert_id": alert_id, "by": by, "at": now}})
+            self._send_watchers({"type": "alert", "alert": alert})
+            return alert
 
     async def raise_alert(self, kind: str, **fields: Any) -> None:
         """A floor alert from an adapter (e.g. a device went offline), pushed at once."""

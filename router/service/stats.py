@@ -42,4 +42,7 @@ def stats(core: RouterCore) -> dict[str, Any]:
         "workers_by_presence": dict(presence),
         "workers_busy": busy,
         "alerts": len(core.alerts),
+        # State rebuilt from the store after a failed write: 0 unless input slipped past
+        # the checks before the group commit (docs/protocol.md §8).
+        "state_rebuilds": core.rebuilds,
     }

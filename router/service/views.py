@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
 
 from router.casestate import Case
 from router.models import Channel, Ident, LangCode, Level, Presence, TurnPayload
+from router.wire import FreeJson, check_json
 
 if TYPE_CHECKING:
     from router.service.core import RouterCore
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The wire rules of router.models.Strict: finite floats, integers that are integers.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _storable(self):
+        # Refused here (422), not by the store at commit time (docs/protocol.md §8).
+        check_json(self.model_dump(mode="python"), "body", max_depth=12, max_nodes=20_000)
+        return self
 
 
 class CreateCase(Body):
@@ -25,12 +33,13 @@ class CreateCase(Body):
     language: LangCode
     channel: Channel = Channel.chat
     intent: str | None = Field(default=None, max_length=100)
-    account: dict[str, Any] | None = None
+    account: FreeJson | None = None
     skills: dict[Ident, Level] = Field(default_factory=dict)
-    priority: int = Field(default=0, ge=0, le=100)
+    priority: StrictInt = Field(default=0, ge=0, le=100)
     workflow: Ident | None = None
     escalate: bool = Field(default=True, description="Queue the case for a human at once.")
-    reasons: list[str] = Field(default_factory=list, max_length=20)
+    reasons: list[Annotated[str, StringConstraints(max_length=100)]] = Field(
+        default_factory=list, max_length=20)
     transcript: list[TurnPayload] = Field(default_factory=list, max_length=200)
 
 
@@ -39,9 +48,10 @@ class EscalateCase(Body):
 
     skills: dict[Ident, Level] = Field(default_factory=dict)
     channel: Channel | None = None
-    priority: int = Field(default=0, ge=0, le=100)
+    priority: StrictInt = Field(default=0, ge=0, le=100)
     workflow: Ident | None = None
-    reasons: list[str] = Field(default_factory=list, max_length=20)
+    reasons: list[Annotated[str, StringConstraints(max_length=100)]] = Field(
+        default_factory=list, max_length=20)
 
     def for_case(self, case: Case) -> CreateCase:
         return CreateCase(case_id=case.id, site=case.site, device=case.device,
@@ -74,7 +84,7 @@ class TransferCase(Body):
     skills: dict[Ident, Level] = Field(default_factory=dict)
     channel: Channel | None = None
     workflow: Ident | None = None
-    priority: int | None = Field(default=None, ge=0, le=100)
+    priority: StrictInt | None = Field(default=None, ge=0, le=100)
     to_worker: Ident | None = None
     note: str = Field(default="", max_length=4000)
 

@@ -38,6 +38,9 @@ log = logging.getLogger("baton.ws")
 ws_router = APIRouter()
 MAX_FRAME = 16 * 1024
 MAX_SIGNAL_FRAME = 64 * 1024  # a browser's SDP can pass 16 KiB
+# The server's own limit (uvicorn ws_max_size): a bigger frame closes the socket (1009)
+# before it is buffered, instead of being read whole and refused by the checks below.
+WS_MAX_SIZE = MAX_SIGNAL_FRAME + 1024
 AUTH_TIMEOUT_S = 10.0
 MAX_AUTH_FRAME = 1024
 
@@ -49,7 +52,7 @@ class AuthMsg(BaseModel):
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class PresenceMsg(_In):

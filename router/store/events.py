@@ -20,7 +20,14 @@ from router.store.append import Appender
 from router.store.backend import Backend
 from router.store.errors import StoreError, translating
 from router.store.status import AppendStatus
-from router.store.tables import case_events, cases, dead_letters, origins, worker_presence
+from router.store.tables import (
+    case_events,
+    cases,
+    dead_letters,
+    origins,
+    refused_seqs,
+    worker_presence,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +124,32 @@ class EventStore:
             async with self._b.write() as conn:
                 return [await self._appender.append(conn, e, c) for e, c in items]
 
+    async def append_and_skip(self, items: list[tuple[CaseEvent, Case]],
+                              skips: list[dict[str, Any]]) -> bool:
+        """The group commit of ``items`` (the fast path of ``append_many``) and, after them,
+        the seqs consumed by refused events (each as ``SyncStore.skip_seq``'s arguments,
+        whose origins have no event in ``items``), in one transaction. False, having written
+        nothing, when that does not fit: the caller then writes them apart."""
+        with self._guard(f"append {len(items)} events and {len(skips)} refusals"):
+            try:
+                async with self._b.write() as conn:
+                    if items and await self._appender.append_batch(conn, items) is None:
+                        raise _SlowPath
+                    for sk in skips:
+                        if not await self._appender._advance(conn, sk["origin"], sk["seq"]):
+                            raise _SlowPath
+                        event_id = sk.get("event_id")
+                        await conn.execute(refused_seqs.insert().values(
+                            origin=sk["origin"], seq=sk["seq"],
+                            event_id=None if event_id is None else _text(event_id, 80)))
+                        await conn.execute(dead_letters.insert().values(
+                            source=_text(sk["source"], 200), reason=_text(sk["reason"]),
+                            raw=_text(sk["raw"], RAW_LIMIT), raw_size=len(sk["raw"]),
+                            ts=sk["ts"]))
+                return True
+            except (_SlowPath, IntegrityError):
+                return False
+
     async def high_water(self, origin: str) -> int:
         """The highest seq stored for ``origin`` (0 when none)."""
         with self._guard(f"read the high-water mark of {origin!r}"):
@@ -130,6 +163,27 @@ class EventStore:
             async with self._b.read() as conn:
                 return await conn.scalar(select(case_events.c.event_id).where(
                     case_events.c.origin == origin, case_events.c.seq == seq))
+
+    async def held_at(self, origin: str, seq: int) -> tuple[str, str | None] | None:
+        """What holds (origin, seq): ("event", id), ("refused", id or None) for a seq a
+        refused event consumed, or None."""
+        with self._guard(f"look up {origin!r} seq {seq}"):
+            async with self._b.read() as conn:
+                held = await conn.scalar(select(case_events.c.event_id).where(
+                    case_events.c.origin == origin, case_events.c.seq == seq))
+                if held is not None:
+                    return "event", held
+                row = (await conn.execute(select(refused_seqs.c.event_id).where(
+                    refused_seqs.c.origin == origin, refused_seqs.c.seq == seq))).first()
+        return None if row is None else ("refused", row[0])
+
+    async def event_stored_at(self, event_id: str) -> tuple[str, int] | None:
+        """(origin, seq) of the stored event with this id, or None."""
+        with self._guard(f"look up event {event_id!r}"):
+            async with self._b.read() as conn:
+                row = (await conn.execute(select(case_events.c.origin, case_events.c.seq)
+                                          .where(case_events.c.event_id == event_id))).first()
+        return (row[0], row[1]) if row else None
 
     async def high_waters(self) -> dict[str, int]:
         with self._guard("read the high-water marks"):
@@ -238,24 +292,39 @@ class EventStore:
         """Keep rejected input with the reason. ``raw`` beyond RAW_LIMIT characters is cut
         (``raw_size`` keeps its length); NUL and invalid characters are escaped; bytes are
         decoded as UTF-8 with invalid bytes escaped."""
-        if isinstance(raw, bytes):
-            raw = raw.decode("utf-8", "backslashreplace")
-        row = {"source": _text(source, 200), "reason": _text(reason),
-               "raw": _text(raw, RAW_LIMIT), "raw_size": len(raw), "ts": ts}
-        with self._guard("record a dead letter"):
-            async with self._b.write() as conn:
-                await conn.execute(dead_letters.insert().values(row))
-        # The reason may quote the input (e.g. a validation error): it is PII.
-        log.warning("input dead-lettered", extra={"source": row["source"],
-                                                  "raw_size": len(raw),
-                                                  "pii": {"reason": row["reason"][:200]}})
+        await self.dead_letters_many([(source, reason, raw, ts)])
 
-    async def dead_letters(self, limit: int = 100) -> list[dict]:
-        """Newest first: {id, source, reason, raw, raw_size, ts}."""
+    async def dead_letters_many(self, items: list[tuple[str, str, str | bytes, float]]) -> None:
+        """``dead_letter`` for each (source, reason, raw, ts), in one transaction."""
+        rows = []
+        for source, reason, raw, ts in items:
+            if isinstance(raw, bytes):
+                raw = raw.decode("utf-8", "backslashreplace")
+            rows.append({"source": _text(source, 200), "reason": _text(reason),
+                         "raw": _text(raw, RAW_LIMIT), "raw_size": len(raw), "ts": ts})
+        if not rows:
+            return
+        with self._guard("record dead letters"):
+            async with self._b.write() as conn:
+                await conn.execute(dead_letters.insert(), rows)
+        for row in rows:  # the reason may quote the input (a validation error): it is PII
+            log.warning("input dead-lettered", extra={"source": row["source"],
+                                                      "raw_size": row["raw_size"],
+                                                      "pii": {"reason": row["reason"][:200]}})
+
+    async def dead_letters(self, limit: int = 100, before_id: int | None = None,
+                           source_prefix: str | None = None) -> list[dict]:
+        """Newest first: {id, source, reason, raw, raw_size, ts}. Page with ``before_id``
+        (the smallest id of the previous page); ``source_prefix`` e.g. ``mqtt:baton/v1/s/d/``."""
         if limit < 0:
             raise ValueError(f"limit ({limit}) must be >= 0")
+        query = select(dead_letters)
+        if before_id is not None:
+            query = query.where(dead_letters.c.id < before_id)
+        if source_prefix:
+            query = query.where(dead_letters.c.source.startswith(source_prefix,
+                                                                autoescape=True))
         with self._guard("read dead letters"):
             async with self._b.read() as conn:
-                rows = await conn.execute(select(dead_letters)
-                                          .order_by(desc(dead_letters.c.id)).limit(limit))
+                rows = await conn.execute(query.order_by(desc(dead_letters.c.id)).limit(limit))
                 return [dict(row._mapping) for row in rows]

@@ -12,7 +12,13 @@ from sqlalchemy import and_, delete, or_, select, update
 
 from router.store.events import RAW_LIMIT, EventStore, _text
 from router.store.errors import SeqGap
-from router.store.tables import dead_letters, device_commands, device_presence, origins
+from router.store.tables import (
+    dead_letters,
+    device_commands,
+    device_presence,
+    origins,
+    refused_seqs,
+)
 
 
 class SyncStore:
@@ -26,7 +32,7 @@ class SyncStore:
     # --- sequence numbers of rejected events ------------------------------------------------
 
     async def skip_seq(self, origin: str, seq: int, *, source: str, reason: str, raw: str,
-                       ts: float) -> bool:
+                       ts: float, event_id: str | None = None) -> bool:
         """Consume ``seq`` of ``origin`` without an event (the state machine refused it) and
         keep the input as a dead letter, in one transaction, so the origin's later events
         are not blocked behind it. False when ``seq`` was consumed already; SeqGap when
@@ -44,6 +50,9 @@ class SyncStore:
                     if high >= seq:
                         return False
                     raise SeqGap(origin, high + 1, seq)
+                await conn.execute(refused_seqs.insert().values(
+                    origin=origin, seq=seq,
+                    event_id=None if event_id is None else _text(event_id, 80)))
                 await conn.execute(dead_letters.insert().values(
                     source=_text(source, 200), reason=_text(reason),
                     raw=_text(raw, RAW_LIMIT), raw_size=len(raw), ts=ts))

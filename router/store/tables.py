@@ -80,6 +80,15 @@ dead_letters = sa.Table(
     sa.Column("ts", sa.Double(), nullable=False),
 )
 
+# Sequence numbers consumed by refused events (revision 0003_refused): the event id the
+# refusal consumed (None when the input named none), so a copy is told from a conflict.
+refused_seqs = sa.Table(
+    "refused_seqs", metadata,
+    sa.Column("origin", sa.String(ID), primary_key=True),
+    sa.Column("seq", sa.BigInteger(), primary_key=True),
+    sa.Column("event_id", sa.String(80)),
+)
+
 # --- device sync (the MQTT bridge; revision 0002) -----------------------------------------
 
 # Router → edge commands: durable until the edge sends a receipt (it dedupes by id).

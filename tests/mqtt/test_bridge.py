@@ -50,6 +50,7 @@ async def test_each_class_of_bad_input_is_dead_lettered_and_the_bridge_keeps_goi
         ("malformed_json", events, b'{"event_id": "half', dev),
         ("schema", events, json.dumps({"event_id": "s", "type": "turn"}).encode(), dev),
         ("schema", topics.topic(LAB, dev, "state"), b'{"status": "sleepy"}', dev),
+        # Names seq 1 of the device: refused, and seq 1 consumed (docs/protocol.md §8).
         ("oversized", events, big.encode(), dev),
         ("unknown_device", topics.topic(LAB, "ghost-1", "events"),
          json.dumps(_event("ghost-1", 1, "case-g")).encode(), "baton-router"),
@@ -59,9 +60,9 @@ async def test_each_class_of_bad_input_is_dead_lettered_and_the_bridge_keeps_goi
         ("origin_mismatch", events, json.dumps(_event("lab-01", 1, "case-o")).encode(), dev),
         # Well-formed but refused (a turn on a case that does not exist): dead-lettered,
         # and its seq is consumed so the device's next event is not blocked.
-        ("not_allowed", events, json.dumps(_event(dev, 1, "case-none", "turn")).encode(), dev),
+        ("not_allowed", events, json.dumps(_event(dev, 2, "case-none", "turn")).encode(), dev),
         # A device speaking for a person (as REST /v1/events refuses too).
-        ("not_allowed", events, json.dumps(_event(dev, 2, "case-none", "turn", speaker="human",
+        ("not_allowed", events, json.dumps(_event(dev, 3, "case-none", "turn", speaker="human",
                                                   worker_id="aiko")).encode(), dev),
     ]
     clients = {dev: _publisher(broker.port, dev, token(dev)),
@@ -71,18 +72,19 @@ async def test_each_class_of_bad_input_is_dead_lettered_and_the_bridge_keeps_goi
             await c.wait_connected(10)
         for _, topic, payload, account in cases:
             assert await clients[account].publish_wait(topic, payload) == 0
-        # Still running: seq 3 of the device applies (seqs 1, 2 were consumed by refusals).
-        await clients[dev].publish_wait(events, json.dumps(_event(dev, 3, "case-ok")).encode())
+        # Still running: seq 4 of the device applies (seqs 1-3 were consumed by refusals).
+        await clients[dev].publish_wait(events, json.dumps(_event(dev, 4, "case-ok")).encode())
         await _until(lambda: stored_events(router.db).get(dev), 10, "the good event")
 
-    assert stored_events(router.db) == {dev: [(3, f"e-{dev}-3")]}
+    assert stored_events(router.db) == {dev: [(4, f"e-{dev}-4")]}
     want: dict[str, int] = {}
     for cls, *_ in cases:
         want[cls] = want.get(cls, 0) + 1
     status = await _until(lambda: (s := _get(router, "/v1/sync"))["dead_letters"] == want
                           and s, 10, "the counters")
     assert status["counters"]["applied"] == 1
-    rows = _get(router, "/v1/sync/dead-letters?limit=50")["dead_letters"]
+    rows = await _until(lambda: len(r := _get(router, "/v1/sync/dead-letters?limit=50")[
+        "dead_letters"]) >= len(cases) and r, 10, "the dead letters stored (in batches)")
     assert sorted(r["reason"].split(":")[0] for r in rows) == sorted(c for c, *_ in cases)
     oversized = next(r for r in rows if r["reason"].startswith("oversized"))
     assert oversized["raw_size"] > 64 * 1024 and len(oversized["raw"]) <= 64 * 1024

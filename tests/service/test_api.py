@@ -188,7 +188,7 @@ def test_handback_at_most_once(router):
 
 def _turn(case_id, seq, origin="kiosk-1", text="hello"):
     return {"event_id": f"{origin}-{seq}", "case_id": case_id, "origin": origin, "seq": seq,
-            "ts": 1.0, "type": "turn",
+            "ts": 1_800_000_000.0, "type": "turn",
             "payload": {"speaker": "resident", "language": "ja", "text": text}}
 
 
@@ -204,13 +204,17 @@ def test_device_events_are_idempotent_and_gaps_refused(router):
     r = post("/v1/events", json=_turn(case["id"], 2, origin="robot-1"), headers=auth("kiosk-1"))
     assert r.status_code == 403
     r = post("/v1/events", json=_turn(case["id"], 1, origin="robot-1"), headers=auth("robot-1"))
-    assert r.status_code == 404  # not robot-1's case
+    # Not robot-1's case: refused, and its seq consumed (docs/protocol.md §8).
+    assert r.status_code == 403 and r.json()["reason"] == "not_allowed"
     bad = _turn(case["id"], 2)
     bad["payload"]["text"] = ""
     r = post("/v1/events", json=bad, headers=auth("kiosk-1"))
     assert r.status_code == 422 and "text" in r.json()["message"]
+    assert r.json()["reason"] == "schema"  # seq 2 consumed: the next event is seq 3
+    r = post("/v1/events", json=_turn(case["id"], 3), headers=auth("kiosk-1"))
+    assert r.json() == {"status": "applied", "seq": 3}
     turns = [e for e in router.events(case["id"]) if e["type"] == "turn"]
-    assert len(turns) == 1
+    assert len(turns) == 2
 
 
 def test_preferred_worker_for_repeat_contact_then_fallback(router):
@@ -391,13 +395,17 @@ def test_review_regressions_device_and_socket_input(router):
     forged["payload"].update(speaker="human", worker_id="ken", text="refund approved")
     r = post("/v1/events", json=forged, headers=auth("kiosk-1"))
     assert r.status_code == 403 and "speak for a person" in r.json()["message"]
-    assert post("/v1/events", json=_turn(case["id"], 1),
+    # Refused, its seq consumed: a copy is a duplicate, the device goes on with seq 2.
+    assert post("/v1/events", json=forged,
+                headers=auth("kiosk-1")).json()["status"] == "duplicate"
+    assert post("/v1/events", json=_turn(case["id"], 2),
                 headers=auth("kiosk-1")).json()["status"] == "applied"
-    other = _turn(case["id"], 1, text="a different event reusing seq 1")
-    other["event_id"] = "kiosk-1-other"
-    r = post("/v1/events", json=other, headers=auth("kiosk-1"))
-    assert r.status_code == 409 and r.json()["reason"] == "seq_conflict"
-    future = _turn(case["id"], 2)
+    for seq in (1, 2):  # other content at a consumed seq, refused or applied
+        other = _turn(case["id"], seq, text=f"a different event reusing seq {seq}")
+        other["event_id"] = f"kiosk-1-other-{seq}"
+        r = post("/v1/events", json=other, headers=auth("kiosk-1"))
+        assert r.status_code == 409 and r.json()["reason"] == "seq_conflict"
+    future = _turn(case["id"], 3)
     future["ts"] = router.clock.now() + 86_400
     r = post("/v1/events", json=future, headers=auth("kiosk-1"))
     assert r.status_code == 422 and r.json()["reason"] == "clock_skew"

@@ -10,7 +10,9 @@ import pytest
 from router.procs import RouterProcess
 from tests.service.conftest import auth, config_copy
 
-OFFER_TIMEOUT = 8.0
+# Longer than a router start-up (which loads the sentence-embedding model, ~2 s of CPU) on a
+# busy machine: part 1 restarts within it.
+OFFER_TIMEOUT = 30.0
 
 
 def snapshot(client: httpx.Client) -> dict[str, dict]:

@@ -67,18 +67,21 @@ def test_ai_reply_turn_id_comes_back_for_its_translation(router):
 
 def test_untranslated_resident_turn_is_recorded_and_marked_never_dropped(router):
     case = router.open_case(language="ja", escalate=False)
-    # Neither a translation nor a mark: the edge must say which it is.
-    r = turn(router, case["id"], "今日はいい天気ですね。", "ja")
-    assert r.status_code == 422 and "missing_translation" in r.text
     r = turn(router, case["id"], "今日はいい天気ですね。", "ja",
              untranslated="no translation ja→en: no package translate-ja_en installed")
     assert r.status_code == 200, r.text
+    # Neither a translation nor a mark: the router's multilingual sentence model reads
+    # Japanese itself, so the turn is taken and recorded as said, marked untranslated.
+    r = turn(router, case["id"], "窓口は何時まで開いていますか。", "ja")
+    assert r.status_code == 200, r.text
     entries = [t for t in router.case(case["id"])["packet"]["transcript"]
                if t["speaker"] == "resident"]
-    assert len(entries) == 1
-    e = entries[0]
+    assert len(entries) == 2
+    e, bare = entries
     assert (e["text"], e["language"], e["translated"]) == ("今日はいい天気ですね。", "ja", None)
     assert "translate-ja_en" in e["untranslated"]
+    assert (bare["language"], bare["translated"]) == ("ja", None)
+    assert bare["untranslated"] == "no translation came with the turn"
 
 
 def test_message_the_device_could_not_translate_is_marked_for_the_worker(router):

@@ -320,6 +320,35 @@ async def test_dead_letters_keep_bad_input(store: EventStore) -> None:
     assert len(await store.dead_letters(limit=1)) == 1
 
 
+async def test_refused_seqs_and_dead_letter_pages(store: EventStore) -> None:
+    from router.store.sync import SyncStore
+
+    sync = SyncStore(store)
+    assert await sync.skip_seq("k9", 1, source="mqtt:baton/v1/s/k9/events",
+                               reason="not_allowed: no", raw="{}", ts=1.0, event_id="k9-1")
+    assert await sync.skip_seq("k9", 2, source="rest:/v1/events", reason="schema: no",
+                               raw="x", ts=2.0)
+    assert not await sync.skip_seq("k9", 2, source="rest:/v1/events", reason="again",
+                                   raw="x", ts=3.0)  # consumed already
+    assert await store.held_at("k9", 1) == ("refused", "k9-1")
+    assert await store.held_at("k9", 2) == ("refused", None)
+    assert await store.held_at("k9", 3) is None
+    assert await store.high_water("k9") == 2
+    await store.dead_letters_many([(f"mqtt:baton/v1/s/k{i % 2}/events", "malformed_json: x",
+                                    b"\xff", 10.0 + i) for i in range(25)])
+    pages, before = [], None
+    while True:
+        page = await store.dead_letters(10, before_id=before, source_prefix="mqtt:")
+        if not page:
+            break
+        pages.append(page)
+        before = page[-1]["id"]
+    ids = [r["id"] for page in pages for r in page]
+    assert len(ids) == 26 == len(set(ids)) and ids == sorted(ids, reverse=True)
+    only = await store.dead_letters(100, source_prefix="mqtt:baton/v1/s/k1/")
+    assert len(only) == 12
+
+
 # --- lifecycle and migrations -------------------------------------------------------------
 
 

@@ -25,7 +25,15 @@ TZ = "Asia/Tokyo"
 def scorer(cfg_module):
     from router.assistant import build_scorer
 
-    return build_scorer(cfg_module)
+    return build_scorer(cfg_module)  # the configured one: sentence embeddings
+
+
+@pytest.fixture(scope="module")
+def tfidf(cfg_module):
+    from router.assistant import build_scorer
+
+    return build_scorer(cfg_module.model_copy(update={"scoring": cfg_module.scoring.model_copy(
+        update={"method": "tfidf"})}))
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +87,10 @@ def test_out_of_scope_scores_high(scorer, text):
     assert scorer.score(text).out_of_scope >= 0.6
 
 
-def test_scorer_fast_path_matches_sklearn(scorer):
+def test_scorer_fast_path_matches_sklearn(tfidf):
     import numpy as np
 
+    scorer = tfidf
     for text in ["where is counter 3", "how much tax do i owe", "x", "ありがとう"]:
         slow = (scorer._examples @ scorer._embed([text]).T).toarray().ravel()
         fast = scorer._examples @ scorer._embed_one(text)
