@@ -35,7 +35,7 @@ import httpx
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edge.device import DeviceDriver, DeviceRunner, SafetyLimits, make_driver
+from edge.device import DeviceDriver, DeviceRunner, EstopChange, SafetyLimits, make_driver
 from edge.node import EdgeConfig, EdgeNode, ResidentTurn
 from edge.outbox import Outbox
 from edge.screen.host import ScreenHost, chromium_path
@@ -112,7 +112,7 @@ class Station:
         self.cfg, self.opts, self.print_events = cfg, opts, print_events
         self.driver = driver or make_driver(
             cfg.kind, SafetyLimits(command_timeout_s=opts.command_timeout_s))
-        self.runner = DeviceRunner(self.driver)
+        self.runner = DeviceRunner(self.driver, on_estop=self._estop_changed)
         self.node = EdgeNode(cfg, self, assistant=self._ask_router, models=models,
                              speech=opts.speech)
         self.outbox = Outbox(opts.outbox_path, cfg.device)
@@ -315,7 +315,8 @@ class Station:
                          on_caption=self._worker_caption, on_track=on_track,
                          ice_servers=signaler.ice_servers,
                          name=f"edge-{self.cfg.device}",
-                         state_interval_s=self.opts.state_interval_s)
+                         state_interval_s=self.opts.state_interval_s,
+                         remote=signaler.worker)
         await peer.start()
         self._out("session", {"case_id": signaler.case_id, "session": signaler.session,
                               "worker": signaler.worker})
@@ -445,6 +446,32 @@ class Station:
             self.screen.model.emergency_notice(notice.text, notice.number, notice.language)
             self.screen.push()
         return "done", ""
+
+    def _estop_changed(self, change: EstopChange) -> None:
+        """The e-stop latched or was reset (DeviceRunner.on_estop, on the loop): recorded on
+        the case as an ``action`` event through the outbox; the router audits it
+        (router/audit.py). From the data channel, the case is the session's."""
+        tool = "estop" if change.latched else "estop_reset"
+        case_id, session = self.case_id, None
+        if change.source == "data_channel" and self.peer is not None:
+            case_id, session = self.peer.signaler.case_id, self.peer.signaler.session
+        args = {"by": change.by, "source": change.source, "reason": change.reason,
+                "session": session}
+        self._out(tool, {"case_id": case_id, **args})
+        if case_id is None:
+            # No case to hold it: the device's own log and state report it (docs/security.md).
+            log.warning("e-stop change outside any case: not in the router's audit log",
+                        extra={"estop": tool, "by": change.by})
+            return
+        self._spawn(self._record(case_id, "action", {"tool": tool, "args": args, "ok": True},
+                                 change.at), f"record-{tool}")
+
+    async def _record(self, case_id: str, type: str, payload: dict[str, Any],
+                      ts: float) -> None:
+        try:
+            await self.sync.emit(case_id, type, payload, ts=ts)
+        except Exception as exc:  # noqa: BLE001 - the device acted; say it was not recorded
+            self._out("edge_error", {"component": "record", "message": str(exc)})
 
     def _telemetry(self) -> dict[str, Any]:
         s = self.driver.state()

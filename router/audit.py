@@ -1,9 +1,11 @@
 """The audit log: sensitive actions, who did them, from where, when.
 
 Held: take, reassign (a supervisor's transfer to a named worker), transfer, hand-back,
-close, and the first use of a token from an address not seen for that subject since the
-router started. Each entry goes to the ``baton.audit`` logger (no PII: ids of cases and
-staff, addresses of staff), to a bounded in-memory list that admins read with
+close, a device's emergency stop latching or being reset (``estop`` / ``estop_reset``: the
+edge records it as an ``action`` event on the case, see ``device_audit_entry``), and the
+first use of a token from an address not seen for that subject since the router started.
+Each entry goes to the ``baton.audit`` logger (no PII: ids of cases and staff, addresses of
+staff), to a bounded in-memory list that admins read with
 ``GET /v1/audit``, and, when a data directory is set, appended to ``audit.jsonl`` (0600) so it
 outlives the process. With several routers each keeps its own file: collect them with
 the logs (docs/security.md).
@@ -16,10 +18,57 @@ import logging
 import os
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 log = logging.getLogger("baton.audit")
-ACTIONS = ("take", "reassign", "transfer", "handback", "close", "estop", "token_new_address")
+ACTIONS = ("take", "reassign", "transfer", "handback", "close", "estop", "estop_reset",
+           "token_new_address")
+# A device's ``action`` events with these tools are audited (edge/station.py sends them).
+ESTOP_TOOLS = ("estop", "estop_reset")
+
+
+class EstopArgs(BaseModel):
+    """``args`` of a device's ``estop`` / ``estop_reset`` action (docs/protocol.md §3)."""
+
+    model_config = ConfigDict(extra="forbid")
+    # Bounds as in the session start (router.mqtt.signal_wire.SignalDown) the device got.
+    by: str = Field("device", min_length=1, max_length=80, description="who asked: the "
+                    "worker of the WebRTC session (named by the router), or 'device'")
+    source: Literal["data_channel", "device"] = "device"
+    reason: str | None = Field(default=None, max_length=200)
+    session: str | None = Field(default=None, min_length=1, max_length=80)
+
+
+def estop_refusal(event) -> str | None:
+    """Why a device's e-stop action (a router.models case event) is malformed, or None;
+    router.device_rules refuses it (dead letter with this reason)."""
+    if event.type != "action" or event.payload.tool not in ESTOP_TOOLS:
+        return None
+    try:
+        EstopArgs.model_validate(event.payload.args)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "args"
+        return (f"{event.payload.tool} action: args.{where}: {err['msg']} (args are by, "
+                "source, reason, session)")
+    return None
+
+
+def device_audit_entry(event) -> dict[str, Any] | None:
+    """The audit entry (``AuditLog.record`` arguments) a device's case event makes, or
+    None. Pure. The actor is who the device says asked: it knows the worker from the
+    session start the router sent it."""
+    if event.type != "action" or event.payload.tool not in ESTOP_TOOLS:
+        return None
+    try:
+        args = EstopArgs.model_validate(event.payload.args)
+    except ValidationError:
+        return None  # refused before it was applied (router.device_rules)
+    return {"action": event.payload.tool, "actor": args.by, "case_id": event.case_id,
+            "device": event.origin, "source": args.source, "reason": args.reason,
+            "session": args.session, "at": event.ts}
 
 
 class AuditLog:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 
+from router.audit import estop_refusal
+
 # Event types a device may send for a case it opened, and with "opened" itself (over MQTT an
 # edge may open its own cases while offline; REST devices use POST /v1/cases instead).
 DEVICE_CASE_EVENTS = ("turn", "translation", "action", "signal", "decision", "rating",
@@ -33,6 +35,8 @@ def device_event_refusal(event) -> str | None:
     if event.type == "turn" and (event.payload.speaker == "human" or event.payload.worker_id):
         return ("a device may not speak for a person: turns from devices are the resident's "
                 "or the AI's")
+    if event.type == "action":
+        return estop_refusal(event)
     return None
 
 

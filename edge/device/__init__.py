@@ -23,13 +23,13 @@ from edge.device.base import (
     SafetyLimits,
 )
 from edge.device.commands import CommandResult, DeviceCommand, apply_command, parse_command
-from edge.device.runner import DeviceRunner
+from edge.device.runner import DeviceRunner, EstopChange
 from edge.device.simulated import KioskDriver, RobotModel, SimulatedRobot
 
 __all__ = [
     "MAX_COMMAND_TIMEOUT_S", "BatteryError", "Clock", "CommandResult", "DeviceCommand",
     "DeviceDriver", "DeviceError", "DeviceRunner", "DeviceState", "DockError",
-    "EmergencyStopError", "FakeClock", "KioskDriver", "MotionGrant", "MotionNotSupportedError",
+    "EmergencyStopError", "EstopChange", "FakeClock", "KioskDriver", "MotionGrant", "MotionNotSupportedError",
     "Pose", "PoseSample", "RobotModel", "SafetyLimits", "SimulatedRobot", "apply_command",
     "make_driver", "parse_command",
 ]

@@ -84,8 +84,11 @@ class MediaPeer:
                  on_device_state: Callable[[dict[str, Any]], None] | None = None,
                  on_track: Callable[[MediaStreamTrack], None] | None = None,
                  ice_servers: list[dict[str, Any]] | None = None, name: str = "edge",
-                 state_interval_s: float = 0.5):
+                 state_interval_s: float = 0.5, remote: str = "worker"):
+        # ``remote``: who is at the other end (the session's worker id): the device's
+        # runner reports an e-stop they send as theirs (DeviceRunner.on_estop).
         self.signaler = signaler
+        self.remote = remote
         self.role = role
         self.media = media or LocalMedia(None, None)
         self.display: Display = display or RecordingDisplay()
@@ -343,7 +346,7 @@ class MediaPeer:
             return
         match msg:
             case Command() if self.device is not None:
-                res = self.device.execute(msg.command)
+                res = self.device.execute(msg.command, by=self.remote, source="data_channel")
                 self._send(self.device_channel,
                            CommandResultMsg(id=msg.id, **res.model_dump()).model_dump())
             case Command():

@@ -391,7 +391,8 @@ async def audit_log(request: Request, principal: Principal = require(Role.admin)
                     action: str | None = None,
                     limit: Annotated[int, Query(ge=1, le=10_000)] = 200) -> dict[str, Any]:
     """Sensitive actions, newest first (router/audit.py): take, reassign, transfer,
-    hand-back, close, and a token's first use from a new address. Admins only."""
+    hand-back, close, a device's e-stop and its reset (estop, estop_reset), and a token's
+    first use from a new address. Admins only."""
     return {"entries": request.app.state.audit.recent(limit, action)}
 
 

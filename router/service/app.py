@@ -116,7 +116,7 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
         store = await open_store(db_url or default_db_url())
         core = RouterCore(cfg, store, clock=clock, autotick=autotick)
         app.state.core = core
-        app.state.audit = AuditLog(core.clock.now, _audit_path(db_url))
+        app.state.audit = core.audit = AuditLog(core.clock.now, _audit_path(db_url))
         bridge = None
         try:
             await core.start()

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
+from router.audit import device_audit_entry
 from router.casestate import Case, TransitionError, apply
 from router.device_rules import EVENT_ID_REUSED, REFUSED, SEQ_CONFLICT, refusal
 from router.config import BatonConfig, workflow_for
@@ -51,6 +52,7 @@ CLOSED_CACHE = 5000
 IDLE_SWEEP_S = 30.0  # how often cases the AI holds are checked for inactivity
 WRITE_BATCH = 2000  # events per transaction at most
 EVENT = TypeAdapter(CaseEvent)
+_AUDIT = object()  # an outbox "subject": an audit entry, recorded once its event is durable
 
 
 class Clock(Protocol):
@@ -154,6 +156,7 @@ class RouterCore:
         self._wake = asyncio.Event()
         self._timer: asyncio.Task | None = None
         self._grace: dict[str, asyncio.Task] = {}
+        self.audit = None  # router.audit.AuditLog (the app sets it): device e-stops go there
 
     def _new_engine(self) -> MatchingEngine:
         return MatchingEngine(self.cfg.routing, self.cfg.workers.workers, now=self.clock.now())
@@ -263,6 +266,9 @@ class RouterCore:
         except TransitionError as exc:
             raise CoreError(str(exc)) from None
         self._batch.append((event, new))
+        if self.audit is not None and event.origin != self.origin \
+                and (entry := device_audit_entry(event)) is not None:
+            self._outbox.append((_AUDIT, entry, None))
         # The one who had it hears of the change (updates otherwise reach only the assignee):
         # at the transfer, and again when the next person accepts it.
         gone = current.assigned_worker if current is not None else None
@@ -477,7 +483,9 @@ class RouterCore:
 
     def _deliver(self, outbox: list) -> None:
         for subject, message, skip in outbox:
-            if subject is None:
+            if subject is _AUDIT:
+                self.audit.record(**message)
+            elif subject is None:
                 self.hub.to_watchers(message, skip=skip)
             else:
                 self.hub.to_subject(subject, message)

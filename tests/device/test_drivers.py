@@ -233,3 +233,21 @@ async def test_runner_stops_motion_on_time_and_on_close():
         runner.execute({"type": "move", "linear": 0.5, "duration_s": 5})
     assert r.state().linear == 0.0  # aclose stops the device
     assert runner._task is None
+
+
+async def test_runner_reports_each_estop_change_once_with_who_asked():
+    changes = []
+    r = SimulatedRobot(limits=SafetyLimits(command_timeout_s=0.5))
+    async with DeviceRunner(r, tick_s=0.02, on_estop=changes.append) as runner:
+        res = runner.execute({"type": "estop", "reason": "worker"}, by="aiko",
+                             source="data_channel")
+        assert res.ok and res.state["estop"]
+        runner.execute({"type": "estop", "reason": "again"}, by="aiko", source="data_channel")
+        runner.execute({"type": "estop_reset"}, by="aiko", source="data_channel")
+        runner.execute({"type": "estop_reset"}, by="aiko", source="data_channel")  # clear
+        r.emergency_stop("bumper")  # the device itself: seen at the next tick
+        await asyncio.sleep(0.1)
+    assert [(c.latched, c.reason, c.by, c.source) for c in changes] == [
+        (True, "worker", "aiko", "data_channel"), (False, "again", "aiko", "data_channel"),
+        (True, "bumper", "device", "device")]
+    assert all(c.at > 1e9 for c in changes)  # wall clock, for the case record

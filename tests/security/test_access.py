@@ -159,3 +159,40 @@ def test_audit_log_holds_sensitive_actions_for_admins_only(router):
     firsts = [e["actor"] for e in entries if e["action"] == "token_new_address"]
     assert sorted(firsts) == sorted(set(firsts)) and {"haruto", "sato-floor", "admin"} <= set(firsts)
     assert all(e["address"] for e in entries)
+
+
+def _estop_event(case_id: str, seq: int, tool: str, args: dict, ts: float) -> dict:
+    return {"event_id": f"kiosk-1-estop-{seq}", "case_id": case_id, "origin": "kiosk-1",
+            "seq": seq, "ts": ts, "type": "action",
+            "payload": {"tool": tool, "args": args, "ok": True}}
+
+
+def test_device_estop_events_are_audited_and_malformed_ones_refused(router):
+    """The same rule over REST /v1/events as over MQTT (tests/telepresence/test_estop_audit.py
+    drives it end to end through a station and the data channel)."""
+    case = router.open_case()
+    at = router.clock.now()
+
+    def send(seq: int, tool: str, args: dict):
+        return router.client.post("/v1/events", headers=auth("kiosk-1"),
+                                  json=_estop_event(case["id"], seq, tool, args, at))
+
+    r = send(1, "estop", {"by": "haruto", "source": "data_channel", "reason": "worker",
+                          "session": "s-1"})
+    assert r.status_code == 200 and r.json()["status"] == "applied", r.text
+    r = send(2, "estop_reset", {})  # the device's own reset: "device" asked
+    assert r.status_code == 200 and r.json()["status"] == "applied", r.text
+    # An action of another name is not an e-stop.
+    assert send(3, "estop_help", {"by": ""}).status_code == 200
+    # Who asked must be a name: a malformed e-stop is refused saying what to fix, and
+    # audits nothing.
+    r = send(4, "estop", {"by": "", "source": "somewhere"})
+    assert r.status_code == 403 and "estop action: args.by" in r.text, r.text
+
+    assert router.client.get("/v1/audit", headers=auth("kiosk-1")).status_code == 403
+    assert router.client.get("/v1/audit", headers=auth("haruto")).status_code == 403
+    r = router.client.get("/v1/audit", headers=auth("admin"))
+    got = [(e["action"], e["actor"], e["case_id"], e["detail"]["device"], e["detail"]["at"])
+           for e in r.json()["entries"][::-1] if e["action"].startswith("estop")]
+    assert got == [("estop", "haruto", case["id"], "kiosk-1", at),
+                   ("estop_reset", "device", case["id"], "kiosk-1", at)], got
