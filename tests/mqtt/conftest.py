@@ -8,7 +8,7 @@ import pytest
 
 from router.mqtt.mosquitto import mosquitto_binary
 from tests.helpers import require
-from tests.mqtt.helpers import fleet_config, start_broker
+from tests.mqtt.helpers import MqttRouter, fleet_config, start_broker
 
 
 @pytest.fixture
@@ -31,3 +31,12 @@ def routers():
     yield started
     for r in started:
         r.kill()
+
+
+@pytest.fixture
+def router(tmp_path, cfg_dir, broker, routers):
+    """A router process on the test's broker (killed at the end)."""
+    r = MqttRouter(cfg_dir, tmp_path / "router.db", broker.port)
+    routers.append(r)
+    r.http = r.start()
+    return r

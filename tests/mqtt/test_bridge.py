@@ -11,7 +11,7 @@ import pytest
 
 from router.mqtt import topics
 from router.mqtt.client import MqttClient, Settings
-from tests.mqtt.helpers import LAB, MqttRouter, await_until, edge, stored_events, token
+from tests.mqtt.helpers import LAB, await_until, edge, stored_events, token
 
 
 def _event(origin: str, seq: int, case: str, type_: str = "opened", **payload) -> dict:
@@ -24,14 +24,6 @@ def _event(origin: str, seq: int, case: str, type_: str = "opened", **payload) -
 def _publisher(port: int, user: str, password: str) -> MqttClient:
     return MqttClient(Settings("127.0.0.1", port, client_id=f"pub-{user}", username=user,
                                password=password), on_message=lambda m: None)
-
-
-@pytest.fixture
-def router(tmp_path, cfg_dir, broker, routers):
-    r = MqttRouter(cfg_dir, tmp_path / "router.db", broker.port)
-    routers.append(r)
-    r.http = r.start()
-    return r
 
 
 def _get(router, path: str) -> dict:

@@ -14,15 +14,7 @@ import pytest
 
 from router.mqtt import topics
 from router.mqtt.client import MqttClient, Settings, Subscription
-from tests.mqtt.helpers import LAB, MqttRouter, await_until, stored_events, token
-
-
-@pytest.fixture
-def router(tmp_path, cfg_dir, broker, routers):
-    r = MqttRouter(cfg_dir, tmp_path / "router.db", broker.port)
-    routers.append(r)
-    r.http = r.start()
-    return r
+from tests.mqtt.helpers import LAB, await_until, stored_events, token
 
 
 class Device:
