@@ -63,9 +63,10 @@ def browser():
             b.close()
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, prefix: str = "desk") -> None:
+    """A full-page screenshot in test-artifacts/pages/{prefix}-{name}.png."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"desk-{name}.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / f"{prefix}-{name}.png"), full_page=True)
 
 
 def open_desk(browser, url: str, subject: str):

@@ -11,13 +11,15 @@ Screenshots: test-artifacts/pages/emergency-*.png."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from pathlib import Path
 
 import pytest
 
 from router.procs import EdgeProcess
 from tests.mqtt.helpers import fleet_config
-from tests.pages.test_desk import SHOTS, browser  # noqa: F401 (fixture)
+from tests.pages.test_desk import shot as desk_shot, browser  # noqa: F401 (fixture)
 from tests.telepresence.conftest import broker, router, token  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,9 +32,7 @@ def cfg_dir(tmp_path):
     return fleet_config(tmp_path, devices=2)
 
 
-def shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"emergency-{name}.png"), full_page=True)
+shot = partial(desk_shot, prefix="emergency")
 
 
 @pytest.mark.slow

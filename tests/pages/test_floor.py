@@ -8,14 +8,16 @@ presence degrades to "unknown" with a note. Screenshots go to test-artifacts/pag
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import httpx
 import pytest
 
 from router.procs import RouterProcess
 from tests.service.conftest import config_copy
-from tests.pages.test_desk import (SHOTS, TIMEOUT_MS, bearer, browser,  # noqa: F401
+from tests.pages.test_desk import (TIMEOUT_MS, bearer, browser,  # noqa: F401
                                    open_desk, wait_available)
+from tests.pages.test_desk import shot as desk_shot
 
 MAX_WAIT_S = 12
 PAGE_ERRORS: list[str] = []
@@ -35,9 +37,7 @@ def router(tmp_path):
         proc.stop()
 
 
-def shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"floor-{name}.png"), full_page=True)
+shot = partial(desk_shot, prefix="floor")
 
 
 def available(client: httpx.Client, worker: str) -> None:

@@ -14,6 +14,8 @@ specialist; the floor monitor shows each change. Screenshots: test-artifacts/pag
 
 from __future__ import annotations
 
+from functools import partial
+
 import time
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import pytest
 
 from router.procs import EdgeProcess
 from tests.mqtt.helpers import fleet_config
-from tests.pages.test_desk import SHOTS, browser, wait_available  # noqa: F401 (fixture)
+from tests.pages.test_desk import shot as desk_shot, browser, wait_available  # noqa: F401 (fixture)
 from tests.telepresence.conftest import broker, router, token  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,9 +38,7 @@ def cfg_dir(tmp_path):
     return fleet_config(tmp_path, devices=2)
 
 
-def shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"scenario-{name}.png"), full_page=True)
+shot = partial(desk_shot, prefix="scenario")
 
 
 def open_page(browser, url: str, path: str, subject: str, *, available: bool):  # noqa: F811
