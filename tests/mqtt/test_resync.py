@@ -68,7 +68,7 @@ class PageSocket:
                 self.cases[msg["case"]["id"]] = msg["case"]
             elif msg["type"] == "offer":
                 self.offers.add(msg["offer"]["offer_id"])
-            elif msg["type"] == "offer_closed":
+            elif msg["type"] in ("offer_closed", "accepted"):
                 self.offers.discard(msg["offer_id"])
 
 
@@ -93,14 +93,14 @@ async def test_overflowing_subscribers_resync_and_devices_and_sockets_converge(
             base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30))
         floor = await stack.enter_async_context(
             PageSocket(ws_url, "demo-supervisor-token-0001"))
-        worker = await stack.enter_async_context(PageSocket(ws_url, "demo-emma-token-0001"))
+        worker = await stack.enter_async_context(PageSocket(ws_url, "demo-haruto-token-0001"))
         await worker.ws.send(json.dumps({"type": "presence", "presence": "available"}))
         edges = {d: await stack.enter_async_context(edge(tmp_path, d, broker.port))
                  for d in DEVICES}
         cases = {d: f"case-{d}" for d in DEVICES}
 
         # Bursts: every device opens a case at once, all are escalated at once (offers to
-        # emma, the rest wait), then half are closed at once.
+        # haruto, the rest wait), then half are closed at once.
         await asyncio.gather(*(edges[d].emit(cases[d], "opened", {
             "site": LAB, "device": d, "language": "en"}) for d in DEVICES))
         await await_until(lambda: all(cases[d] in edges[d].cases for d in DEVICES), 20,
@@ -113,9 +113,9 @@ async def test_overflowing_subscribers_resync_and_devices_and_sockets_converge(
                                          for d in DEVICES[::2]))
         assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
 
-        # emma accepts one offer on her socket and writes to the resident: a durable
+        # haruto accepts one offer on her socket and writes to the resident: a durable
         # command (the store's, not the event feed's) for the device.
-        await await_until(lambda: worker.offers, 20, "an offer on emma's desk")
+        await await_until(lambda: worker.offers, 20, "an offer on haruto's desk")
         offer_id = sorted(worker.offers)[0]
         await worker.ws.send(json.dumps({"type": "accept", "offer_id": offer_id}))
 
@@ -132,7 +132,7 @@ async def test_overflowing_subscribers_resync_and_devices_and_sockets_converge(
             if taken:
                 break
             await asyncio.sleep(0.05)
-        assert taken, "emma's accept connected a case"
+        assert taken, "haruto's accept connected a case"
         device = next(d for d in DEVICES if cases[d] == taken)
         got = []
 
@@ -141,35 +141,39 @@ async def test_overflowing_subscribers_resync_and_devices_and_sockets_converge(
             return "done"
 
         edges[device].on_command = on_command
-        r = await http.post(f"/v1/cases/{taken}/messages", json={"text": "hello, I am Emma"},
-                            headers={"Authorization": "Bearer demo-emma-token-0001"})
+        r = await http.post(f"/v1/cases/{taken}/messages", json={"text": "hello, I am Haruto"},
+                            headers={"Authorization": "Bearer demo-haruto-token-0001"})
         assert r.status_code == 201 and r.json()["delivered_to"] == device, r.text
 
         want = await truth()
         assert {want[cases[d]]["state"] for d in DEVICES[::2]} == {"resolved"}
-        assert want[taken]["assigned_worker"] == "emma"
+        assert want[taken]["assigned_worker"] == "haruto"
 
-        def emma_offers(truth: dict[str, dict]) -> set[str]:
+        def haruto_offers(truth: dict[str, dict]) -> set[str]:
             return {c["pending_offer"]["offer_id"] for c in truth.values()
-                    if c.get("pending_offer") and c["pending_offer"]["worker_id"] == "emma"}
+                    if c.get("pending_offer") and c["pending_offer"]["worker_id"] == "haruto"}
 
         async def converge(check, what: str) -> None:
             for _ in range(400):  # the router's state, read again each time
                 if check(await truth()):
                     return
                 await asyncio.sleep(0.05)
-            raise AssertionError(f"{what} did not converge: {await truth()}")
+            now = {k: (c["state"], c["revision"], c["pending_offer"]) for k, c in
+                   (await truth()).items()}
+            raise AssertionError(f"{what} did not converge: router {now}; floor "
+                                 f"{ {k: c['state'] for k, c in floor.cases.items()} }; desk "
+                                 f"offers {worker.offers}")
 
         # Devices: every case update that matters reached its device (the newest state).
         await converge(lambda t: all(edges[d].cases[cases[d]].state == t[cases[d]]["state"]
                                      for d in DEVICES), "every device's case state")
-        assert edges[device].cases[taken].assigned_worker == "emma"
+        assert edges[device].cases[taken].assigned_worker == "haruto"
         await await_until(lambda: got, 20, "the chat command on the device")
-        assert got[0].type == "chat.say" and got[0].args["text"] == "hello, I am Emma"
+        assert got[0].type == "chat.say" and got[0].args["text"] == "hello, I am Haruto"
         # The pages' sockets: the floor shows every open case as it is, and no closed one
         # as open; the worker's desk holds exactly their pending offers.
         await converge(lambda t: _floor_matches(floor, t), "the floor's cases")
-        await converge(lambda t: worker.offers == emma_offers(t), "the desk's offers")
+        await converge(lambda t: worker.offers == haruto_offers(t), "the desk's offers")
         assert worker.cases[taken]["state"] == "connected"
 
         # ...and they had to: the subscribers overflowed and resynchronised.
