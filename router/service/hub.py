@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.models import Role
+from protocol.models import Role
 from router.service import views
 from router.service.auth import Principal
 from router.service.core import events

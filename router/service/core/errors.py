@@ -3,16 +3,16 @@ about HTTP (router/service/http_errors.py maps reasons to status codes, at the w
 
 from __future__ import annotations
 
+from common.errors import BatonError
 
-class CoreError(Exception):
+
+class CoreError(BatonError):
     """A request the core cannot carry out now (the case's state does not allow it)."""
 
     reason = "conflict"
 
     def __init__(self, message: str, reason: str | None = None):
-        super().__init__(message)
-        if reason is not None:
-            self.reason = reason
+        super().__init__(message, reason=reason)
 
 
 class NotFound(CoreError):

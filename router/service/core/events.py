@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from router.casestate import Case
-from router.models import Offer, Presence
+from protocol.models import Offer, Presence
 
 log = logging.getLogger("baton.events")
 

@@ -22,10 +22,19 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
+from protocol.models import (
+    ROUTABLE_STATES,
+    CaseEvent,
+    CaseState,
+    Offer,
+    OfferStatus,
+    Presence,
+    Requirement,
+)
 from router.audit import device_audit_entry
 from router.casestate import Case, TransitionError, apply
-from router.device_rules import EVENT_ID_REUSED, REFUSED, SEQ_CONFLICT, refusal
 from router.config import BatonConfig, workflow_for
+from router.device_rules import EVENT_ID_REUSED, REFUSED, SEQ_CONFLICT, refusal
 from router.matching.engine import (
     EngineError,
     MatchingEngine,
@@ -34,15 +43,6 @@ from router.matching.engine import (
     StepChanged,
     WaitExceeded,
     WorkerAway,
-)
-from router.models import (
-    ROUTABLE_STATES,
-    CaseEvent,
-    CaseState,
-    Offer,
-    OfferStatus,
-    Presence,
-    Requirement,
 )
 from router.packet import full_packet
 from router.service.alerts import AlertBuffer

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from router.models import Presence
+from protocol.models import Presence
 
 WINDOW_S = 3600.0
 
