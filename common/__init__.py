@@ -1,0 +1,1 @@
+"""What the router and the edge share besides the wire protocol: errors, tasks, MQTT."""
