@@ -13,8 +13,11 @@ COPY pyproject.toml ./
 COPY router/ router/
 COPY endpoints/ endpoints/
 COPY edge/ edge/
+COPY protocol/ protocol/
+COPY common/ common/
+COPY sandbox/ sandbox/
 RUN pip install . \
-    && rm -rf build *.egg-info router endpoints edge
+    && rm -rf build *.egg-info router endpoints edge protocol common sandbox
 
 # The installed package does not carry config/: point BATON_CONFIG_DIR at this copy (compose
 # mounts ./config over it). var/ is the writable place for SQLite files and edge outboxes.

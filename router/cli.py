@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
 
 def _config(args):
-    from router.config import ConfigError, load_config
+    from common.config import ConfigError
+    from router.config import load_config
 
     try:
         return load_config(args.config)
@@ -176,7 +176,7 @@ def cmd_check_config(args) -> int:
 
 
 def cmd_schemas(args) -> int:
-    from router.schemas import write_schemas
+    from protocol.schemas import write_schemas
 
     for path in write_schemas(Path(args.out)):
         print(path)
@@ -190,7 +190,7 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from router.demo import run_demo
+    from sandbox.demo import run_demo
 
     return run_demo(args)
 
@@ -220,7 +220,7 @@ def cmd_transcribe(args) -> int:
 
 
 def cmd_edge_sim(args) -> int:
-    from edge.simulated import run_cli
+    from sandbox.edge_sim import run_cli
 
     return run_cli(args)
 
@@ -337,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_transcribe)
 
     p = sub.add_parser("edge-sim", help="a simulated kiosk/robot that opens cases")
-    from edge.simulated import add_arguments as edge_args
+    from sandbox.edge_sim import add_arguments as edge_args
 
     edge_args(p)
     p.set_defaults(func=cmd_edge_sim)

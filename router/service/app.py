@@ -28,7 +28,7 @@ from router.store import StoreError, open_store
 log = logging.getLogger("baton.app")
 
 MAX_BODY = 64 * 1024
-STATUS_PAGE = Path(__file__).resolve().parents[2] / "endpoints" / "status"
+FLOOR_PAGE = Path(__file__).resolve().parents[2] / "endpoints" / "floor"
 DESK_PAGE = Path(__file__).resolve().parents[2] / "endpoints" / "desk"
 TELEPRESENCE_PAGE = Path(__file__).resolve().parents[2] / "endpoints" / "telepresence"
 
@@ -185,10 +185,11 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
         return {"ok": True}
 
     @app.get("/", include_in_schema=False)
-    async def index():
-        return FileResponse(STATUS_PAGE / "index.html")
+    @app.get("/floor", include_in_schema=False)
+    async def floor():
+        return FileResponse(FLOOR_PAGE / "index.html")
 
-    app.mount("/static/status", StaticFiles(directory=STATUS_PAGE), name="status")
+    app.mount("/static/floor", StaticFiles(directory=FLOOR_PAGE), name="floor")
 
     @app.get("/desk", include_in_schema=False)
     async def desk():

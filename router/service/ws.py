@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal, Union
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from router.models import Presence
+from protocol.models import Presence
 from router.packet import full_packet
 from router.service import views
 from router.service.auth import DESK_ROLES, WORKER_ROLES, Access, access, wrapup_s
@@ -83,7 +83,7 @@ class SignalStartMsg(_In):
 class SignalMsg(_In):
     type: Literal["signal"]
     case_id: str = Field(max_length=80)
-    signal: dict[str, Any]  # validated by the relay (router/mqtt/signal_wire.py)
+    signal: dict[str, Any]  # validated by the relay (protocol/signaling.py)
 
 
 Incoming = TypeAdapter(Annotated[Union[PresenceMsg, AcceptMsg, RejectMsg, PingMsg,

@@ -13,10 +13,10 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from router.mqtt import topics
+from common.mqtt.client import NotConnected
+from protocol import topics
+from protocol.messages import Ack, dumps
 from router.mqtt.bridge.context import BridgeContext
-from router.mqtt.client import NotConnected
-from router.mqtt.messages import Ack, dumps
 
 
 class Acks:

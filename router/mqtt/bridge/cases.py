@@ -15,13 +15,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from router.models import TERMINAL_STATES
-from router.mqtt import topics
+from common.mqtt.client import NotConnected
+from protocol import topics
+from protocol.messages import CaseUpdate, dumps
+from protocol.models import TERMINAL_STATES, Role
 from router.mqtt.bridge.context import BridgeContext
-from router.mqtt.client import NotConnected
-from router.mqtt.messages import CaseUpdate, dumps
 from router.service.hub import Connection
-from router.models import Role
 
 log = logging.getLogger("baton.bridge")
 _TERMINAL = frozenset(s.value for s in TERMINAL_STATES)

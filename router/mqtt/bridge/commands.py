@@ -16,11 +16,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from router.mqtt import topics
+from common.mqtt.client import NotConnected
+from protocol import topics
+from protocol.messages import Command, Receipt, dumps
 from router.mqtt.bridge.context import BridgeContext
 from router.mqtt.bridge.settings import BridgeError
-from router.mqtt.client import NotConnected
-from router.mqtt.messages import Command, Receipt, dumps
 from router.store.sync import SyncStore
 
 log = logging.getLogger("baton.bridge")

@@ -10,8 +10,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from common.mqtt.client import MqttClient
 from router.mqtt.bridge.settings import BridgeSettings
-from router.mqtt.client import MqttClient
 from router.service.core import RouterCore
 
 # dead(class, topic, reason, raw payload): counted, and kept (rate-limited) with its reason.

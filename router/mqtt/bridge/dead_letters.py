@@ -13,7 +13,7 @@ import logging
 import time
 from collections import Counter
 
-from router.mqtt import topics
+from protocol import topics
 from router.mqtt.bridge.settings import BridgeSettings
 from router.service.core import RouterCore
 

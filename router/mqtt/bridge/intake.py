@@ -24,16 +24,16 @@ from collections import deque
 
 from pydantic import TypeAdapter, ValidationError
 
+from common.tasks import Supervisor
+from protocol import topics
+from protocol.messages import MAX_EVENT_BYTES
+from protocol.models import CaseEvent
 from router.device_rules import event_header
-from router.models import CaseEvent
-from router.mqtt import topics
 from router.mqtt.bridge.acks import Acks
 from router.mqtt.bridge.context import BridgeContext
 from router.mqtt.bridge.dead_letters import Bucket, DeadLetters
-from router.mqtt.messages import MAX_EVENT_BYTES
 from router.service.core import CoreError
 from router.store.errors import StoreError
-from common.tasks import Supervisor
 
 log = logging.getLogger("baton.bridge")
 

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.mqtt import topics
+from protocol import topics
+from protocol.messages import DeviceState, Heartbeat
 from router.mqtt.bridge.context import BridgeContext
-from router.mqtt.messages import DeviceState, Heartbeat
 from router.store.sync import SyncStore
 
 log = logging.getLogger("baton.bridge")

@@ -27,8 +27,10 @@ import logging
 from collections import Counter
 from typing import Any
 
+from common.mqtt.client import MqttClient, Subscription
 from common.tasks import Supervisor
-from router.mqtt import topics
+from protocol import topics
+from protocol.messages import MAX_MESSAGE_BYTES
 from router.mqtt.bridge.acks import Acks
 from router.mqtt.bridge.cases import CaseUpdates
 from router.mqtt.bridge.commands import Commands
@@ -38,12 +40,10 @@ from router.mqtt.bridge.intake import Intake, validate
 from router.mqtt.bridge.presence import DeviceInfo, Presence
 from router.mqtt.bridge.settings import BridgeSettings
 from router.mqtt.bridge.work import Work
-from router.mqtt.client import MqttClient, Subscription
-from router.mqtt.messages import MAX_MESSAGE_BYTES
 from router.mqtt.signal_relay import SignalRelay
-from router.mqtt.signal_wire import load_telepresence_config
 from router.service.core import RouterCore
 from router.store.sync import SyncStore
+from router.telepresence import load_telepresence_config
 
 log = logging.getLogger("baton.bridge")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from common.mqtt.client import PROTOCOLS, Settings, Tls
 from router.mqtt.auth import router_client_id, router_credentials
-from router.mqtt.client import PROTOCOLS, Settings, Tls
 
 
 class BridgeError(Exception):
