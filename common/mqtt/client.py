@@ -41,6 +41,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from common.errors import BatonError
+from common.tasks import Supervisor
+
 log = logging.getLogger("baton.mqtt")
 
 Protocol = Literal["5", "3.1.1"]
@@ -51,12 +54,14 @@ _CONNECT_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16,
                                                       thread_name_prefix="mqtt-connect")
 
 
-class MqttError(Exception):
+class MqttError(BatonError):
     """The MQTT adapter's own error; messages say what to do."""
+
+    reason = "mqtt"
 
 
 class NotConnected(MqttError):
-    pass
+    reason = "mqtt_not_connected"
 
 
 class _Refused(MqttError):
@@ -161,7 +166,7 @@ class MqttClient:
         self._suback: dict[int, asyncio.Future] = {}
         self._puback: dict[int, asyncio.Future] = {}
         self._lost: asyncio.Event = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self.tasks: Supervisor | None = None  # per start(): the connection loop, keepalive
         self._misc: asyncio.Task | None = None
         self._up = False  # connected and subscribed: publishing allowed
         self._closing = False
@@ -182,7 +187,10 @@ class MqttClient:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._task = asyncio.create_task(self._run(), name=f"mqtt-{self.settings.client_id}")
+        self._closing = False
+        self.tasks = Supervisor(f"mqtt-{self.settings.client_id}", logger=log,
+                                context={"client_id": self.settings.client_id})
+        self.tasks.spawn(self._run(), "connection")
 
     async def aclose(self) -> None:
         """Disconnect cleanly (no last will) and stop."""
@@ -191,10 +199,8 @@ class MqttClient:
         if client is not None and self._up:
             client.disconnect()
             client.loop_write()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        if self.tasks is not None:
+            await self.tasks.aclose()
         self._drop_client()
 
     async def wait_connected(self, timeout: float | None = None) -> None:
@@ -485,9 +491,8 @@ class MqttClient:
     def _connected(self, client: paho.Client, rc: int, session_present: bool) -> None:
         if client is self._client and self._connack is not None and not self._connack.done():
             self._connack.set_result((rc, session_present))
-            if rc == 0:
-                self._misc = asyncio.create_task(self._keepalive(client),
-                                                 name=f"mqtt-keepalive-{self.settings.client_id}")
+            if rc == 0 and not self._closing:
+                self._misc = self.tasks.spawn(self._keepalive(client), "keepalive")
 
     async def _keepalive(self, client: paho.Client) -> None:
         """paho's timers (PINGREQ, and dropping a connection whose PINGRESP is late)."""
