@@ -43,6 +43,11 @@ EVENT = TypeAdapter(CaseEvent)
 MAX_QUEUED_PER_ORIGIN = 5000
 
 
+def _refusal_stat(exc: CoreError) -> str:
+    """The counter for a core error, by its reason code (never its text)."""
+    return "store_unavailable" if exc.reason == "unavailable" else f"refused_{exc.reason}"
+
+
 def raw_text(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
@@ -130,7 +135,7 @@ class Intake:
     def _ahead(self, origin: str, site: str, seq: int, msg) -> bool:
         """True (handled) when ``seq`` is past the next one: a gap (resend) or far ahead."""
         ctx = self.ctx
-        hw = ctx.core.high_water.get(origin, 0)
+        hw = ctx.core.high_water_of(origin)
         if seq <= hw + 1:
             return False
         ahead = seq - hw
@@ -162,7 +167,8 @@ class Intake:
             if exc.reason == "seq_gap":
                 ctx.stats["gap"] += 1
                 return self.acks.ask_resend(origin, site)
-            ctx.stats["store_unavailable"] += 1  # not acked: the edge sends it again
+            # unavailable (or anything else): not acked, so the edge sends it again
+            ctx.stats[_refusal_stat(exc)] += 1
             return
         except StoreError as exc:
             ctx.stats["store_unavailable"] += 1
@@ -193,8 +199,8 @@ class Intake:
             outcome = await self.ctx.core.refuse_seq(
                 origin, seq, cls=cls, reason=why, event_id=event_id,
                 source=f"mqtt:{msg.topic}", raw=raw_text(msg.payload))
-        except CoreError:
-            self.ctx.stats["store_unavailable"] += 1
+        except CoreError as exc:  # not consumed: the edge sends it again
+            self.ctx.stats[_refusal_stat(exc)] += 1
             return
         if outcome == "refused":
             self.acks.raise_to(origin, seq)

@@ -4,7 +4,8 @@ telemetry, device alarms, and offline-by-silence.
 Contract: ``devices`` is the router's view of each device (restored from the store at start
 with a fresh heartbeat window). A will whose connection id is not the device's current one is
 stale and ignored. Every change is written to the store and raised as an alert through the
-ordered background work (never on the intake path), shown to the floor, and — when a device
+ordered background work (never on the intake path), published to the core's subscribers
+(``DeviceChanged``: the floor's sockets), and — when a device
 comes online — answered with its ack and its due commands (``on_online``). A device silent
 for ``heartbeat_misses`` intervals (+1 s) goes offline: this covers a broker restart or a
 half-open link, which produce no will.
@@ -21,6 +22,7 @@ from typing import Any
 from protocol import topics
 from protocol.messages import DeviceState, Heartbeat
 from router.mqtt.bridge.context import BridgeContext
+from router.service.core.events import DeviceChanged
 from router.store.sync import SyncStore
 
 log = logging.getLogger("baton.bridge")
@@ -129,7 +131,7 @@ class Presence:
         ctx.work(self.sync.put_presence(device=dev.device, site=dev.site, status=status,
                                         conn_id=conn, since=now, last_seen=dev.last_seen,
                                         telemetry=dev.telemetry or None))
-        ctx.core.hub.to_watchers({"type": "device", "device": dev.view(), "reason": reason})
+        ctx.core.publish(DeviceChanged(dev.view(), reason))
         if status == "offline":
             ctx.work(ctx.core.raise_alert("device_offline", device=dev.device, site=dev.site,
                                           message=f"{dev.device} at {dev.site} is offline: "

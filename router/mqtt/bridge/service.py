@@ -13,7 +13,7 @@ Parts (each module states its contract):
     dead_letters  refused input, counted and kept (rate-limited) with its reason
     presence      state, heartbeats, alarms, offline-by-silence
     commands      durable commands and their receipts
-    cases         case updates to the device
+    cases         case updates to the device (its own subscription to the core's events)
     work          ordered background store writes and alerts
     router.mqtt.signal_relay   WebRTC signaling between workers' browsers and devices
 
@@ -72,7 +72,8 @@ class Bridge:
                                  load_telepresence_config(self.cfg.directory,
                                                           {s.id for s in self.cfg.sites.sites}),
                                  self._parse)
-        self.cases = CaseUpdates(self.ctx, self.relay.case_changed)
+        self.cases = CaseUpdates(self.ctx)
+        self._feeds: list = []  # the core's event subscriptions, closed in aclose
 
     @property
     def devices(self) -> dict[str, DeviceInfo]:
@@ -87,17 +88,24 @@ class Bridge:
     async def start(self) -> None:
         await self.acks.load()
         await self.presence.load()
-        self.cases.attach()
+        # Each follower of the core's domain events has its own bounded subscription: one
+        # falling behind resynchronises from the core's snapshot (router/service/core/events).
+        case_feed = self.core.subscribe("mqtt-cases")
+        signal_feed = self.core.subscribe("signal-relay")
+        self._feeds = [case_feed, signal_feed]
         for name, loop in (("dead-letters", self.dead_letters.run), ("work", self.work.run),
                            ("presence", self.presence.run), ("commands", self.commands.run),
-                           ("cases", self.cases.run)):
+                           ("cases", lambda: self.cases.run(case_feed)),
+                           ("signals", lambda: self.relay.run(signal_feed))):
             self.tasks.keep(name, loop)
         await self.client.start()
 
     async def aclose(self) -> None:
         await self.client.aclose()
         await self.tasks.aclose()
-        self.cases.detach()
+        for feed in self._feeds:
+            await feed.aclose()
+        self._feeds = []
 
     def _subscriptions(self, protocol: str) -> list[Subscription]:
         # Never a shared subscription: Mosquitto grants any client a $share/… subscription
