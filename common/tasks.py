@@ -84,6 +84,10 @@ class Supervisor:
     # --- ending -------------------------------------------------------------------------
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def tasks(self) -> frozenset[asyncio.Task]:
         return frozenset(self._tasks)
 
