@@ -52,6 +52,7 @@ def test_the_walk_finds_the_errors():
 def test_every_error_derives_from_the_root_with_a_reason(cls: type[BaseException]):
     qual = f"{cls.__module__}.{cls.__name__}"
     if qual in NOT_YET:
+        assert not issubclass(cls, BatonError), f"{qual} joined the root: take it off NOT_YET"
         return
     assert issubclass(cls, BatonError), f"{qual} must derive from common.errors.BatonError"
     assert REASON.match(cls.reason), f"{qual}.reason = {cls.reason!r} is not a snake_case code"
