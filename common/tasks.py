@@ -28,11 +28,15 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from common.errors import BatonError
+
 log = logging.getLogger("baton.tasks")
 
 
-class SupervisorClosed(RuntimeError):
+class SupervisorClosed(BatonError):
     """``spawn`` after ``aclose``: the owner is gone; nothing may start behind its back."""
+
+    reason = "supervisor_closed"
 
 
 class Supervisor:

@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from common.errors import BatonError
 from common.tasks import Supervisor, SupervisorClosed
 from edge.device import DeviceDriver, DeviceRunner, EstopChange, SafetyLimits, make_driver
 from edge.node import EdgeConfig, EdgeNode, ResidentTurn
@@ -80,8 +81,10 @@ def display_kind(display: str) -> str:
     return "browser" if chromium_path() else "window"
 
 
-class StationError(Exception):
+class StationError(BatonError):
     """The router refused something the station needs (the message says what to do)."""
+
+    reason = "router_refused"
 
 
 @dataclass(slots=True)

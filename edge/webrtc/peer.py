@@ -35,6 +35,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 from pydantic import ValidationError
 
+from common.errors import BatonError
 from common.tasks import Supervisor
 from edge.device.runner import DeviceRunner
 from edge.webrtc.channels import (
@@ -63,12 +64,12 @@ from edge.webrtc.signaling import (
 log = logging.getLogger(__name__)
 
 
-class PeerError(Exception):
-    code = "webrtc"
+class PeerError(BatonError):
+    reason = "webrtc"
 
 
 class PeerClosedError(PeerError):
-    code = "webrtc_closed"
+    reason = "webrtc_closed"
 
 
 def ice_servers_from_config(servers: list[dict[str, Any]]) -> list[RTCIceServer]:

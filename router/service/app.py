@@ -13,10 +13,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from common.tasks import Supervisor
 from endpoints.desk import routes as desk_routes
 from endpoints.floor import routes as floor_routes
 from endpoints.telepresence import routes as telepresence_routes
-from common.tasks import Supervisor
 from router.audit import AuditLog
 from router.config import BatonConfig
 from router.mqtt.routes import sync_api

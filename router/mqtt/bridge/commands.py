@@ -37,7 +37,8 @@ class Commands:
         ctx = self.ctx
         site = ctx.site_of.get(device)
         if site is None:
-            raise BridgeError(f"unknown device {device!r}; see sites.yaml")
+            raise BridgeError(f"unknown device {device!r}; see sites.yaml",
+                              reason="unknown_device")
         now = ctx.core.clock.now()
         ttl = ttl_s or ctx.settings.command_ttl_s
         cmd = Command(command_id="cmd-" + uuid.uuid4().hex, type=type, args=args or {},

@@ -11,11 +11,14 @@ import os
 from dataclasses import dataclass
 
 from common.mqtt.client import PROTOCOLS, Settings, Tls
+from common.errors import BatonError
 from router.mqtt.auth import router_client_id, router_credentials
 
 
-class BridgeError(Exception):
-    pass
+class BridgeError(BatonError):
+    """A bridge setting or a command for a device not in sites.yaml."""
+
+    reason = "bridge_refused"
 
 
 @dataclass(slots=True)
@@ -54,7 +57,8 @@ def settings_from_env(env: dict[str, str] | None = None) -> BridgeSettings | Non
     protocol = env.get("BATON_MQTT_PROTOCOL") or "5"
     if protocol not in PROTOCOLS:
         raise BridgeError(f"BATON_MQTT_PROTOCOL={protocol!r}: use 5 (Mosquitto, EMQX) or "
-                          "3.1.1 (a broker that only speaks 3.1.1, e.g. amqtt or NATS)")
+                          "3.1.1 (a broker that only speaks 3.1.1, e.g. amqtt or NATS)",
+                          reason="config_invalid")
     return BridgeSettings(Settings(
         host=host, port=int(env.get("BATON_MQTT_PORT") or (8883 if tls else 1883)),
         client_id=env.get("BATON_MQTT_CLIENT_ID") or router_client_id(password),
