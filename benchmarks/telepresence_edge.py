@@ -16,8 +16,13 @@ Measured:
   video + audio and decodes the worker's 640×480 video + audio: a real session), and
   edge_cpu_cores_send_only (the worker sends nothing).
 
+The yardstick, in the same run and alternated with the edge's sessions: a bare aiortc pair
+(a plain ``RTCPeerConnection`` here sending the same 640×480 test pattern, a plain one in the
+worker process receiving it; same signaling pipe, no data channels, no audio, no device):
+``bare_first_frame_p50_ms``/``_p95_ms`` and ``ratio_p50``/``ratio_p95`` (edge / bare).
+
 Human-readable lines first; the last line is one JSON object. Target: edge_fps >= 15 at
-edge_cpu_cores <= 1.
+edge_cpu_cores <= 1; first frame p95 <= 2x the bare pair's.
 """
 
 from __future__ import annotations
@@ -65,6 +70,53 @@ class QueueSignaler:
         return msg
 
 
+# -- the bare aiortc pair ---------------------------------------------------------------------
+
+class BarePeer:
+    """A plain RTCPeerConnection: offers the test pattern, or answers and notes the first
+    decoded frame (``time.monotonic()``, the clock MediaStats uses)."""
+
+    def __init__(self, send_line, offer: bool):
+        from aiortc import RTCPeerConnection
+
+        from edge.webrtc.media import TestPatternTrack
+
+        self.pc, self._send_line = RTCPeerConnection(), send_line
+        self.first_frame_at: float | None = None
+        self._tasks: list[asyncio.Task] = []
+        if offer:
+            self.pc.addTrack(TestPatternTrack())
+        else:
+            self.pc.on("track", lambda track: self._tasks.append(
+                asyncio.get_running_loop().create_task(self._drain(track))))
+
+    async def _drain(self, track) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                await track.recv()
+                if self.first_frame_at is None:
+                    self.first_frame_at = time.monotonic()
+
+    async def offer(self) -> None:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        await self._send_line({"bare": {"sdp": self.pc.localDescription.sdp, "type": "offer"}})
+
+    async def on_description(self, desc: dict) -> None:
+        from aiortc import RTCSessionDescription
+
+        await self.pc.setRemoteDescription(RTCSessionDescription(**desc))
+        if desc["type"] == "offer":
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+            await self._send_line({"bare": {"sdp": self.pc.localDescription.sdp,
+                                            "type": "answer"}})
+
+    async def aclose(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.pc.close()
+
+
 # -- worker (child process) -----------------------------------------------------------------
 
 async def worker_main() -> None:
@@ -78,10 +130,20 @@ async def worker_main() -> None:
 
     peer: MediaPeer | None = None
     sig: QueueSignaler | None = None
+    bare: BarePeer | None = None
     while line := await reader.readline():
         msg = json.loads(line)
         if "signal" in msg and sig is not None:
             sig.inbox.put_nowait(msg["signal"])
+        elif "bare" in msg:
+            bare = BarePeer(send_line, offer=False)
+            await bare.on_description(msg["bare"])
+        elif msg.get("cmd") == "bare_stats" and bare is not None:
+            await send_line({"stats": {"first_frame_at": bare.first_frame_at}})
+        elif msg.get("cmd") == "bare_close" and bare is not None:
+            await bare.aclose()
+            bare = None
+            await send_line({"closed": True})
         elif msg.get("cmd") == "open":
             sig = QueueSignaler(send_line)
             media = open_local_media("test", "tone") if msg["send_video"] else None
@@ -110,6 +172,7 @@ class WorkerProcess:
     def __init__(self, proc: asyncio.subprocess.Process):
         self.proc = proc
         self.sig: QueueSignaler | None = None
+        self.bare: BarePeer | None = None
         self.replies: asyncio.Queue = asyncio.Queue()
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
@@ -123,6 +186,9 @@ class WorkerProcess:
             if "signal" in msg:
                 if self.sig is not None:
                     self.sig.inbox.put_nowait(msg["signal"])
+            elif "bare" in msg:
+                if self.bare is not None:
+                    await self.bare.on_description(msg["bare"])
             else:
                 self.replies.put_nowait(msg)
 
@@ -169,6 +235,25 @@ async def first_frame(worker: WorkerProcess, timeout: float = 10.0) -> float:
     raise TimeoutError("the worker decoded no frame")
 
 
+async def bare_first_frame(worker: WorkerProcess, timeout: float = 10.0) -> float:
+    """One session of the bare pair: start → first frame decoded by the worker, in ms."""
+    worker.bare = BarePeer(worker.send_line, offer=True)
+    started = time.monotonic()  # as the edge's: after the RTCPeerConnection exists
+    try:
+        await worker.bare.offer()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            at = (await worker.ask({"cmd": "bare_stats"}))["stats"]["first_frame_at"]
+            if at is not None:
+                return (at - started) * 1000
+            await asyncio.sleep(0.01)
+        raise TimeoutError("the bare pair decoded no frame")
+    finally:
+        await worker.bare.aclose()
+        worker.bare = None
+        await worker.ask({"cmd": "bare_close"})
+
+
 async def measure_window(worker: WorkerProcess, edge: MediaPeer, seconds: float) -> dict:
     await asyncio.sleep(1.0)  # past the encoder's start-up
     me = psutil.Process()
@@ -194,8 +279,9 @@ async def main(args) -> dict:
                                                 stdout=asyncio.subprocess.PIPE)
     worker = WorkerProcess(proc)
     try:
-        connect, first = [], []
+        connect, first, bare = [], [], []
         for _ in range(args.sessions):
+            bare.append(await bare_first_frame(worker))
             async with session(worker, send_video=True) as edge:
                 await edge.start()
                 connect.append(await edge.wait_connected(10))
@@ -204,6 +290,9 @@ async def main(args) -> dict:
               f"first_frame_ms p50 {pct(first, .5):.0f} p95 {pct(first, .95):.0f} "
               f"({args.sessions} sessions)")
         print("connect_ms per session: " + " ".join(f"{c:.0f}" for c in connect))
+        print("first_frame_ms per session: " + " ".join(f"{c:.0f}" for c in first))
+        print(f"bare aiortc pair first_frame_ms p50 {pct(bare, .5):.0f} "
+              f"p95 {pct(bare, .95):.0f}: " + " ".join(f"{c:.0f}" for c in bare))
         async with session(worker, send_video=True) as edge:
             await edge.start()
             await edge.wait_connected(10)
@@ -229,6 +318,11 @@ async def main(args) -> dict:
         "connect_p95_ms": round(pct(connect, .95), 1),
         "first_frame_p50_ms": round(pct(first, .5), 1),
         "first_frame_p95_ms": round(pct(first, .95), 1),
+        "bare_first_frame_p50_ms": round(pct(bare, .5), 1),
+        "bare_first_frame_p95_ms": round(pct(bare, .95), 1),
+        "ratio_p50": round(pct(first, .5) / pct(bare, .5), 2),
+        "ratio_p95": round(pct(first, .95) / pct(bare, .95), 2),
+        "loadavg_1m": round(__import__("os").getloadavg()[0], 2),
         "resolution": "640x480",
         "sessions": args.sessions,
         "cpus": psutil.cpu_count(),

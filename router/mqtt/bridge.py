@@ -34,6 +34,7 @@ from router.models import TERMINAL_STATES, CaseEvent, Role
 from router.mqtt import topics
 from router.mqtt.auth import router_client_id, router_credentials
 from router.mqtt.client import MqttClient, NotConnected, Settings, Subscription, Tls
+from router.mqtt.intake import FairIntake
 from router.mqtt.messages import (
     MAX_EVENT_BYTES,
     MAX_MESSAGE_BYTES,
@@ -189,6 +190,10 @@ class Bridge:
         self._slow: set[str] = set()  # origins over their refusal budget
         self._tasks: list[asyncio.Task] = []
         self._watch: Connection | None = None
+        # Device messages are handled round-robin per device (router.mqtt.intake).
+        self.intake: FairIntake = FairIntake(self._device_message,
+                                             max_per_device=MAX_QUEUED_PER_ORIGIN,
+                                             on_error=self._intake_error)
         self.client = MqttClient(settings.mqtt, on_message=self._on_message,
                                  subscriptions=self._subscriptions,
                                  on_connect=self._on_connect)
@@ -213,7 +218,7 @@ class Bridge:
         self._tasks = [asyncio.create_task(coro, name=f"bridge-{name}") for name, coro in (
             ("dead-letters", self._dead_loop()), ("work", self._work_loop()),
             ("presence", self._presence_loop()), ("commands", self._command_loop()),
-            ("cases", self._case_loop()))]
+            ("cases", self._case_loop()), ("intake", self.intake.run()))]
         await self.client.start()
 
     async def aclose(self) -> None:
@@ -256,6 +261,15 @@ class Bridge:
         if self.site_of.get(t.device) != t.site:
             return self._dead("unknown_device", msg.topic, f"device {t.device!r} is not at "
                               f"site {t.site!r} in sites.yaml", msg.payload)
+        if not self.intake.put(t.device, (t, msg)):
+            self.stats["overload_dropped"] += 1  # not acked: the edge sends it again
+
+    def _intake_error(self, exc: BaseException) -> None:
+        self.stats["errors"] += 1
+        log.error("handling a device message failed", exc_info=exc)
+
+    def _device_message(self, item: tuple) -> None:
+        t, msg = item
         if t.kind == "events":
             self._event_in(t, msg)
         elif t.kind == "state":

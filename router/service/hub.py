@@ -3,11 +3,15 @@
 Constraint: a slow browser must never stall routing. Each connection has a bounded outbound
 queue drained by the connection's own sender task; a connection whose queue is full is
 closed (the browser reconnects and gets a fresh snapshot) instead of blocking the router.
+
+A message fanned out to many connections is one ``Frame``, JSON-encoded once by whichever
+sender gets to it first (``encoded``), not once per socket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -18,6 +22,27 @@ from router.models import Role
 log = logging.getLogger("baton.hub")
 
 OUTBOX_LIMIT = 2000
+
+
+class Frame(dict):
+    """A message on its way to one or more connections: read like the dict it is; its JSON
+    text is made once and shared. Not to be changed once handed to the hub."""
+
+    __slots__ = ("_text",)
+
+    def text(self) -> str:
+        try:
+            return self._text
+        except AttributeError:
+            self._text = json.dumps(self, separators=(",", ":"))
+            return self._text
+
+
+def encoded(message: dict[str, Any]) -> str:
+    """The JSON text a socket sends for ``message`` (a Frame's is made once)."""
+    if type(message) is Frame:
+        return message.text()
+    return json.dumps(message, separators=(",", ":"))
 
 
 @dataclass(eq=False)
@@ -67,10 +92,15 @@ class Hub:
         return bool(self._by_subject.get(subject))
 
     def to_subject(self, subject: str, message: dict[str, Any]) -> None:
-        for conn in tuple(self._by_subject.get(subject, ())):
-            conn.send(message)
+        conns = self._by_subject.get(subject)
+        if conns:
+            frame = message if type(message) is Frame else Frame(message)
+            for conn in tuple(conns):
+                conn.send(frame)
 
     def to_watchers(self, message: dict[str, Any], *, skip: str | None = None) -> None:
-        for conn in tuple(self._watchers):
-            if conn.subject != skip:
-                conn.send(message)
+        if self._watchers:
+            frame = message if type(message) is Frame else Frame(message)
+            for conn in tuple(self._watchers):
+                if conn.subject != skip:
+                    conn.send(frame)

@@ -20,7 +20,6 @@ Router → client:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Annotated, Any, Literal, Union
 
@@ -32,7 +31,7 @@ from router.packet import full_packet
 from router.service import views
 from router.service.auth import DESK_ROLES, WORKER_ROLES, Access, access, wrapup_s
 from router.service.core import CoreError, RouterCore
-from router.service.hub import Connection
+from router.service.hub import Connection, encoded
 
 log = logging.getLogger("baton.ws")
 ws_router = APIRouter()
@@ -169,7 +168,7 @@ async def _send_loop(ws: WebSocket, conn: Connection) -> None:
         if msg.get("type") == "_close":
             await ws.close(code=1013, reason=msg.get("reason", "overloaded"))
             return
-        await ws.send_text(json.dumps(msg, separators=(",", ":")))
+        await ws.send_text(encoded(msg))
 
 
 def _hello(core: RouterCore, principal) -> dict:
