@@ -44,6 +44,7 @@ import psutil  # noqa: E402
 from edge.device import DeviceRunner, SafetyLimits, SimulatedRobot  # noqa: E402
 from edge.webrtc import MediaPeer, RecordingDisplay, open_local_media  # noqa: E402
 from edge.webrtc.signaling import SignalingClosed  # noqa: E402
+from edge.webrtc.warmup import warm_media  # noqa: E402
 
 
 def _loopback() -> None:
@@ -131,6 +132,7 @@ async def worker_main() -> None:
     peer: MediaPeer | None = None
     sig: QueueSignaler | None = None
     bare: BarePeer | None = None
+    await send_line({"ready": True})  # imports done: sessions time the peers, not start-up
     while line := await reader.readline():
         msg = json.loads(line)
         if "signal" in msg and sig is not None:
@@ -274,18 +276,26 @@ def pct(xs: list[float], q: float) -> float:
 async def main(args) -> dict:
     if args.loopback:
         _loopback()
-    cmd = [sys.executable, __file__, "--worker"] + (["--loopback"] if args.loopback else [])
+    if not args.cold:
+        # As ``baton edge`` does at start (edge/station.py): the first session starts warm.
+        print(f"media stack warmed in {warm_media() * 1000:.0f} ms")
+    cmd = [sys.executable, __file__, "--worker"] + (["--loopback"] if args.loopback else []) \
+        + (["--cold"] if args.cold else [])
     proc = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.PIPE,
                                                 stdout=asyncio.subprocess.PIPE)
     worker = WorkerProcess(proc)
     try:
+        await asyncio.wait_for(worker.replies.get(), 60)  # {"ready": true}
         connect, first, bare = [], [], []
-        for _ in range(args.sessions):
-            bare.append(await bare_first_frame(worker))
+        for i in range(args.sessions):
+            if i % 2:  # alternated, each side first every other round
+                bare.append(await bare_first_frame(worker))
             async with session(worker, send_video=True) as edge:
                 await edge.start()
                 connect.append(await edge.wait_connected(10))
                 first.append((await first_frame(worker) - edge.started_at) * 1000)
+            if not i % 2:
+                bare.append(await bare_first_frame(worker))
         print(f"connect_ms p50 {pct(connect, .5):.0f} p95 {pct(connect, .95):.0f}; "
               f"first_frame_ms p50 {pct(first, .5):.0f} p95 {pct(first, .95):.0f} "
               f"({args.sessions} sessions)")
@@ -324,7 +334,7 @@ async def main(args) -> dict:
         "ratio_p95": round(pct(first, .95) / pct(bare, .95), 2),
         "loadavg_1m": round(__import__("os").getloadavg()[0], 2),
         "resolution": "640x480",
-        "sessions": args.sessions,
+        "sessions": args.sessions, "warmed": not args.cold,
         "cpus": psutil.cpu_count(),
     }
 
@@ -335,11 +345,15 @@ if __name__ == "__main__":
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--loopback", action="store_true",
                     help="ICE on 127.0.0.1 only (aioice patch, as in the tests)")
+    ap.add_argument("--cold", action="store_true",
+                    help="skip the edge's media warm-up (to see the cold-start tail)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         if a.loopback:
             _loopback()
+        if not a.cold:  # the receiving side warm too: the bare pair goes first each round
+            warm_media()
         asyncio.run(worker_main())
     else:
         print(json.dumps(asyncio.run(main(a))))
