@@ -35,10 +35,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from router.config import load_config  # noqa: E402
-from router.models import Role  # noqa: E402
-from router.mqtt import topics  # noqa: E402
+from protocol.models import Role  # noqa: E402
+from protocol import topics  # noqa: E402
 from router.mqtt.bridge import Bridge, BridgeSettings  # noqa: E402
-from router.mqtt.client import Message, Settings  # noqa: E402
+from common.mqtt.client import Message, Settings  # noqa: E402
 from router.service.core import RouterCore  # noqa: E402
 from router.service.hub import Connection, encoded  # noqa: E402
 from router.store import open_store  # noqa: E402

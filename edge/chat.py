@@ -21,8 +21,8 @@ from edge.device.base import DeviceDriver, DeviceError
 from edge.outbox import OutboxFull
 from edge.translate import TranslationError, TranslationService
 from edge.translate.argos import base_code
-from router.models import Ident, LangCode
-from router.mqtt.messages import Command
+from protocol.messages import Command
+from protocol.models import Ident, LangCode
 
 log = logging.getLogger("baton.edge.chat")
 COMMAND = "chat.say"

@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from router.models import CaseEvent
+from protocol.models import CaseEvent
 
 log = logging.getLogger("baton.edge.outbox")
 EVENT = TypeAdapter(CaseEvent)

@@ -294,18 +294,3 @@ def sample_from_case(events: Sequence, *, intent_class_of, default_assistant: st
             return Sample(default_assistant, intent_class_of(intent),
                           float(ev.payload.confidence), right)
     return None
-
-
-# --- the `baton calibrate` command (the store and the plots live in calibrate_cli) ----------
-
-
-def add_arguments(parser) -> None:
-    from router.calibrate_cli import add_arguments as add
-
-    add(parser)
-
-
-def run_cli(args) -> int:
-    from router.calibrate_cli import run_cli as run
-
-    return run(args)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.models import (
-    HandoffRecord,
+from protocol.models import (
     ROUTABLE_STATES,
     TERMINAL_STATES,
     CaseState,
     Channel,
+    HandoffRecord,
     Ident,
     Offer,
     OfferStatus,
@@ -70,7 +70,7 @@ class Case(BaseModel):
 _ALWAYS_ALLOWED = {"turn", "translation", "action", "signal", "note", "connect", "decision"}
 
 
-def apply(case: Case | None, event) -> Case:  # event: router.models.CaseEvent
+def apply(case: Case | None, event) -> Case:  # event: protocol.models.CaseEvent
     """Return the case after ``event``. Raises TransitionError when it is not allowed."""
     if event.type == "opened":
         if case is not None:

@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-# Same bound as router.models.TurnPayload.text.
+# Same bound as protocol.models.TurnPayload.text.
 MAX_TURN_CHARS = 4000
 MAX_PIVOT_CHARS = 8000
 

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 CONFIG = ROOT / "config"
-SOURCE_DIRS = ("router", "endpoints", "edge")
+SOURCE_DIRS = ("router", "endpoints", "edge", "protocol", "common", "sandbox")
 
 # --- parsing ---------------------------------------------------------------------------------
 

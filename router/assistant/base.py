@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.models import ActionPayload
+from protocol.models import ActionPayload
 from router.turns import AcceptedTurn
 
 

@@ -15,13 +15,13 @@ from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from protocol.models import ActionPayload
 from router.assistant.accounts import AccountError, AccountService, Appointment
 from router.assistant.base import Assistant, AssistantReply, DialogContext, DialogState
 from router.assistant.config import AssistantFile, IntentConfig
 from router.assistant.entities import extract
 from router.assistant.intents import EmbeddingIntentScorer, IntentScorer
 from router.embeddings import VectorCache
-from router.models import ActionPayload
 from router.turns import AcceptedTurn
 
 # A turn that only supplies what the assistant asked for (e.g. "Tuesday at 10") is a slot

@@ -19,11 +19,11 @@ from typing import Any
 
 import httpx
 
+from protocol.models import ActionPayload
 from router.assistant.accounts import AccountError, AccountService
 from router.assistant.base import Assistant, AssistantError, AssistantReply, DialogContext
 from router.assistant.config import AssistantFile
 from router.assistant.intents import IntentScorer
-from router.models import ActionPayload
 from router.turns import AcceptedTurn
 
 HISTORY_MESSAGES = 8

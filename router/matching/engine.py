@@ -15,8 +15,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from protocol.models import Channel, Offer, OfferStatus, Presence, Requirement, Worker
 from router.config import RoutingFile
-from router.models import Channel, Offer, OfferStatus, Presence, Requirement, Worker
 from router.matching.queues import QueuedCase, Queues
 from router.matching.targets import matches, preferred, resolve
 from router.matching.workers import WorkerPool, WorkerState

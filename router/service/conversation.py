@@ -20,11 +20,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from router.assistant.base import Assistant, AssistantError, DialogContext, DialogState, \
-    gave_up_reply
+from protocol.models import CaseState, DecisionKind, Requirement
+from router.assistant.base import (
+    Assistant,
+    AssistantError,
+    DialogContext,
+    DialogState,
+    gave_up_reply,
+)
 from router.emergency import ALERT_KIND, Emergency, emergency_for
 from router.escalation import DecisionContext, ai_may_answer, estimate_wait
-from router.models import CaseState, DecisionKind, Requirement
 from router.service.core import CoreError, NotFound
 from router.service.views import EscalateCase
 from router.signals import SignalState
@@ -232,8 +237,7 @@ class Conversations:
 def build_conversations(core: RouterCore) -> Conversations:
     """The transition layer and the assistant from config: the OpenAI-compatible adapter
     when assistant.yaml sets llm.url, else the built-in assistant on the demo accounts."""
-    from router.assistant import BuiltinAssistant, InMemoryAccountService, \
-        OpenAICompatibleAssistant
+    from router.assistant import BuiltinAssistant, InMemoryAccountService, OpenAICompatibleAssistant
 
     cfg = core.cfg
     tc = cfg.transition

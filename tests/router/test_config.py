@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from router.config import ConfigError, load_config
+from common.config import ConfigError
+from router.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 

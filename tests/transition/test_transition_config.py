@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from router.config import ConfigError
+from common.config import ConfigError
 from router.transition import TransitionLayer, calibrator_path, load_transition_config
 
 
