@@ -14,11 +14,9 @@ from router.casestate import Case
 from router.device_rules import event_header
 from router.kpis import compute_kpis
 from router.mqtt.bridge import BridgeError
-from router.packet import full_packet
 from router.service import views
 from router.service.auth import WORKER_ROLES, Access, Authed, Principal, access, require, wrapup_s
 from router.service.core import RouterCore
-from router.service.stats import stats
 from router.store.errors import StoreError
 
 api = APIRouter(prefix="/v1")
@@ -45,7 +43,7 @@ def _access(core: RouterCore, principal: Principal, case: Case) -> Access:
 
 async def _visible_case(core: RouterCore, principal: Principal, case_id: str,
                         need: Access = Access.read) -> Case:
-    case = await core._case(case_id)
+    case = await core.case(case_id)
     level = Access.none if case is None else _access(core, principal, case)
     # Not-yours and not-there answer alike, so ids cannot be probed.
     if level is Access.none:
@@ -86,7 +84,7 @@ async def create_case(body: views.CreateCase, core: Core,
                       principal: Principal = CaseCreators) -> dict[str, Any]:
     if principal.role is Role.device and body.device != principal.subject:
         raise HTTPException(403, f"a device may only open cases for itself ({principal.subject})")
-    case = await core.create_case(body)
+    case = await core.open_case(body)
     return views.case_view(case, core)
 
 
@@ -127,9 +125,10 @@ async def list_cases(core: Core, principal: Authed,
         mine = [c for c in found if _access(core, principal, c) >= Access.read]
         offered = []
         if principal.role in WORKER_ROLES:
-            offered = [c for c in core.cases.values() if c.pending_offer is not None
-                       and c.pending_offer.worker_id == principal.subject
-                       and c.id not in {m.id for m in mine}]
+            mine_ids = {m.id for m in mine}
+            offered = [c for o in core.offers_of(principal.subject)
+                       if o.case_id not in mine_ids
+                       and (c := core.open_case_of(o.case_id)) is not None]
         items = [views.case_view(c, core) for c in mine]
         # An offer shows its preview only: the packet comes with the accept.
         items += [views.case_preview(c) for c in offered]
@@ -139,12 +138,12 @@ async def list_cases(core: Core, principal: Authed,
 
 @api.get("/cases/{case_id}")
 async def get_case(case_id: str, core: Core, principal: Authed) -> dict[str, Any]:
-    case = await core._case(case_id)
+    case = await core.case(case_id)
     if case is not None and _access(core, principal, case) is Access.preview:
         return {"case": views.case_preview(case), "packet": None,
                 "access": "preview: accept the offer for the packet"}
     case = await _visible_case(core, principal, case_id)
-    return {"case": views.case_view(case, core), "packet": await full_packet(core, case_id)}
+    return {"case": views.case_view(case, core), "packet": await core.packet(case_id)}
 
 
 @api.get("/cases/{case_id}/events")
@@ -164,7 +163,7 @@ async def close_case(case_id: str, body: views.CloseCase, core: Core, request: R
         _owner_or_staff(principal, case)
     elif body.status != "abandoned":
         raise HTTPException(403, "a device may only close a case as abandoned (resident left)")
-    case = await core.close_case(case_id, principal.subject, body.status, body.code, body.note,
+    case = await core.close(case_id, principal.subject, body.status, body.code, body.note,
                                  body.ai_verdict)
     _audit(request, "close", principal, case_id, status=body.status)
     return views.case_view(case, core)
@@ -175,7 +174,7 @@ async def transfer_case(case_id: str, body: views.TransferCase, core: Core, requ
                         principal: Principal = Workers) -> dict[str, Any]:
     case = await _visible_case(core, principal, case_id)
     _owner_or_staff(principal, case)
-    if body.to_worker is not None and body.to_worker not in core.presence:
+    if body.to_worker is not None and core.presence_of(body.to_worker) is None:
         raise HTTPException(404, f"unknown worker {body.to_worker!r}")
     old = case.requirement
     if old is None:
@@ -208,7 +207,7 @@ async def take_case(case_id: str, core: Core, request: Request,
     id, accepted at once. They must be on the worker roster (config/workers.yaml) and
     available on their desk (/desk), where they then work the case."""
     await _visible_case(core, principal, case_id)
-    holder = (await core._case(case_id)).assigned_worker
+    holder = (await core.case(case_id)).assigned_worker
     case = await core.take(case_id, principal.subject, body.note if body else "")
     _audit(request, "take", principal, case_id, from_worker=holder)
     return views.case_view(case, core)
@@ -267,14 +266,14 @@ async def send_message(case_id: str, body: views.MessageIn, request: Request, co
 @api.post("/offers/{offer_id}/accept")
 async def accept_offer(offer_id: str, core: Core,
                        principal: Principal = Workers) -> dict[str, Any]:
-    case = await core.answer_offer(principal.subject, offer_id, accept=True)
-    return {"case": views.case_view(case, core), "packet": await full_packet(core, case.id)}
+    case = await core.accept_offer(principal.subject, offer_id)
+    return {"case": views.case_view(case, core), "packet": await core.packet(case.id)}
 
 
 @api.post("/offers/{offer_id}/reject")
 async def reject_offer(offer_id: str, core: Core, body: views.RejectOffer | None = None,
                        principal: Principal = Workers) -> dict[str, Any]:
-    case = await core.answer_offer(principal.subject, offer_id, accept=False,
+    case = await core.reject_offer(principal.subject, offer_id,
                                    reason=body.reason if body else None)
     return {"case_id": case.id, "status": "rejected"}
 
@@ -345,17 +344,14 @@ async def kpis(core: Core, principal: Principal = Staff,
                limit: Annotated[int, Query(ge=1, le=5000)] = 1000) -> dict[str, Any]:
     """Escalation rate, precision/recall against human verdicts, time to human, transfers,
     handbacks, repeat contacts, ratings — over the most recent ``limit`` cases."""
-    cases = await core.store.list_cases(limit=limit)
-    items = [(c, await core.store.case_events(c.id)) for c in cases]
+    items = await core.store.recent_cases_with_events(limit)
     window = core.cfg.routing.preferred_worker.window_days
     return compute_kpis(items, repeat_window_days=window).model_dump(mode="json")
 
 
 def _worker_view(core: RouterCore, w) -> dict[str, Any]:
-    state = core.engine.pool.get(w.id)
-    return {**w.model_dump(mode="json"), "presence": core.presence[w.id].value,
-            "load": {c.value: n for c, n in state.load.items()} if state else {},
-            "idle_since": state.idle_since if state else None}
+    return {**w.model_dump(mode="json"), "presence": core.presence_of(w.id).value,
+            **core.worker_load(w.id)}
 
 
 @api.put("/workers/{worker_id}/presence")
@@ -382,7 +378,7 @@ async def devices(core: Core, principal: Authed) -> dict[str, Any]:
 
 @api.get("/stats")
 async def get_stats(core: Core, principal: Principal = Staff) -> dict[str, Any]:
-    return stats(core)
+    return core.stats()
 
 
 @api.get("/audit")
@@ -400,7 +396,7 @@ async def alerts(core: Core, principal: Principal = Staff,
                  limit: Annotated[int, Query(ge=1, le=5000)] = 500,
                  kind: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, Any]:
     """The newest alerts (of ``kind``), oldest first; each kind keeps its own recent ones."""
-    return {"alerts": core.alerts.recent(limit, kind)}
+    return {"alerts": core.recent_alerts(limit, kind)}
 
 
 @api.post("/alerts/{alert_id}/ack")
