@@ -281,7 +281,8 @@ async def run(args) -> dict:
                   flush=True)
         os.environ.update({"BATON_MQTT_HOST": "127.0.0.1", "BATON_MQTT_PORT": str(broker.port),
                            "BATON_MQTT_CLIENT_ID": "baton-router-bench"})
-        router = RouterProcess(cfg, f"sqlite+aiosqlite:///{tmp / 'router.db'}")
+        router = RouterProcess(cfg, f"sqlite+aiosqlite:///{tmp / 'router.db'}"
+                                    f"?synchronous={args.router_sync}")
         shards: list[asyncio.subprocess.Process] = []
         try:
             router.start().close()
@@ -407,7 +408,8 @@ def report(args, db: Path, records, sup: Supervisor, steady, killed: float, back
         "steady_seconds": round(t1 - t0, 1), "events": len(emitted),
         "steady_events": len(lat), "p50_ms": _q(lat, 50), "p99_ms": _q(lat, 99),
         "max_ms": round(lat[-1], 2),
-        "outbox_sync": args.outbox_sync, "outbox_commit_p99_ms": _q(commit, 99),
+        "outbox_sync": args.outbox_sync, "router_sync": args.router_sync,
+        "outbox_commit_p99_ms": _q(commit, 99),
         "with_outbox_commit_p50_ms": _q(full, 50), "with_outbox_commit_p99_ms": _q(full, 99),
         "lost": max(len(emitted - set(stored)), len(emitted - sup.seen.keys())),
         "duplicated": sum(n - 1 for n in stored.values() if n > 1) + sup.twice,
@@ -433,6 +435,9 @@ def main() -> None:
     p.add_argument("--outbox-sync", default="FULL", choices=["FULL", "NORMAL"],
                    help="SQLite synchronous mode of the outboxes (FULL: an event survives a "
                    "power cut)")
+    p.add_argument("--router-sync", default="normal", choices=["normal", "full"],
+                   help="the router store's durability (router/store/sqlite.py): full fsyncs "
+                   "each group commit")
     p.add_argument("--peer-seconds", type=float, default=20.0,
                    help="raw paho QoS 1 yardstick at the same rate first (0: skip it)")
     p.add_argument("--peer-clients", type=int, default=20, help="paho publishing clients")

@@ -40,7 +40,7 @@ from protocol import topics  # noqa: E402
 from router.mqtt.bridge import Bridge, BridgeSettings  # noqa: E402
 from common.mqtt.client import Message, Settings  # noqa: E402
 from router.service.core import RouterCore  # noqa: E402
-from router.service.hub import Connection, encoded  # noqa: E402
+from router.service.hub import Connection, Hub, encoded  # noqa: E402
 from router.store import open_store  # noqa: E402
 
 SITE = "bench-site"
@@ -72,15 +72,17 @@ async def run(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="baton-bench-path-") as tmpdir:
         tmp = Path(tmpdir)
         cfg = load_config(make_config(tmp, args.devices))
-        store = await open_store(f"sqlite+aiosqlite:///{tmp / 'router.db'}")
+        store = await open_store(f"sqlite+aiosqlite:///{tmp / 'router.db'}"
+                                 f"?synchronous={args.synchronous}")
         core = RouterCore(cfg, store)
         await core.start()
         bridge = Bridge(core, BridgeSettings(Settings(host="127.0.0.1")))
-        bridge._attach_watch()
         intake = asyncio.create_task(bridge.intake.run())
-        cases = asyncio.create_task(bridge._case_loop())
+        cases = asyncio.create_task(bridge._case_loop(core.subscribe("mqtt-cases")))
+        hub = Hub()
+        feed = asyncio.create_task(hub.run(core.subscribe("ws-hub")))
         sup = Connection("bench-supervisor", Role.supervisor)
-        core.hub.attach(sup)
+        hub.attach(sup)
         seen: dict[tuple[str, int], float] = {}
 
         async def supervisor() -> None:
@@ -125,15 +127,16 @@ async def run(args) -> dict:
             if profiler is not None:
                 profiler.stop()
         finally:
-            for t in (intake, cases, reader):
+            for t in (intake, cases, reader, feed):
                 t.cancel()
-            await asyncio.gather(intake, cases, reader, return_exceptions=True)
+            await asyncio.gather(intake, cases, reader, feed, return_exceptions=True)
             await core.aclose()
             await store.close()
     # The revision of a device's k-th turn: case revision counts every event of the case.
     lat = sorted((seen[k] - sent[k]) * 1000 for k in sent if k in seen)
     q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else [0] * 99
     out = {"devices": args.devices, "rate_per_device": args.rate, "events": total,
+           "synchronous": args.synchronous,
            "seen": len(lat), "cpu_us_per_event": round(cpu / total * 1e6, 1),
            "cpu_cores": round(cpu / wall, 3), "p50_ms": round(q[49], 2),
            "p99_ms": round(q[98], 2), "acks_counted": bridge.stats.get("acks", 0),
@@ -149,6 +152,8 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=2.0)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--synchronous", default="normal", choices=["normal", "full"],
+                   help="the router store's durability (router/store/sqlite.py)")
     args = p.parse_args()
     logging.basicConfig(level=logging.ERROR)
     result = asyncio.run(run(args))
