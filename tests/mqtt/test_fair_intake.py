@@ -1,10 +1,10 @@
-"""Fair intake (router/mqtt/intake.py): one device's burst cannot queue ahead of the others."""
+"""Fair intake (router/mqtt/bridge/fair.py): one device's burst cannot queue ahead of the others."""
 
 from __future__ import annotations
 
 import asyncio
 
-from router.mqtt.intake import FairIntake
+from router.mqtt.bridge.fair import FairIntake
 
 
 def test_round_robin_per_device_keeps_each_devices_order():
