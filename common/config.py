@@ -12,13 +12,20 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from common.errors import BatonError
+
 M = TypeVar("M", bound=BaseModel)
 
 
-class ConfigError(Exception):
-    def __init__(self, file: str, key: str, reason: str):
-        self.file, self.key, self.reason = file, key, reason
-        super().__init__(f"{file}: {key}: {reason}" if key else f"{file}: {reason}")
+class ConfigError(BatonError):
+    """``file``, ``key`` (dotted path, or '' for the whole file) and ``detail`` (what is wrong
+    and what to do) make the message."""
+
+    reason = "config_invalid"
+
+    def __init__(self, file: str, key: str, detail: str):
+        self.file, self.key, self.detail = file, key, detail
+        super().__init__(f"{file}: {key}: {detail}" if key else f"{file}: {detail}")
 
 
 def yaml_key(loc: tuple[Any, ...]) -> str:

@@ -90,7 +90,7 @@ class ChatRelay:
             else:
                 self.driver.display_text(text, lang)
         except DeviceError as exc:
-            return "failed", f"the display refused the message ({exc.code}): {exc}"
+            return "failed", f"the display refused the message ({exc.reason}): {exc}"
         if problem:
             log.warning("chat message shown untranslated",
                         extra={"case_id": say.case_id, "error": problem})

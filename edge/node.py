@@ -26,6 +26,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.errors import BatonError
 from common.tasks import Supervisor
 from edge.asr import ASRConfig, Final, Partial, StreamingRecognizer, WhisperEngine
 from edge.asr.errors import ASRError
@@ -379,7 +380,7 @@ class EdgeNode:
             log.exception("event sink failed", extra={"event": type})
 
     async def _error(self, component: str, exc: Exception, **extra: Any) -> None:
-        code = getattr(exc, "code", "error")
+        code = exc.reason if isinstance(exc, BatonError) else "error"
         log.warning("edge error", extra={"component": component, "code": code,
                                          "error": str(exc)})
         await self._emit("edge_error", {"component": component, "code": code,

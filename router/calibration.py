@@ -20,13 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from common.errors import BatonError
+
 WILDCARD = "*"
 CALIBRATOR_VERSION = 1
 Method = Literal["auto", "isotonic", "platt"]
 
 
-class CalibrationError(Exception):
+class CalibrationError(BatonError):
     """A calibrator file that cannot be used, or too few samples to fit."""
+
+    reason = "calibration_invalid"
 
 
 @dataclass(frozen=True, slots=True)

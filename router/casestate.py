@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.errors import BatonError
 from protocol.models import (
     ROUTABLE_STATES,
     TERMINAL_STATES,
@@ -21,8 +22,10 @@ from protocol.models import (
 )
 
 
-class TransitionError(ValueError):
+class TransitionError(BatonError, ValueError):
     """An event that is not allowed in the case's current state."""
+
+    reason = "transition_not_allowed"
 
 
 # Who had the case and why it moved: the packet shows the same records.

@@ -143,7 +143,7 @@ class BuiltinAssistant(Assistant):
             result = await call()
         except AccountError as exc:
             actions.append(ActionPayload(tool=tool, args=args, ok=False,
-                                         result={"error": exc.code, "message": str(exc)}))
+                                         result={"error": exc.reason, "message": str(exc)}))
             raise
         shown: Any = result
         if isinstance(result, list):

@@ -169,7 +169,7 @@ class OpenAICompatibleAssistant(Assistant):
                                              ok=False))
                 return result
         except (AccountError, KeyError, ValueError) as exc:
-            code = exc.code if isinstance(exc, AccountError) else "bad_arguments"
+            code = exc.reason if isinstance(exc, AccountError) else "bad_arguments"
             result = {"error": code, "message": str(exc)}
             actions.append(ActionPayload(tool=tool, args=args, result=result, ok=False))
             return result

@@ -20,14 +20,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from common.errors import BatonError
 from protocol import topics
 from protocol.models import Role
 from router.config import BatonConfig
 from router.secrets import DEMO_MQTT_PASSWORD as DEMO_ROUTER_PASSWORD
 
 
-class AuthError(Exception):
-    pass
+class AuthError(BatonError):
+    reason = "mqtt_auth"
 
 
 def router_credentials(env=None) -> tuple[str, str]:

@@ -100,8 +100,8 @@ class Conversations:
         try:
             turn = self.layer.accept(text, language, at=now, pivot_text=translated)
         except TurnRejected as exc:
-            if not (untranslated and not translated and exc.code == "missing_translation"):
-                raise CoreError(f"turn rejected ({exc.code}): {exc}",
+            if not (untranslated and not translated and exc.reason == "missing_translation"):
+                raise CoreError(f"turn rejected ({exc.reason}): {exc}",
                                 reason="turn_rejected") from None
             turn = self.layer.accept(text, language, at=now, pivot_text=text)
         await self.layer.prepare(turn)  # the model runs in a worker thread, not on the loop
