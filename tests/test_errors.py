@@ -18,9 +18,7 @@ REASON = re.compile(r"^[a-z][a-z0-9_]{1,60}$")
 # client, bridge and relay, the station, the peer): they join the root when those land, and
 # then leave this list. Nothing else may be added here.
 NOT_YET = {
-    "router.service.core.CoreError", "router.service.core.NotFound",
-    "router.service.core.Forbidden", "router.mqtt.bridge.BridgeError",
-    "router.mqtt.signal_relay.SignalRefused", "common.mqtt.client.MqttError",
+    "router.mqtt.bridge.BridgeError", "common.mqtt.client.MqttError",
     "common.mqtt.client.NotConnected", "edge.station.StationError",
     "edge.webrtc.peer.PeerError", "edge.webrtc.peer.PeerClosedError",
 }

@@ -20,7 +20,7 @@ from endpoints.telepresence import routes as telepresence_routes
 from router.audit import AuditLog
 from router.config import BatonConfig
 from router.mqtt.routes import sync_api
-from router.service.api import api
+from router.service.routes import api
 from router.service.auth import TokenBook
 from router.service.conversation import build_conversations
 from router.service.core import Clock, CoreError, RouterCore

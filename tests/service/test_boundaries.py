@@ -15,7 +15,7 @@ SKIP_DIRS = {".venv", "node_modules", ".git", "__pycache__", "var"}
 PRIVATE = re.compile(r"\bcore\._[A-Za-z]")
 ENGINE = re.compile(r"\bcore\.(_?engine)\b|\._engine\b")
 # The core imports neither FastAPI nor the view/web modules around it.
-_WEB = r"(views|hub|ws|api|app|auth|http_errors)"
+_WEB = r"(views|hub|ws|routes|app|auth|http_errors)"
 WEB_IMPORT = re.compile(r"^\s*(?:(?:from|import)\s+(?:fastapi|starlette)\b|"
                         rf"(?:from|import)\s+router\.service\.{_WEB}\b|"
                         rf"from\s+router\.service\s+import\s+.*\b{_WEB}\b)", re.M)
