@@ -152,6 +152,8 @@ def simulate(params: SimParams) -> SimResult:
 
     def on_effects(effects: list, now: float) -> None:
         nonlocal answered, within, waited, total_wait, max_wait, busy, on_call
+        if not effects:
+            return  # most calls: nothing to answer
         pending = list(effects)
         while pending:
             effect = pending.pop()

@@ -200,6 +200,8 @@ class WorkerPool:
             sources = [lst for k in kinds if (lst := lists.get((c, ("k", site, k))))]
             return self._first([((0, 0), sources)], t, excluded)
         qs = range(_MAX_LEVEL, t.min_proficiency - 1, -1) if lang is not None else (0,)
+        if not skills:
+            return self._first_by_proficiency(t, kinds, qs, excluded)
         classes: list[tuple[tuple[int, int], list]] = []  # (fit, source list)
         for k in kinds:
             for q in qs:
@@ -239,6 +241,31 @@ class WorkerPool:
         groups = [(f, [lst for _, lst in grp])
                   for f, grp in itertools.groupby(classes, key=lambda cl: cl[0])]
         return self._first(groups, t, excluded)
+
+    def _first_by_proficiency(self, t: Resolved, kinds, qs, excluded) -> WorkerState | None:
+        """``best_for`` without skills (the common step): the fit classes are the
+        proficiencies, best first; a list holds exactly one proficiency, so the first
+        matching entry of a class's lists, lowest rank across kinds, is the answer."""
+        c, site, lang, lists, workers = t.channel, t.site, t.language, self._lists, \
+            self.workers
+        for q in qs:
+            best, best_entry = None, None
+            for k in kinds:
+                lst = lists.get((c, ("l", site, k, lang, q)))
+                if not lst:
+                    continue
+                for entry in lst:
+                    if best_entry is not None and entry >= best_entry:
+                        break
+                    if entry[2] in excluded:
+                        continue
+                    w = workers[entry[2]]
+                    if matches(w, t):
+                        best, best_entry = w, entry
+                        break
+            if best is not None:
+                return best
+        return None
 
     def _first(self, groups, t: Resolved, excluded) -> WorkerState | None:
         """Walk fit groups from the best; in a group, the lowest-ranked match of its lists.
