@@ -4,9 +4,17 @@ Starts ``baton router`` as a child process on a temporary SQLite store with a ge
 roster (every worker a match, so each case is offered at once), connects every worker's
 WebSocket, then opens cases at a fixed rate. Workers accept each offer over the WebSocket
 and close the case over REST after a short handle time, so capacity keeps turning over.
-Latency = offer frame received − POST sent, per case. Last line: one JSON object.
+Latency = offer frame received − POST sent, per case.
+
+The load generator (REST client and the workers' sockets) runs in its own process and
+reports its CPU (``load_cpu_cores``: its CPU time / wall time; well under 1 means it is not
+the bottleneck). The yardstick, in the same run: the same load against
+``benchmarks/api_peer.py``, a minimal FastAPI app with the same wire shape and the same
+uvicorn settings that keeps nothing (``peer_p50_ms``, ``peer_p99_ms``; ``ratio_p50`` and
+``ratio_p99`` = Baton / peer). Last line: one JSON object.
 
     .venv/bin/python benchmarks/api.py [--rate 100] [--seconds 60] [--workers 60]
+        [--peer-seconds 30]
 """
 
 from __future__ import annotations
@@ -14,8 +22,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +38,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sandbox.procs import RouterProcess  # noqa: E402
+from sandbox.procs import RouterProcess, free_port  # noqa: E402
 
 
 def make_config(tmp: Path, workers: int) -> Path:
@@ -82,18 +92,55 @@ async def worker(url: str, wid: str, offers: dict[str, float], http: httpx.Async
         await asyncio.gather(task, *pending, return_exceptions=True)
 
 
-async def run(args) -> dict:
+def load(args, url: str, seconds: float) -> dict:
+    """The load generator in a child process; its JSON carries its own CPU."""
+    out = subprocess.run([sys.executable, __file__, "--load", url, "--rate", str(args.rate),
+                          "--seconds", str(seconds), "--workers", str(args.workers),
+                          "--handle-s", str(args.handle_s)],
+                         stdout=subprocess.PIPE, check=True, text=True)
+    lines = out.stdout.strip().splitlines()
+    print(*lines[:-1], sep="\n")
+    return json.loads(lines[-1])
+
+
+def run(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="baton-bench-api-") as tmp:
         cfg = make_config(Path(tmp), args.workers)
         proc = RouterProcess(cfg, f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
         proc.start().close()
         try:
-            return await drive(proc.url, args)
+            result = load(args, proc.url, args.seconds)
         finally:
             proc.stop()
+    if args.peer_seconds > 0:
+        port = free_port()
+        peer = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "api_peer.py"),
+                                 str(port)])
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(url + "/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline or peer.poll() is not None:
+                        raise SystemExit("the minimal FastAPI peer did not start")
+                    time.sleep(0.1)
+            p = load(args, url, args.peer_seconds)
+        finally:
+            peer.terminate()
+            peer.wait(10)
+        result.update({"peer_cases": p["cases"], "peer_p50_ms": p["p50_ms"],
+                       "peer_p99_ms": p["p99_ms"], "peer_load_cpu_cores": p["load_cpu_cores"],
+                       "ratio_p50": round(result["p50_ms"] / p["p50_ms"], 1),
+                       "ratio_p99": round(result["p99_ms"] / p["p99_ms"], 1)})
+    result["loadavg_1m"] = round(os.getloadavg()[0], 2)
+    return result
 
 
 async def drive(url: str, args) -> dict:
+    cpu0, t0 = time.process_time(), time.perf_counter()
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
         offers: dict[str, float] = {}
@@ -141,7 +188,8 @@ async def drive(url: str, args) -> dict:
     if not lat:
         raise SystemExit("no offers arrived: is the router healthy?")
     q = statistics.quantiles(lat, n=100, method="inclusive")
-    return {"cases": total, "offers": len(lat), "errors": errors,
+    return {"load_cpu_cores": round((time.process_time() - cpu0) / (time.perf_counter() - t0), 3),
+            "cases": total, "offers": len(lat), "errors": errors,
             "missing_offers": total - len(lat), "rate_per_s": args.rate,
             "seconds": round(elapsed, 1), "p50_ms": round(q[49], 2), "p99_ms": round(q[98], 2),
             "max_ms": round(lat[-1], 2)}
@@ -153,10 +201,18 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--workers", type=int, default=60)
     p.add_argument("--handle-s", type=float, default=1.0, help="seconds before a case closes")
+    p.add_argument("--peer-seconds", type=float, default=30.0,
+                   help="the same load against the minimal FastAPI app (0: skip it)")
+    p.add_argument("--load", metavar="URL", help=argparse.SUPPRESS)
     args = p.parse_args()
-    result = asyncio.run(run(args))
+    if args.load:
+        print(json.dumps(asyncio.run(drive(args.load, args))))
+        return
+    result = run(args)
     print(f"{result['offers']} offers of {result['cases']} cases at {args.rate}/s: "
-          f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms")
+          f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms; load generator "
+          f"{result['load_cpu_cores']} cores; ratio to the minimal app p50 "
+          f"{result.get('ratio_p50')}, p99 {result.get('ratio_p99')}")
     print(json.dumps(result))
 
 

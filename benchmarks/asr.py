@@ -12,6 +12,14 @@ edge's StreamingRecognizer (Whisper base int8, the site's five languages). Measu
 - rtf: model time (VAD + Whisper, in their threads) / audio duration;
 - rss_mb: peak resident memory of the process.
 
+The yardstick, in the same run with the same model object: faster-whisper's own
+``transcribe(vad_filter=True)`` per utterance with its default VAD (``min_silence_duration_ms``
+2000, beam 1, the languages detected): it can close an utterance only after that much
+silence, so its end of speech → final = 2.0 s + the wall time of transcribing the utterance
+with that silence appended (measured here, one utterance at a time). ``ratio_p50`` =
+baseline p50 / ours (how far ahead we are); ``wer``/``baseline_wer``: word (en, es) and
+character (ja) errors over all utterances, ours from the finals of the stream.
+
 Human-readable lines first; the last line is one JSON object with rtf, eos_to_final_p50_ms,
 eos_to_final_p95_ms, first_partial_p50_ms, rss_mb (and a few more figures).
 Targets on 2 cores, base int8: eos_to_final p50 <= 700, p95 <= 1200, rtf <= 0.35,
@@ -142,6 +150,33 @@ async def soak(engine, cfg, audio, minutes: float) -> dict:
             "rss_mb_after_soak": round(rss_mb(), 1)}
 
 
+def error_rate(rows) -> float:
+    """Edits / reference units over all utterances: words for en/es, characters for ja."""
+    edits = units = 0
+    for r in rows:
+        count = speech.char_errors if r["language"] == "ja" else speech.word_errors
+        e, n = count(r["ref"], r["hyp"] or "")
+        edits, units = edits + e, units + n
+    return edits / max(units, 1)
+
+
+def baseline(engine, refs, audio) -> tuple[list[float], list[dict]]:
+    """faster-whisper transcribe(vad_filter=True) per utterance, default VAD parameters."""
+    silence_s = 2.0  # faster-whisper's default VadOptions.min_silence_duration_ms
+    lat, rows = [], []
+    for r in refs:
+        start = max(0, r["start"] - SAMPLE_RATE // 4)
+        clip = np.concatenate([audio[start:r["end"]],
+                               np.zeros(int(silence_s * SAMPLE_RATE), np.float32)])
+        t0 = time.perf_counter()
+        segments, info = engine.model.transcribe(clip, vad_filter=True, beam_size=1)
+        text = " ".join(s.text.strip() for s in segments)
+        lat.append((silence_s + time.perf_counter() - t0) * 1000)
+        rows.append({"language": r["utt"].language, "ref": r["utt"].text, "hyp": text,
+                     "detected": info.language})
+    return lat, rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models-dir", default=None)
@@ -168,6 +203,9 @@ def main() -> int:
               f"first partial {row.get('first_partial_ms', '-'):>7} ms, "
               f"detected {row.get('detected')}: {row['hyp']}")
     rtf = (stats["decode_s"] + stats["vad_s"]) / stats["audio_s"]
+    base_lat, base_rows = baseline(engine, refs, audio)
+    print(f"faster-whisper transcribe(vad_filter=True) per utterance: eos->final p50 "
+          f"{pct(base_lat, 50):.0f} ms, p95 {pct(base_lat, 95):.0f} ms")
     out = {
         "rtf": round(rtf, 4),
         "eos_to_final_p50_ms": round(pct(eos, 50), 1),
@@ -180,6 +218,11 @@ def main() -> int:
         "model": args.model, "compute_type": cfg.compute_type, "cpu_threads": cfg.cpu_threads,
         "min_silence_ms": cfg.vad.min_silence_ms, "load_ms": round(load_ms, 1),
         "cores": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2),
+        "wer": round(error_rate(rows), 4),
+        "baseline_eos_to_final_p50_ms": round(pct(base_lat, 50), 1),
+        "baseline_eos_to_final_p95_ms": round(pct(base_lat, 95), 1),
+        "baseline_wer": round(error_rate(base_rows), 4),
+        "ratio_p50": round(pct(base_lat, 50) / pct(eos, 50), 2),
     }
     print(f"eos->final p50 {out['eos_to_final_p50_ms']} ms, p95 {out['eos_to_final_p95_ms']} "
           f"ms (targets 700/1200); first partial p50 {out['first_partial_p50_ms']} ms; rtf "

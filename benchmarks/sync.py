@@ -15,9 +15,16 @@ they include the outbox's fsync (all edges share this machine's disk here, unlik
 fleet). After the steady phase the broker is killed (SIGKILL) and started again while the
 edges keep emitting: ``recovery_s`` = from the broker listening again until every event
 emitted by then has been seen on the socket. ``lost``: emitted but never stored or seen;
-``duplicated``: stored or seen more than once. Last line: one JSON object.
+``duplicated``: stored or seen more than once. ``router_cpu_ms_per_event``: the router
+process's CPU time (user + system, /proc) over the steady phase / events in it.
+
+The yardstick, in the same run and on the same broker before the router starts: raw paho
+QoS 1 at the same total rate (``--peer-clients`` publishing clients in one process, one
+subscriber in another; latency = subscriber's receipt − publish call). ``ratio_p50`` and
+``ratio_p99`` = Baton's figure / paho's. Last line: one JSON object.
 
     .venv/bin/python benchmarks/sync.py [--devices 200] [--rate 2] [--seconds 60]
+        [--peer-seconds 20] [--no-broker-kill]
 """
 
 from __future__ import annotations
@@ -133,6 +140,100 @@ async def shard(args) -> None:
               flush=True)
 
 
+# --- the yardstick: raw paho QoS 1 through the same broker --------------------------------
+
+PEER_USER, PEER_PASSWORD, PEER_TOPIC = "bench-peer", "bench-peer-password-0", "bench/peer"
+
+
+def _paho_client(args, client_id: str):
+    import paho.mqtt.client as mqtt
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                    protocol=mqtt.MQTTv311, clean_session=True)
+    c.username_pw_set(PEER_USER, PEER_PASSWORD)
+    c.max_inflight_messages_set(100)
+    return c
+
+
+def paho_peer(args) -> None:
+    """``--paho-peer sub``: prints ``ready``, records latencies until ``stop`` on stdin,
+    prints them as JSON. ``--paho-peer pub``: publishes devices × rate per second for
+    ``--peer-seconds`` over ``--peer-clients`` connections, then exits."""
+    import threading
+
+    if args.paho_peer == "sub":
+        lat: list[float] = []
+        subscribed = threading.Event()
+        c = _paho_client(args, "bench-peer-sub")
+        c.on_connect = lambda cl, *_: cl.subscribe(PEER_TOPIC + "/#", qos=1)
+        c.on_subscribe = lambda *_: subscribed.set()
+        c.on_message = lambda cl, ud, m: lat.append(
+            (time.perf_counter() - float(m.payload.split(b" ", 1)[0])) * 1000)
+        c.connect("127.0.0.1", args.port)
+        c.loop_start()
+        if not subscribed.wait(30):
+            raise SystemExit("paho peer: the subscriber could not subscribe")
+        print("ready", flush=True)
+        sys.stdin.readline()
+        c.loop_stop()
+        print(json.dumps(lat), flush=True)
+        return
+    clients = [_paho_client(args, f"bench-peer-pub-{i}") for i in range(args.peer_clients)]
+    for c in clients:
+        c.connect("127.0.0.1", args.port)
+        c.loop_start()
+    deadline = time.perf_counter() + 30
+    while not all(c.is_connected() for c in clients):
+        if time.perf_counter() > deadline:
+            raise SystemExit("paho peer: publishers could not connect")
+        time.sleep(0.01)
+    total = args.devices * args.rate
+    start, n = time.perf_counter() + 0.2, int(total * args.peer_seconds)
+    text = "x" * 120  # about the size of a turn event
+    infos = []
+    for k in range(n):
+        delay = start + k / total - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        infos.append(clients[k % len(clients)].publish(
+            f"{PEER_TOPIC}/{k % args.devices}", f"{time.perf_counter()!r} {k} {text}", qos=1))
+    for info in infos[-len(clients):]:
+        info.wait_for_publish(30)
+    for c in clients:
+        c.disconnect()
+        c.loop_stop()
+
+
+async def run_paho_peer(args, port: int) -> dict:
+    cmd = [sys.executable, __file__, "--port", str(port), "--devices", str(args.devices),
+           "--rate", str(args.rate), "--peer-seconds", str(args.peer_seconds),
+           "--peer-clients", str(args.peer_clients), "--paho-peer"]
+    sub = await asyncio.create_subprocess_exec(*cmd, "sub", stdin=subprocess.PIPE,
+                                               stdout=subprocess.PIPE, limit=1 << 30)
+    try:
+        if (await asyncio.wait_for(sub.stdout.readline(), 60)).strip() != b"ready":
+            raise SystemExit("the paho peer's subscriber failed to start")
+        pub = await asyncio.create_subprocess_exec(*cmd, "pub")
+        if await pub.wait() != 0:
+            raise SystemExit("the paho peer's publisher failed")
+        await asyncio.sleep(1.0)
+        sub.stdin.write(b"stop\n")
+        await sub.stdin.drain()
+        lat = sorted(json.loads(await asyncio.wait_for(sub.stdout.readline(), 60)))
+    finally:
+        if sub.returncode is None:
+            sub.kill()
+            await sub.wait()
+    sent = int(args.devices * args.rate * args.peer_seconds)
+    return {"peer_messages": sent, "peer_received": len(lat), "peer_p50_ms": _q(lat, 50),
+            "peer_p99_ms": _q(lat, 99)}
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # --- the coordinator ------------------------------------------------------------------------
 
 
@@ -165,17 +266,33 @@ async def run(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="baton-bench-sync-") as tmpdir:
         tmp = Path(tmpdir)
         cfg = make_config(tmp, args.devices)
-        passwd, acl = write_auth(load_config(cfg), tmp / "auth")
+        passwd, acl = write_auth(load_config(cfg), tmp / "auth",
+                                 extra_users={PEER_USER: PEER_PASSWORD})
+        with acl.open("a") as f:
+            f.write(f"\nuser {PEER_USER}\ntopic readwrite {PEER_TOPIC}/#\n")
         broker = MosquittoProcess(tmp / "broker", passwd=passwd, acl=acl,
                                   autosave_s=args.autosave_s)
         broker.start()
+        peer = {}
+        if args.peer_seconds > 0:
+            peer = await run_paho_peer(args, broker.port)
+            print(f"raw paho QoS 1, {peer['peer_received']} of {peer['peer_messages']} "
+                  f"messages: p50 {peer['peer_p50_ms']} ms, p99 {peer['peer_p99_ms']} ms",
+                  flush=True)
         os.environ.update({"BATON_MQTT_HOST": "127.0.0.1", "BATON_MQTT_PORT": str(broker.port),
                            "BATON_MQTT_CLIENT_ID": "baton-router-bench"})
-        router = RouterProcess(cfg, f"sqlite+aiosqlite:///{tmp / 'router.db'}")
+        router = RouterProcess(cfg, f"sqlite+aiosqlite:///{tmp / 'router.db'}"
+                                    f"?synchronous={args.router_sync}")
         shards: list[asyncio.subprocess.Process] = []
         try:
             router.start().close()
-            return await drive(args, tmp, broker, router.url, shards)
+            result = await drive(args, tmp, broker, router.proc.pid, router.url, shards)
+            result.update(peer)
+            if peer:
+                result["ratio_p50"] = round(result["p50_ms"] / max(peer["peer_p50_ms"], 0.01), 1)
+                result["ratio_p99"] = round(result["p99_ms"] / max(peer["peer_p99_ms"], 0.01), 1)
+            result["loadavg_1m"] = round(os.getloadavg()[0], 2)
+            return result
         finally:
             for p in shards:
                 if p.returncode is None:
@@ -185,7 +302,8 @@ async def run(args) -> dict:
             broker.kill()
 
 
-async def drive(args, tmp: Path, broker: MosquittoProcess, url: str, shards: list) -> dict:
+async def drive(args, tmp: Path, broker: MosquittoProcess, router_pid: int, url: str,
+                shards: list) -> dict:
     sup = Supervisor()
     ws_task = asyncio.create_task(sup.run(url))
     try:
@@ -208,14 +326,32 @@ async def drive(args, tmp: Path, broker: MosquittoProcess, url: str, shards: lis
         for p in shards:
             p.stdin.write(f"go {start}\n".encode())
             await p.stdin.drain()
+        await asyncio.sleep(start - time.perf_counter())
+        cpu0 = _cpu_s(router_pid)
+        others0 = [_cpu_s(p.pid) for p in shards] + [_cpu_s(broker.proc.pid)]
+        spy = None
+        if args.py_spy:  # sampled while the router runs the steady phase
+            spy = await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
+                str(router_pid), "--duration", str(max(1, int(args.seconds) - 1)),
+                "--rate", "200", "--nonblocking", "--format", "raw", "--output", args.py_spy,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await asyncio.sleep(start + args.seconds - time.perf_counter())
+        router_cpu = _cpu_s(router_pid) - cpu0
+        others = [_cpu_s(p.pid) for p in shards] + [_cpu_s(broker.proc.pid)]
+        edge_cpu = sum(others[:-1]) - sum(others0[:-1])
+        broker_cpu = others[-1] - others0[-1]
+        if spy is not None:
+            await spy.wait()
         steady = (start, time.perf_counter() - 0.5)  # in flight at the kill: the fault's
-        broker.kill()
-        killed = time.perf_counter()
-        await asyncio.sleep(args.down_s)
-        await asyncio.to_thread(broker.start)
-        back = time.perf_counter()
-        await asyncio.sleep(args.after_s)
+        killed = back = time.perf_counter()
+        if args.broker_kill:
+            broker.kill()
+            killed = time.perf_counter()
+            await asyncio.sleep(args.down_s)
+            await asyncio.to_thread(broker.start)
+            back = time.perf_counter()
+            await asyncio.sleep(args.after_s)
         for p in shards:
             p.stdin.write(b"stop\n")
             await p.stdin.drain()
@@ -230,8 +366,14 @@ async def drive(args, tmp: Path, broker: MosquittoProcess, url: str, shards: lis
         ws_task.cancel()
         await asyncio.gather(ws_task, return_exceptions=True)
     errors = sum((Counter(r["errors"]) for r in results), Counter())
-    return report(args, tmp / "router.db", records, sup, steady, killed, back, errors,
-                  sum(r["pending"] for r in results))
+    out = report(args, tmp / "router.db", records, sup, steady, killed, back, errors,
+                 sum(r["pending"] for r in results))
+    steady_emitted = sum(1 for _, _, _, d in records if steady[0] <= d <= steady[1] + 0.5)
+    out["router_cpu_ms_per_event"] = round(router_cpu * 1000 / max(steady_emitted, 1), 3)
+    out["router_cpu_cores"] = round(router_cpu / args.seconds, 3)
+    out["edge_processes_cpu_cores"] = round(edge_cpu / args.seconds, 3)
+    out["broker_cpu_cores"] = round(broker_cpu / args.seconds, 3)
+    return out
 
 
 def _q(values: list[float], pct: int) -> float:
@@ -266,7 +408,8 @@ def report(args, db: Path, records, sup: Supervisor, steady, killed: float, back
         "steady_seconds": round(t1 - t0, 1), "events": len(emitted),
         "steady_events": len(lat), "p50_ms": _q(lat, 50), "p99_ms": _q(lat, 99),
         "max_ms": round(lat[-1], 2),
-        "outbox_sync": args.outbox_sync, "outbox_commit_p99_ms": _q(commit, 99),
+        "outbox_sync": args.outbox_sync, "router_sync": args.router_sync,
+        "outbox_commit_p99_ms": _q(commit, 99),
         "with_outbox_commit_p50_ms": _q(full, 50), "with_outbox_commit_p99_ms": _q(full, 99),
         "lost": max(len(emitted - set(stored)), len(emitted - sup.seen.keys())),
         "duplicated": sum(n - 1 for n in stored.values() if n > 1) + sup.twice,
@@ -292,6 +435,17 @@ def main() -> None:
     p.add_argument("--outbox-sync", default="FULL", choices=["FULL", "NORMAL"],
                    help="SQLite synchronous mode of the outboxes (FULL: an event survives a "
                    "power cut)")
+    p.add_argument("--router-sync", default="normal", choices=["normal", "full"],
+                   help="the router store's durability (router/store/sqlite.py): full fsyncs "
+                   "each group commit")
+    p.add_argument("--peer-seconds", type=float, default=20.0,
+                   help="raw paho QoS 1 yardstick at the same rate first (0: skip it)")
+    p.add_argument("--peer-clients", type=int, default=20, help="paho publishing clients")
+    p.add_argument("--no-broker-kill", dest="broker_kill", action="store_false",
+                   help="skip the broker restart phase")
+    p.add_argument("--py-spy", metavar="FILE", help="sample the router with py-spy during "
+                   "the steady phase; collapsed stacks to FILE (benchmarks/stacks.py sums them)")
+    p.add_argument("--paho-peer", choices=["pub", "sub"], help=argparse.SUPPRESS)
     p.add_argument("--shard", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
@@ -302,11 +456,15 @@ def main() -> None:
     if args.shard:
         asyncio.run(shard(args))
         return
+    if args.paho_peer:
+        paho_peer(args)
+        return
     result = asyncio.run(run(args))
     print(f"{result['steady_events']} events in the steady phase from {args.devices} edges: "
           f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms; lost {result['lost']}, "
           f"duplicated {result['duplicated']}; recovery after a broker restart "
-          f"{result['recovery_s']} s")
+          f"{result['recovery_s']} s; router CPU {result['router_cpu_ms_per_event']} ms/event; "
+          f"ratio to raw paho p50 {result.get('ratio_p50')}, p99 {result.get('ratio_p99')}")
     print(json.dumps(result))
 
 

@@ -16,8 +16,13 @@ Measured:
   video + audio and decodes the worker's 640×480 video + audio: a real session), and
   edge_cpu_cores_send_only (the worker sends nothing).
 
+The yardstick, in the same run and alternated with the edge's sessions: a bare aiortc pair
+(a plain ``RTCPeerConnection`` here sending the same 640×480 test pattern, a plain one in the
+worker process receiving it; same signaling pipe, no data channels, no audio, no device):
+``bare_first_frame_p50_ms``/``_p95_ms`` and ``ratio_p50``/``ratio_p95`` (edge / bare).
+
 Human-readable lines first; the last line is one JSON object. Target: edge_fps >= 15 at
-edge_cpu_cores <= 1.
+edge_cpu_cores <= 1; first frame p95 <= 2x the bare pair's.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import psutil  # noqa: E402
 from edge.device import DeviceRunner, SafetyLimits, SimulatedRobot  # noqa: E402
 from edge.webrtc import MediaPeer, RecordingDisplay, open_local_media  # noqa: E402
 from edge.webrtc.signaling import SignalingClosed  # noqa: E402
+from edge.webrtc.warmup import warm_media  # noqa: E402
 
 
 def _loopback() -> None:
@@ -65,6 +71,53 @@ class QueueSignaler:
         return msg
 
 
+# -- the bare aiortc pair ---------------------------------------------------------------------
+
+class BarePeer:
+    """A plain RTCPeerConnection: offers the test pattern, or answers and notes the first
+    decoded frame (``time.monotonic()``, the clock MediaStats uses)."""
+
+    def __init__(self, send_line, offer: bool):
+        from aiortc import RTCPeerConnection
+
+        from edge.webrtc.media import TestPatternTrack
+
+        self.pc, self._send_line = RTCPeerConnection(), send_line
+        self.first_frame_at: float | None = None
+        self._tasks: list[asyncio.Task] = []
+        if offer:
+            self.pc.addTrack(TestPatternTrack())
+        else:
+            self.pc.on("track", lambda track: self._tasks.append(
+                asyncio.get_running_loop().create_task(self._drain(track))))
+
+    async def _drain(self, track) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                await track.recv()
+                if self.first_frame_at is None:
+                    self.first_frame_at = time.monotonic()
+
+    async def offer(self) -> None:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        await self._send_line({"bare": {"sdp": self.pc.localDescription.sdp, "type": "offer"}})
+
+    async def on_description(self, desc: dict) -> None:
+        from aiortc import RTCSessionDescription
+
+        await self.pc.setRemoteDescription(RTCSessionDescription(**desc))
+        if desc["type"] == "offer":
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+            await self._send_line({"bare": {"sdp": self.pc.localDescription.sdp,
+                                            "type": "answer"}})
+
+    async def aclose(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.pc.close()
+
+
 # -- worker (child process) -----------------------------------------------------------------
 
 async def worker_main() -> None:
@@ -78,10 +131,21 @@ async def worker_main() -> None:
 
     peer: MediaPeer | None = None
     sig: QueueSignaler | None = None
+    bare: BarePeer | None = None
+    await send_line({"ready": True})  # imports done: sessions time the peers, not start-up
     while line := await reader.readline():
         msg = json.loads(line)
         if "signal" in msg and sig is not None:
             sig.inbox.put_nowait(msg["signal"])
+        elif "bare" in msg:
+            bare = BarePeer(send_line, offer=False)
+            await bare.on_description(msg["bare"])
+        elif msg.get("cmd") == "bare_stats" and bare is not None:
+            await send_line({"stats": {"first_frame_at": bare.first_frame_at}})
+        elif msg.get("cmd") == "bare_close" and bare is not None:
+            await bare.aclose()
+            bare = None
+            await send_line({"closed": True})
         elif msg.get("cmd") == "open":
             sig = QueueSignaler(send_line)
             media = open_local_media("test", "tone") if msg["send_video"] else None
@@ -110,6 +174,7 @@ class WorkerProcess:
     def __init__(self, proc: asyncio.subprocess.Process):
         self.proc = proc
         self.sig: QueueSignaler | None = None
+        self.bare: BarePeer | None = None
         self.replies: asyncio.Queue = asyncio.Queue()
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
@@ -123,6 +188,9 @@ class WorkerProcess:
             if "signal" in msg:
                 if self.sig is not None:
                     self.sig.inbox.put_nowait(msg["signal"])
+            elif "bare" in msg:
+                if self.bare is not None:
+                    await self.bare.on_description(msg["bare"])
             else:
                 self.replies.put_nowait(msg)
 
@@ -169,6 +237,25 @@ async def first_frame(worker: WorkerProcess, timeout: float = 10.0) -> float:
     raise TimeoutError("the worker decoded no frame")
 
 
+async def bare_first_frame(worker: WorkerProcess, timeout: float = 10.0) -> float:
+    """One session of the bare pair: start → first frame decoded by the worker, in ms."""
+    worker.bare = BarePeer(worker.send_line, offer=True)
+    started = time.monotonic()  # as the edge's: after the RTCPeerConnection exists
+    try:
+        await worker.bare.offer()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            at = (await worker.ask({"cmd": "bare_stats"}))["stats"]["first_frame_at"]
+            if at is not None:
+                return (at - started) * 1000
+            await asyncio.sleep(0.01)
+        raise TimeoutError("the bare pair decoded no frame")
+    finally:
+        await worker.bare.aclose()
+        worker.bare = None
+        await worker.ask({"cmd": "bare_close"})
+
+
 async def measure_window(worker: WorkerProcess, edge: MediaPeer, seconds: float) -> dict:
     await asyncio.sleep(1.0)  # past the encoder's start-up
     me = psutil.Process()
@@ -189,21 +276,33 @@ def pct(xs: list[float], q: float) -> float:
 async def main(args) -> dict:
     if args.loopback:
         _loopback()
-    cmd = [sys.executable, __file__, "--worker"] + (["--loopback"] if args.loopback else [])
+    if not args.cold:
+        # As ``baton edge`` does at start (edge/station.py): the first session starts warm.
+        print(f"media stack warmed in {warm_media() * 1000:.0f} ms")
+    cmd = [sys.executable, __file__, "--worker"] + (["--loopback"] if args.loopback else []) \
+        + (["--cold"] if args.cold else [])
     proc = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.PIPE,
                                                 stdout=asyncio.subprocess.PIPE)
     worker = WorkerProcess(proc)
     try:
-        connect, first = [], []
-        for _ in range(args.sessions):
+        await asyncio.wait_for(worker.replies.get(), 60)  # {"ready": true}
+        connect, first, bare = [], [], []
+        for i in range(args.sessions):
+            if i % 2:  # alternated, each side first every other round
+                bare.append(await bare_first_frame(worker))
             async with session(worker, send_video=True) as edge:
                 await edge.start()
                 connect.append(await edge.wait_connected(10))
                 first.append((await first_frame(worker) - edge.started_at) * 1000)
+            if not i % 2:
+                bare.append(await bare_first_frame(worker))
         print(f"connect_ms p50 {pct(connect, .5):.0f} p95 {pct(connect, .95):.0f}; "
               f"first_frame_ms p50 {pct(first, .5):.0f} p95 {pct(first, .95):.0f} "
               f"({args.sessions} sessions)")
         print("connect_ms per session: " + " ".join(f"{c:.0f}" for c in connect))
+        print("first_frame_ms per session: " + " ".join(f"{c:.0f}" for c in first))
+        print(f"bare aiortc pair first_frame_ms p50 {pct(bare, .5):.0f} "
+              f"p95 {pct(bare, .95):.0f}: " + " ".join(f"{c:.0f}" for c in bare))
         async with session(worker, send_video=True) as edge:
             await edge.start()
             await edge.wait_connected(10)
@@ -229,8 +328,13 @@ async def main(args) -> dict:
         "connect_p95_ms": round(pct(connect, .95), 1),
         "first_frame_p50_ms": round(pct(first, .5), 1),
         "first_frame_p95_ms": round(pct(first, .95), 1),
+        "bare_first_frame_p50_ms": round(pct(bare, .5), 1),
+        "bare_first_frame_p95_ms": round(pct(bare, .95), 1),
+        "ratio_p50": round(pct(first, .5) / pct(bare, .5), 2),
+        "ratio_p95": round(pct(first, .95) / pct(bare, .95), 2),
+        "loadavg_1m": round(__import__("os").getloadavg()[0], 2),
         "resolution": "640x480",
-        "sessions": args.sessions,
+        "sessions": args.sessions, "warmed": not args.cold,
         "cpus": psutil.cpu_count(),
     }
 
@@ -241,11 +345,15 @@ if __name__ == "__main__":
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--loopback", action="store_true",
                     help="ICE on 127.0.0.1 only (aioice patch, as in the tests)")
+    ap.add_argument("--cold", action="store_true",
+                    help="skip the edge's media warm-up (to see the cold-start tail)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         if a.loopback:
             _loopback()
+        if not a.cold:  # the receiving side warm too: the bare pair goes first each round
+            warm_media()
         asyncio.run(worker_main())
     else:
         print(json.dumps(asyncio.run(main(a))))

@@ -44,6 +44,7 @@ from edge.screen.model import Worker
 from edge.screen.strings import load_screen_config
 from edge.sync import EdgeSettings, EdgeSync, edge_mqtt_settings
 from edge.webrtc import MediaPeer, open_local_media
+from edge.webrtc.warmup import warm_media
 from edge.webrtc.channels import Caption, CaptionText
 from edge.webrtc.display import make_display
 from edge.webrtc.mqtt_signaler import MqttSignaler, SignalLink
@@ -163,6 +164,9 @@ class Station:
                                      fullscreen=self.opts.kiosk)
             await self.screen.start()
         await self.node.start()
+        # Before any session: the first one would otherwise pay the codecs' start-up.
+        warmed_s = await asyncio.to_thread(warm_media)
+        log.info("media stack warmed", extra={"seconds": round(warmed_s, 3)})
         if self.screen is not None:
             self.screen.model.speech = self.node.status.get("asr") == "ready"
         from edge.chat import ChatRelay

@@ -22,7 +22,9 @@ MAX_INT = 2**63 - 1  # what a 64-bit column or JSON reader holds
 def check_json(value: Any, where: str = "value", max_depth: int = MAX_DEPTH,
                max_nodes: int = MAX_NODES) -> Any:
     """``value`` unchanged, or ValueError saying what to fix. Iterative: a hostile nesting
-    depth cannot exhaust the stack."""
+    depth cannot exhaust the stack. Every device event goes through here: exact type tests
+    first (parsed JSON has exact types), isinstance only for the rest, ASCII text skips the
+    UTF-8 check."""
     stack: list[tuple[Any, int]] = [(value, 0)]
     nodes = 0
     while stack:
@@ -30,30 +32,45 @@ def check_json(value: Any, where: str = "value", max_depth: int = MAX_DEPTH,
         nodes += 1
         if nodes > max_nodes:
             raise ValueError(f"{where} holds more than {max_nodes} values: send less")
-        if isinstance(v, bool) or v is None:
+        t = type(v)
+        if t is str:
+            if not v.isascii():
+                _check_text(v, where)
             continue
-        if isinstance(v, str):
-            _check_text(v, where)
-        elif isinstance(v, int):
+        if v is None or t is bool:
+            continue
+        if t is not int and t is not float and t is not dict and t is not list:
+            t = (bool if isinstance(v, bool) else str if isinstance(v, str)
+                 else int if isinstance(v, int) else float if isinstance(v, float)
+                 else dict if isinstance(v, dict) else list if isinstance(v, list | tuple)
+                 else None)
+            if t is bool or t is None:
+                continue
+            if t is str:
+                _check_text(v, where)
+                continue
+        if t is int:
             if abs(v) > MAX_INT:
                 raise ValueError(f"{where} holds an integer beyond 64 bits")
-        elif isinstance(v, float):
+        elif t is float:
             if not math.isfinite(v):
                 raise ValueError(f"{where} holds {v!r}: numbers must be finite "
                                  "(no NaN or Infinity)")
-        elif isinstance(v, dict | list | tuple):
+        else:
             if depth >= max_depth:
                 raise ValueError(f"{where} is nested deeper than {max_depth} levels: "
                                  "flatten it")
-            if isinstance(v, dict):
+            depth += 1
+            if t is dict:
                 for k, item in v.items():
                     if not isinstance(k, str) or len(k) > MAX_KEY:
                         raise ValueError(f"{where} has a key that is not a string of at most "
                                          f"{MAX_KEY} characters")
-                    _check_text(k, where)
-                    stack.append((item, depth + 1))
+                    if not k.isascii():
+                        _check_text(k, where)
+                    stack.append((item, depth))
             else:
-                stack.extend((item, depth + 1) for item in v)
+                stack.extend([(item, depth) for item in v])
     return value
 
 

@@ -116,7 +116,10 @@ def routing_for_simulation() -> RoutingFile:
     return RoutingFile.model_validate({
         "offer_timeout_s": _NEVER,
         "max_wait_s": _NEVER,
-        "channels": {c.value: {"default_capacity": 1, "alongside": []} for c in Channel},
+        # Agents take voice calls only (the simulated cases are calls): the engine files and
+        # checks them on that one channel instead of all of them.
+        "channels": {c.value: {"default_capacity": 1 if c is Channel.voice else 0,
+                               "alongside": []} for c in Channel},
         "default_workflow": "sim",
         "workflows": {"sim": {"steps": [{"name": "any_agent", "target": {
             "kinds": ["agent"], "language": "case", "skills": None}}]}},
@@ -149,6 +152,8 @@ def simulate(params: SimParams) -> SimResult:
 
     def on_effects(effects: list, now: float) -> None:
         nonlocal answered, within, waited, total_wait, max_wait, busy, on_call
+        if not effects:
+            return  # most calls: nothing to answer
         pending = list(effects)
         while pending:
             effect = pending.pop()

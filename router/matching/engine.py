@@ -74,6 +74,7 @@ class MatchingEngine:
         self._timers: list[tuple[float, int, str, str, int]] = []
         self._seq = itertools.count()
         self._new_id = new_id or (lambda: "o-" + uuid.uuid4().hex[:16])
+        self._last_resolved: tuple | None = None
         for w in workers:
             self.pool.upsert(w, now)
 
@@ -295,11 +296,22 @@ class MatchingEngine:
             if changed:
                 effects.append(StepChanged(qc.case_id, qc.step_name))
         qc.target = preferred(qc.req, qc.preferred) if index < 0 else \
-            resolve(qc.steps[index].target, qc.req)
+            self._resolve(qc.steps[index].target, qc.req)
         self.queues.push(qc)
         if ends is not None:
             self._schedule(ends, "step", qc.case_id, qc.token)
         return effects
+
+    def _resolve(self, target, req: Requirement):
+        """``resolve``, remembered for the last (target, requirement) objects: cases that
+        share a requirement object (the simulator's calls, a burst of one kind) resolve once.
+        Keyed by identity and holding both objects, so an id cannot be reused meanwhile."""
+        last = self._last_resolved
+        if last is not None and last[0] is target and last[1] is req:
+            return last[2]
+        resolved = resolve(target, req)
+        self._last_resolved = (target, req, resolved)
+        return resolved
 
     def _try_case(self, qc: QueuedCase, now: float) -> list[Effect]:
         if not qc.waiting or qc.target is None:

@@ -127,7 +127,12 @@ class Queues:
             return
         bucket.live -= 1
         if bucket.live <= 0:
-            self._drop(bucket)
+            # An emptied bucket stays registered (out of its group's heads): the targets are
+            # bounded by the configuration and the roster, and the next case of the same
+            # target (the common case) would otherwise build it all again.
+            bucket.live = 0
+            bucket.heap.clear()
+            self._set_head(bucket, None)
             return
         if was_head:
             heap = bucket.heap
@@ -146,17 +151,6 @@ class Queues:
         bucket.head = entry
         if entry is not None:
             insort(group, (*entry[:4], bucket))
-
-    def _drop(self, bucket: _Bucket) -> None:
-        self._set_head(bucket, None)
-        t = bucket.target
-        del self._buckets[t]
-        if not bucket.group:
-            gk = _group_key(t)
-            del self._groups[gk]
-            index = self._by_worker[t.worker_id] if t.worker_id is not None \
-                else self._by_lang[(t.channel, t.language)]
-            index.discard(gk)
 
     def head_for(self, w, channel: Channel, cases: dict[str, QueuedCase] | None = None
                  ) -> QueuedCase | None:

@@ -27,6 +27,8 @@ from router.config import ChannelConfig
 from router.matching.targets import Resolved, fit, matches
 
 _ALL_KINDS = tuple(k.value for k in WorkerKind)
+# Iterating the Enum class itself is slow (a generator per pass); this is on every decision.
+_CHANNELS = tuple(Channel)
 _MAX_LEVEL = 5
 # Above this many exact fit classes (three skills or more, with many free workers)
 # best_for reads whole lists instead of walking classes; such targets are rare. Two skills
@@ -51,6 +53,7 @@ class WorkerState:
     keys: tuple = ()
     entry: tuple | None = None
     filed: tuple[Channel, ...] = ()
+    takes: tuple[Channel, ...] = ()  # the channels with capacity > 0: the only ones to check
 
     @property
     def total_load(self) -> int:
@@ -79,7 +82,7 @@ class WorkerPool:
     def __init__(self, channels: dict[Channel, ChannelConfig]):
         self.channels = channels
         self.workers: dict[str, WorkerState] = {}
-        self._avail: dict[Channel, set[str]] = {c: set() for c in Channel}
+        self._avail: dict[Channel, set[str]] = {c: set() for c in _CHANNELS}
         # (channel, key) -> rank entries (see WorkerState.rank) of available workers.
         self._lists: dict[tuple, list[tuple]] = {}
 
@@ -89,16 +92,18 @@ class WorkerPool:
         old = self.workers.get(worker.id)
         if old is not None:
             self._unindex(old)
-        capacity = {c: worker.capacity.get(c, self.channels[c].default_capacity) for c in Channel}
+        capacity = {c: worker.capacity.get(c, self.channels[c].default_capacity)
+                    for c in _CHANNELS}
         state = WorkerState(
             id=worker.id, kind=worker.kind.value, languages=dict(worker.languages),
             skills=dict(worker.skills), sites=frozenset(worker.sites), capacity=capacity,
             presence=old.presence if old else Presence.offline,
-            load=old.load if old else {c: 0 for c in Channel},
+            load=old.load if old else {c: 0 for c in _CHANNELS},
             idle_since=old.idle_since if old else now,
             consecutive_timeouts=old.consecutive_timeouts if old else 0,
         )
         state.keys = _index_keys(state)
+        state.takes = tuple(c for c in _CHANNELS if capacity[c] > 0)
         self.workers[worker.id] = state
         self._index(state)
         return state
@@ -142,10 +147,14 @@ class WorkerPool:
         return True
 
     def available_channels(self, w: WorkerState) -> list[Channel]:
-        return [c for c in Channel if self.can_take(w, c)]
+        if w.presence is not Presence.available:
+            return []
+        return [c for c in w.takes if self.can_take(w, c)]
 
     def _index(self, w: WorkerState) -> None:
-        filed = tuple(c for c in Channel if self.can_take(w, c))
+        if w.presence is not Presence.available:
+            return
+        filed = tuple([c for c in w.takes if self.can_take(w, c)])
         if not filed:
             return
         entry = w.entry = w.rank()
@@ -191,6 +200,8 @@ class WorkerPool:
             sources = [lst for k in kinds if (lst := lists.get((c, ("k", site, k))))]
             return self._first([((0, 0), sources)], t, excluded)
         qs = range(_MAX_LEVEL, t.min_proficiency - 1, -1) if lang is not None else (0,)
+        if not skills:
+            return self._first_by_proficiency(t, kinds, qs, excluded)
         classes: list[tuple[tuple[int, int], list]] = []  # (fit, source list)
         for k in kinds:
             for q in qs:
@@ -230,6 +241,31 @@ class WorkerPool:
         groups = [(f, [lst for _, lst in grp])
                   for f, grp in itertools.groupby(classes, key=lambda cl: cl[0])]
         return self._first(groups, t, excluded)
+
+    def _first_by_proficiency(self, t: Resolved, kinds, qs, excluded) -> WorkerState | None:
+        """``best_for`` without skills (the common step): the fit classes are the
+        proficiencies, best first; a list holds exactly one proficiency, so the first
+        matching entry of a class's lists, lowest rank across kinds, is the answer."""
+        c, site, lang, lists, workers = t.channel, t.site, t.language, self._lists, \
+            self.workers
+        for q in qs:
+            best, best_entry = None, None
+            for k in kinds:
+                lst = lists.get((c, ("l", site, k, lang, q)))
+                if not lst:
+                    continue
+                for entry in lst:
+                    if best_entry is not None and entry >= best_entry:
+                        break
+                    if entry[2] in excluded:
+                        continue
+                    w = workers[entry[2]]
+                    if matches(w, t):
+                        best, best_entry = w, entry
+                        break
+            if best is not None:
+                return best
+        return None
 
     def _first(self, groups, t: Resolved, excluded) -> WorkerState | None:
         """Walk fit groups from the best; in a group, the lowest-ranked match of its lists.

@@ -9,11 +9,15 @@ apply like the one they got on connect.
 Constraint: a slow browser must never stall routing. Each connection has a bounded outbound
 queue drained by the connection's own sender task; a connection whose queue is full is
 closed (the browser reconnects and gets a fresh snapshot) instead of blocking the router.
+
+A message fanned out to many connections is one ``Frame``, JSON-encoded once by whichever
+sender gets to it first (``encoded``), not once per socket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -28,6 +32,27 @@ from router.service.core import events
 log = logging.getLogger("baton.hub")
 
 OUTBOX_LIMIT = 2000
+
+
+class Frame(dict):
+    """A message on its way to one or more connections: read like the dict it is; its JSON
+    text is made once and shared. Not to be changed once handed to the hub."""
+
+    __slots__ = ("_text",)
+
+    def text(self) -> str:
+        try:
+            return self._text
+        except AttributeError:
+            self._text = json.dumps(self, separators=(",", ":"))
+            return self._text
+
+
+def encoded(message: dict[str, Any]) -> str:
+    """The JSON text a socket sends for ``message`` (a Frame's is made once)."""
+    if type(message) is Frame:
+        return message.text()
+    return json.dumps(message, separators=(",", ":"))
 
 
 @dataclass(eq=False)
@@ -87,7 +112,7 @@ class Hub:
     def dispatch(self, event: events.Event) -> None:
         """One event to the sockets it concerns, as the protocol of router/service/ws.py."""
         if isinstance(event, events.CaseChanged):
-            msg = {"type": "case", "case": views.case_view(event.case, step=event.step)}
+            msg = Frame(type="case", case=views.case_view(event.case, step=event.step))
             self.to_watchers(msg)
             for worker in {event.case.assigned_worker, event.previous_worker} - {None}:
                 self.to_subject(worker, msg)
@@ -101,8 +126,8 @@ class Hub:
                 msg["reason"] = event.reason
             self.to_subject(event.worker_id, msg)
         elif isinstance(event, events.PresenceChanged):
-            msg = {"type": "presence", "worker_id": event.worker_id,
-                   "presence": event.presence.value, "reason": event.reason}
+            msg = Frame(type="presence", worker_id=event.worker_id,
+                        presence=event.presence.value, reason=event.reason)
             self.to_subject(event.worker_id, msg)
             self.to_watchers(msg, skip=event.worker_id)
         elif isinstance(event, events.AlertRaised):
@@ -138,10 +163,15 @@ class Hub:
         return bool(self._by_subject.get(subject))
 
     def to_subject(self, subject: str, message: dict[str, Any]) -> None:
-        for conn in tuple(self._by_subject.get(subject, ())):
-            conn.send(message)
+        conns = self._by_subject.get(subject)
+        if conns:
+            frame = message if type(message) is Frame else Frame(message)
+            for conn in tuple(conns):
+                conn.send(frame)
 
     def to_watchers(self, message: dict[str, Any], *, skip: str | None = None) -> None:
-        for conn in tuple(self._watchers):
-            if conn.subject != skip:
-                conn.send(message)
+        if self._watchers:
+            frame = message if type(message) is Frame else Frame(message)
+            for conn in tuple(self._watchers):
+                if conn.subject != skip:
+                    conn.send(frame)

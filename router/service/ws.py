@@ -22,7 +22,6 @@ desk's in endpoints/desk/messages.py, live video's in endpoints/telepresence/mes
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Annotated, Union
 
@@ -37,7 +36,7 @@ from router.service import views
 from router.service.auth import DESK_ROLES, WORKER_ROLES, Access, access, wrapup_s
 from router.service.core import CoreError, Forbidden, RouterCore
 from router.service.http_errors import status_of
-from router.service.hub import Connection, Hub
+from router.service.hub import Connection, Hub, encoded
 
 log = logging.getLogger("baton.ws")
 ws_router = APIRouter()
@@ -135,7 +134,7 @@ async def _send_loop(ws: WebSocket, conn: Connection) -> None:
         if msg.get("type") == "_close":
             await ws.close(code=1013, reason=msg.get("reason", "overloaded"))
             return
-        await ws.send_text(json.dumps(msg, separators=(",", ":")))
+        await ws.send_text(encoded(msg))
 
 
 def hello(core: RouterCore, principal) -> dict:

@@ -92,18 +92,20 @@ class Appender:
         for seqs in runs.values():
             if seqs != list(range(seqs[0], seqs[0] + len(seqs))):
                 return None
-        for origin, seqs in runs.items():
-            if seqs[0] == 1:
-                result = await conn.execute(self.first, {"o": origin})
-                if result.rowcount != 1:
-                    return None
-                if len(seqs) > 1:
-                    result = await conn.execute(self.advance, {"o": origin, "prev": 1,
-                                                               "seq": seqs[-1]})
-            else:
-                result = await conn.execute(self.advance, {"o": origin, "prev": seqs[0] - 1,
-                                                           "seq": seqs[-1]})
-            if result.rowcount != 1:
+        # One statement per kind for all origins (executemany: one round trip to the
+        # driver's thread, not one per origin); its row count is the sum over the rows.
+        firsts = [{"o": o} for o, seqs in runs.items() if seqs[0] == 1]
+        advances = [{"o": o, "prev": seqs[0] - 1 if seqs[0] > 1 else 1, "seq": seqs[-1]}
+                    for o, seqs in runs.items() if seqs[0] > 1 or len(seqs) > 1]
+        multi = conn.dialect.supports_sane_multi_rowcount
+        for stmt, rows in ((self.first, firsts), (self.advance, advances)):
+            if not rows:
+                continue
+            if len(rows) == 1 or not multi:
+                for row in rows:
+                    if (await conn.execute(stmt, row)).rowcount != 1:
+                        return None
+            elif (await conn.execute(stmt, rows)).rowcount != len(rows):
                 return None
         await conn.execute(self.events, [{
             "event_id": e.event_id, "case_id": e.case_id, "origin": e.origin, "seq": e.seq,

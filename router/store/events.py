@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import desc, select
+from sqlalchemy import bindparam, desc, select
 from sqlalchemy.exc import IntegrityError
 
 from protocol.models import TERMINAL_STATES, CaseEvent, CaseState
@@ -19,6 +19,7 @@ from router.casestate import Case
 from router.store.append import Appender
 from router.store.backend import Backend
 from router.store.errors import StoreError, translating
+from router.store.lookups import GroupedLookup
 from router.store.status import AppendStatus
 from router.store.tables import (
     case_events,
@@ -74,6 +75,12 @@ class EventStore:
         self._b = backend
         self._appender = Appender(backend.insert)
         self._closed = False
+        # Is this event id stored? Asked for every device event: concurrent asks share a
+        # query (router.store.lookups).
+        self._ids_at = select(case_events.c.event_id, case_events.c.origin,
+                              case_events.c.seq).where(
+            case_events.c.event_id.in_(bindparam("ids", expanding=True)))
+        self._id_lookup = GroupedLookup(self._events_stored_at)
 
     @property
     def backend(self) -> str:
@@ -180,10 +187,12 @@ class EventStore:
     async def event_stored_at(self, event_id: str) -> tuple[str, int] | None:
         """(origin, seq) of the stored event with this id, or None."""
         with self._guard(f"look up event {event_id!r}"):
-            async with self._b.read() as conn:
-                row = (await conn.execute(select(case_events.c.origin, case_events.c.seq)
-                                          .where(case_events.c.event_id == event_id))).first()
-        return (row[0], row[1]) if row else None
+            return await self._id_lookup.get(event_id)
+
+    async def _events_stored_at(self, event_ids: list[str]) -> dict[str, tuple[str, int]]:
+        async with self._b.read() as conn:
+            rows = await conn.execute(self._ids_at, {"ids": event_ids})
+            return {event_id: (origin, seq) for event_id, origin, seq in rows}
 
     async def high_waters(self) -> dict[str, int]:
         with self._guard("read the high-water marks"):

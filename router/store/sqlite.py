@@ -1,7 +1,11 @@
 """SQLite backend (aiosqlite): one file, WAL, one writer at a time.
 
-- WAL lets readers run while one writer commits; synchronous=NORMAL skips the fsync per
-  commit (a power cut may lose the last commits, never corrupt the file).
+- WAL lets readers run while one writer commits. Durability is the URL's ``synchronous``
+  (docs/decisions/0016-sync-durability.md): ``normal`` (default) fsyncs the WAL only at
+  checkpoints: a committed event survives the router process crashing or being killed, and
+  a power cut or kernel crash may lose the commits since the last checkpoint (never corrupt
+  the file); ``full`` fsyncs the WAL at every commit: a committed (and so acked) event
+  survives a power cut too. The group commit makes that one fsync per batch of events.
 - sqlite3's own transaction handling is kept with isolation_level "IMMEDIATE": it emits
   BEGIN IMMEDIATE inside the first INSERT/UPDATE of a transaction (no extra round trip to
   aiosqlite's thread), so another process waits on busy_timeout up front instead of failing
@@ -32,18 +36,29 @@ from router.store.errors import StoreError, StoreUnavailable
 
 BUSY_TIMEOUT_MS = 5000
 # Per-connection settings (journal_mode=WAL is per file: see _prepare).
-PRAGMAS = (f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}", "PRAGMA synchronous=NORMAL",
-           "PRAGMA foreign_keys=ON")
+PRAGMAS = (f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}", "PRAGMA foreign_keys=ON")
+SYNCHRONOUS = ("normal", "full")
 
 
-def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        for pragma in PRAGMAS:
-            cursor.execute(pragma)
-    finally:
-        cursor.close()
-    dbapi_connection.isolation_level = "IMMEDIATE"
+def _connect_hook(synchronous: str):
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            for pragma in (*PRAGMAS, f"PRAGMA synchronous={synchronous.upper()}"):
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+        dbapi_connection.isolation_level = "IMMEDIATE"
+    return _on_connect
+
+
+def synchronous_of(url: URL) -> str:
+    value = str(url.query.get("synchronous", "normal")).lower()
+    if value not in SYNCHRONOUS:
+        raise StoreError(f"synchronous={value!r} in the store URL: use normal (an acked event "
+                         "survives a router crash) or full (it survives a power cut too, one "
+                         "fsync per group commit)")
+    return value
 
 
 def _prepare(path: Path) -> None:
@@ -93,9 +108,11 @@ def database_path(url: URL) -> str:
 
 
 def make_backend(url: URL) -> Backend:
+    synchronous = synchronous_of(url)
+    url = url.difference_update_query(["synchronous"])
     path = Path(database_path(url))
     engine = create_async_engine(url, hide_parameters=True, pool_reset_on_return=None)
-    event.listen(engine.sync_engine, "connect", _on_connect)
+    event.listen(engine.sync_engine, "connect", _connect_hook(synchronous))
     event.listen(engine.sync_engine, "reset", _on_reset)
     return Backend(name="sqlite", engine=engine, reader=engine,
                    insert=insert, write_lock=asyncio.Lock(), lock_schema=_lock_schema,

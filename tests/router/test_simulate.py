@@ -234,3 +234,30 @@ def test_runs_as_a_module():
                            "--arrivals-per-hour", "30", "--aht-seconds", "120", "--json"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "agents" in proc.stderr and proc.stdout == ""
+
+
+# Figures of the simulator before its per-case overhead was cut (issue 17), same seeds: any
+# change to the engine or the loop around it must leave every decision, and so every figure,
+# exactly as it was (benchmarks/simulate.py also checks them against a SimPy M/M/c model).
+_BEFORE = [
+    (dict(agents=13, arrivals_per_hour=200, aht_seconds=180, hours=50, seed=1),
+     dict(cases=10024, answered=10024, abandoned=0, service_level=0.7749401436552275,
+          asa_seconds=23.162920076893343, p_wait=0.3051675977653631,
+          occupancy=0.776159458994034, max_wait_s=485.4347788356208)),
+    (dict(agents=5, arrivals_per_hour=120, aht_seconds=150, hours=30, seed=4,
+          patience_seconds=60),
+     dict(cases=3543, answered=2849, abandoned=694, service_level=0.6689246401354784,
+          asa_seconds=8.77600780073451, p_wait=0.4386113463166808,
+          occupancy=0.7678566107630073, max_wait_s=150.90128418714448)),
+    (dict(agents=3, arrivals_per_hour=200, aht_seconds=120, hours=10, seed=2,
+          patience_seconds=30),
+     dict(cases=2038, answered=840, abandoned=1198, service_level=0.28655544651619236,
+          asa_seconds=15.225978878671649, p_wait=0.8444553483807654,
+          occupancy=0.9358956518308187, max_wait_s=119.54044196169707)),
+]
+
+
+@pytest.mark.parametrize("params,before", _BEFORE)
+def test_same_seed_gives_exactly_the_figures_of_before(params, before):
+    r = simulate(SimParams(**params)).as_dict()
+    assert {k: r[k] for k in before} == before

@@ -36,7 +36,8 @@ from router.mqtt.bridge.cases import CaseUpdates
 from router.mqtt.bridge.commands import Commands
 from router.mqtt.bridge.context import BridgeContext
 from router.mqtt.bridge.dead_letters import DeadLetters
-from router.mqtt.bridge.intake import Intake, validate
+from router.mqtt.bridge.fair import FairIntake
+from router.mqtt.bridge.intake import MAX_QUEUED_PER_ORIGIN, Intake, validate
 from router.mqtt.bridge.presence import DeviceInfo, Presence
 from router.mqtt.bridge.settings import BridgeSettings
 from router.mqtt.bridge.work import Work
@@ -66,6 +67,9 @@ class Bridge:
                                  dead=self.dead_letters.put, work=self.work.put)
         self.acks = Acks(self.ctx)
         self.intake = Intake(self.ctx, self.acks, self.dead_letters, self.tasks)
+        # Device messages are handled round-robin per device (router.mqtt.bridge.fair).
+        self.fair = FairIntake(self._device_message, max_per_device=MAX_QUEUED_PER_ORIGIN,
+                               on_error=self._fair_error)
         self.presence = Presence(self.ctx, self.sync, self._parse, self._online)
         self.commands = Commands(self.ctx, self.sync, self._parse, self.presence.status)
         self.relay = SignalRelay(core, self.client.publish, self.dead_letters.put,
@@ -96,7 +100,8 @@ class Bridge:
         for name, loop in (("dead-letters", self.dead_letters.run), ("work", self.work.run),
                            ("presence", self.presence.run), ("commands", self.commands.run),
                            ("cases", lambda: self.cases.run(case_feed)),
-                           ("signals", lambda: self.relay.run(signal_feed))):
+                           ("signals", lambda: self.relay.run(signal_feed)),
+                           ("fair-intake", self.fair.run)):
             self.tasks.keep(name, loop)
         await self.client.start()
 
@@ -144,6 +149,15 @@ class Bridge:
             return self.dead_letters.put("unknown_device", msg.topic, f"device {t.device!r} "
                                          f"is not at site {t.site!r} in sites.yaml",
                                          msg.payload)
+        if not self.fair.put(t.device, (t, msg)):
+            self.stats["overload_dropped"] += 1  # not acked: the edge sends it again
+
+    def _fair_error(self, exc: BaseException) -> None:
+        self.stats["errors"] += 1
+        log.error("handling a device message failed", exc_info=exc)
+
+    def _device_message(self, item: tuple) -> None:
+        t, msg = item
         if t.kind == "events":
             self.intake.event_in(t, msg)
         elif t.kind == "state":
