@@ -21,6 +21,7 @@ from router.service.api import api
 from router.service.auth import TokenBook
 from router.service.conversation import build_conversations
 from router.service.core import Clock, CoreError, RouterCore
+from router.service.routes_workspace import workspace_api
 from router.service.web_security import SecurityHeaders, add_docs_and_icon
 from router.service.ws import ws_router
 from router.store import StoreError, open_store
@@ -31,6 +32,7 @@ MAX_BODY = 64 * 1024
 STATUS_PAGE = Path(__file__).resolve().parents[2] / "endpoints" / "status"
 DESK_PAGE = Path(__file__).resolve().parents[2] / "endpoints" / "desk"
 TELEPRESENCE_PAGE = Path(__file__).resolve().parents[2] / "endpoints" / "telepresence"
+SHARED_PAGE = Path(__file__).resolve().parents[2] / "endpoints" / "shared"
 
 
 def default_db_url() -> str:
@@ -148,6 +150,7 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
     app.include_router(api, responses=ERROR_RESPONSES)
     app.include_router(ws_router)
     app.include_router(sync_api, responses=ERROR_RESPONSES)
+    app.include_router(workspace_api, responses=ERROR_RESPONSES)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -203,6 +206,12 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
     app.mount("/static/desk", StaticFiles(directory=DESK_PAGE), name="desk")
     app.mount("/static/telepresence", StaticFiles(directory=TELEPRESENCE_PAGE),
               name="telepresence")
+    # ES modules shared by the pages (one api(), one socket client, one sign-in).
+    app.mount("/static/shared", StaticFiles(directory=SHARED_PAGE), name="shared")
+
+    @app.get("/floor", include_in_schema=False)
+    async def floor():
+        return FileResponse(STATUS_PAGE / "index.html")
     return app
 
 

@@ -558,6 +558,8 @@ class RouterCore:
             self._alert("worker_away", worker_id=worker_id, message=reason)
 
     def _alert(self, kind: str, **fields: Any) -> None:
+        # Every alert has an id, so any supervisor can acknowledge it for the whole floor.
+        fields.setdefault("alert_id", "al-" + uuid.uuid4().hex[:16])
         alert = {"kind": kind, "at": self.clock.now(), **fields}
         self.alerts.append(alert)
         self._send_watchers({"type": "alert", "alert": alert})
@@ -728,8 +730,21 @@ class RouterCore:
             case = await self._router_event(case_id, "outcome", {
                 "status": status, "code": code, "note": note, "by": by,
                 "ai_verdict": ai_verdict})
+            hold = self.cfg.routing.wrapup_capacity_s
+            if hold > 0 and by == case.assigned_worker:
+                # The closing worker's wrap-up keeps their capacity (engine.hold_for_wrapup).
+                self.engine.hold_for_wrapup(case_id, self.clock.now() + hold)
             await self._remove(case_id)
             return case
+
+    async def end_wrapup(self, case_id: str, worker_id: str) -> bool:
+        """The worker is done with a closed case's wrap-up: their capacity comes back."""
+        async with self._unit():
+            held = self.engine.wrapups.get(case_id)
+            if held is None or held[0] != worker_id:
+                return False
+            await self._effects(self.engine.end_wrapup(case_id, self.clock.now()))
+            return True
 
     async def transfer(self, case_id: str, worker_id: str, requirement: Requirement,
                        note: str, to_worker: str | None) -> Case:
@@ -812,6 +827,70 @@ class RouterCore:
                                                                   "text": note})
             self._send(taker, {"type": "offer_closed", "offer_id": offer.offer_id,
                                "status": "accepted"})
+            return case
+
+    async def assign(self, case_id: str, worker_id: str, by: str, note: str = "") -> Case:
+        """A supervisor assigns a waiting case (queued, offered or transferring) to a chosen
+        person, who gets it connected at once (their desk opens it). A pending offer to
+        someone else is withdrawn first. Checked before anything is staged."""
+        target = self.engine.pool.get(worker_id)
+        if target is None:
+            raise NotFound(f"unknown worker {worker_id!r}; GET /v1/directory lists them")
+        async with self._unit():
+            case = await self._case(case_id)
+            if case is None:
+                raise NotFound(f"unknown case {case_id!r}")
+            req = case.requirement
+            if case.state not in (CaseState.queued, CaseState.offered,
+                                  CaseState.transferring) or req is None:
+                raise CoreError(f"case {case_id!r} is {case.state.value}: only a waiting case "
+                                "can be assigned; reassign a connected one", reason="not_waiting")
+            if self.presence.get(worker_id) is not Presence.available:
+                raise CoreError(f"{worker_id} is {self.presence.get(worker_id, Presence.offline).value}"
+                                ": only an available person can be assigned a case",
+                                reason="target_unavailable")
+            if target.languages.get(req.language, 0) < 1:
+                raise CoreError(f"{worker_id} does not speak {req.language}", 422,
+                                reason="language")
+            pending = case.pending_offer
+            if pending is not None and pending.worker_id == worker_id:
+                pass  # their own pending offer is accepted below
+            elif pending is not None:
+                await self._router_event(case_id, "offer_result", {
+                    "offer_id": pending.offer_id, "worker_id": pending.worker_id,
+                    "status": "withdrawn", "reason": f"assigned to {worker_id} by {by}"})
+                self._send(pending.worker_id, {"type": "offer_closed",
+                                               "offer_id": pending.offer_id,
+                                               "status": "withdrawn"})
+            if pending is None or pending.worker_id != worker_id:
+                if not self.engine.pool.can_take(target, req.channel):
+                    raise CoreError(f"{worker_id} cannot take another {req.channel.value} "
+                                    "case now (at capacity)", reason="target_at_capacity")
+                now = self.clock.now()
+                await self._effects(self.engine.remove_case(case_id, now))
+                case = await self._case(case_id)
+                await self._effects(self.engine.enqueue(
+                    case_id, req, queued_at=case.queued_at or now, now=now,
+                    excluded=[w for w in case.excluded_workers if w != worker_id],
+                    preferred_worker=worker_id))
+                case = await self._case(case_id)
+            offer = case.pending_offer
+            if offer is None or offer.worker_id != worker_id:
+                raise CoreError(f"case {case_id!r} could not be offered to {worker_id} (they "
+                                "declined or missed it before); try another person",
+                                reason="excluded")
+            now = self.clock.now()
+            case = await self._router_event(case_id, "offer_result", {
+                "offer_id": offer.offer_id, "worker_id": worker_id, "status": "accepted",
+                "reason": f"assigned by {by}"})
+            await self._effects(self.engine.offer_result(offer.offer_id, OfferStatus.accepted,
+                                                         now))
+            if case.queued_at is not None:
+                self.answered.append((now, now - case.queued_at))
+            if note:
+                case = await self._router_event(case_id, "note", {"author": by, "text": note})
+            self._send(worker_id, {"type": "offer_closed", "offer_id": offer.offer_id,
+                                   "status": "accepted"})
             return case
 
     async def handback(self, case_id: str, worker_id: str, reason: str, note: str) -> Case:
@@ -947,7 +1026,8 @@ class RouterCore:
                 return alert
             now = self.clock.now()
             alert["acknowledged_by"], alert["acknowledged_at"] = by, now
-            if alert.get("case_id") and alert["case_id"] in self.cases:
+            if alert.get("kind") == "emergency" and alert.get("case_id") \
+                    and alert["case_id"] in self.cases:
                 await self._router_event(alert["case_id"], "signal", {
                     "name": "emergency_acknowledged", "value": True,
                     "detail": {"alert_id": alert_id, "by": by, "at": now}})

@@ -1,0 +1,174 @@
+"""REST for the workspace pages (desk, remote worker page, floor monitor): the transfer
+directory, the offer preview (the resident's words and why), dispositions and canned
+responses, why a waiting case is not matched, assigning it, and trends. Thin: authenticate,
+check the role, call the core or a pure module (router.matching.explain, router.trends)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from router.matching.explain import explain
+from router.models import Channel, Presence, Role
+from router.packet import full_packet
+from router.service import views
+from router.service.auth import WORKER_ROLES, Authed, Principal, require
+from router.service.core import RouterCore
+from router.trends import trends
+from router.workspace_config import WorkspaceConfigError, load_workspace
+
+workspace_api = APIRouter(prefix="/v1")
+Staff = require(Role.supervisor, Role.admin)
+Desk = require(*WORKER_ROLES, Role.supervisor, Role.admin)
+MAX_TREND_CASES = 5000
+WORDS = 3  # the resident's last turns shown on an offer
+
+
+async def core_of(request: Request) -> RouterCore:
+    return request.app.state.core
+
+
+Core = Annotated[RouterCore, Depends(core_of)]
+
+
+class AssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    worker_id: str = Field(min_length=1, max_length=80)
+    note: str = Field(default="", max_length=4000)
+
+
+@workspace_api.get("/workspace")
+async def workspace(core: Core, principal: Principal = Desk) -> dict[str, Any]:
+    """Dispositions and canned responses (config/workspace.yaml), and the routing numbers a
+    desk explains to its user (offer timeout, misses before away, wrap-up window)."""
+    try:
+        ws = load_workspace(core.cfg.directory)
+    except WorkspaceConfigError as exc:
+        raise HTTPException(503, str(exc)) from None
+    r = core.cfg.routing
+    return {**ws.model_dump(mode="json"), "offer_timeout_s": r.offer_timeout_s,
+            "away_after_timeouts": r.away_after_timeouts,
+            "wrapup_s": core.cfg.tokens.access.wrapup_minutes * 60.0,
+            "wrapup_capacity_s": r.wrapup_capacity_s, "handback_limit": 1}
+
+
+@workspace_api.get("/directory")
+async def directory(core: Core, principal: Principal = Desk) -> dict[str, Any]:
+    """People and queues to transfer to, with live availability, languages, skills, load,
+    and how long each person has been in their presence state."""
+    since = await core.store.worker_presence()
+    pool = core.engine.pool
+    wrapping = {w for w, _ in core.engine.wrapups.values()}
+    people = []
+    for w in core.cfg.workers.workers:
+        st = pool.get(w.id)
+        presence = core.presence.get(w.id, Presence.offline)
+        load = {c.value: n for c, n in st.load.items() if n} if st else {}
+        people.append({
+            "id": w.id, "name": w.name, "kind": w.kind.value, "languages": w.languages,
+            "skills": w.skills, "sites": w.sites, "presence": presence.value,
+            "state": "wrap-up" if presence is Presence.available and w.id in wrapping
+            else "busy" if presence is Presence.available and load else presence.value,
+            "since": since.get(w.id, (None, None))[1], "load": load,
+            "idle_since": st.idle_since if st else None,
+            "can_take": [c.value for c in Channel if st is not None and pool.can_take(st, c)]})
+    waiting: dict[str, int] = {}
+    for qc in core.engine.cases.values():
+        name = qc.req.workflow or "default"
+        waiting[name] = waiting.get(name, 0) + 1
+    queues = [{"id": name, "steps": [s.name for s in wf.steps], "waiting": waiting.get(name, 0)}
+              for name, wf in core.cfg.routing.workflows.items()]
+    return {"at": core.clock.now(), "people": people, "queues": queues}
+
+
+@workspace_api.post("/cases/{case_id}/wrapup/done")
+async def wrapup_done(case_id: str, core: Core,
+                      principal: Principal = require(*WORKER_ROLES, Role.supervisor)
+                      ) -> dict[str, Any]:
+    """End the wrap-up of a case you closed: your capacity comes back at once."""
+    if not await core.end_wrapup(case_id, principal.subject):
+        raise HTTPException(409, f"no wrap-up of case {case_id!r} is running for you (it "
+                            "ended by itself, or someone else closed the case)")
+    return {"case_id": case_id, "wrapup": "done"}
+
+
+@workspace_api.get("/offers/{offer_id}/preview")
+async def offer_preview(offer_id: str, core: Core,
+                        principal: Principal = require(*WORKER_ROLES, Role.supervisor)
+                        ) -> dict[str, Any]:
+    """What the person offered a case reads before accepting: the resident's last words
+    (original and translation) and why the case came to a person."""
+    entry = core.engine.offers.get(offer_id)
+    if entry is None or entry[0].worker_id != principal.subject:
+        raise HTTPException(404, f"no pending offer {offer_id!r} for you (it expired, was "
+                            "withdrawn or answered)")
+    case_id = entry[0].case_id
+    packet = await full_packet(core, case_id)
+    said = [t for t in packet["transcript"] if t.get("speaker") == "resident"][-WORDS:]
+    esc = packet.get("escalation") or {}
+    reasons = (esc.get("decision") or {}).get("reasons", []) if esc else []
+    handoffs = packet.get("handoffs") or []
+    return {"offer_id": offer_id, "case_id": case_id, "summary": packet.get("summary"),
+            "words": [{"text": t.get("text"), "language": t.get("language"),
+                       "translated": t.get("translated"),
+                       "translated_language": t.get("translated_language")} for t in said],
+            "reasons": reasons, "flags": packet.get("policy_flags", []),
+            "last_handoff": handoffs[-1] if handoffs else None}
+
+
+@workspace_api.get("/cases/{case_id}/why-not")
+async def why_not(case_id: str, core: Core, principal: Principal = Staff) -> dict[str, Any]:
+    """Per step of the case's workflow, who could take it now, or the requirement that no
+    available person meets."""
+    case = await core._case(case_id)
+    if case is None:
+        raise HTTPException(404, f"no case {case_id!r}")
+    if case.requirement is None:
+        raise HTTPException(409, f"case {case_id!r} was never routed")
+    qc = core.engine.cases.get(case_id)
+    workflow = core.engine._workflow(case.requirement)
+    pool = core.engine.pool
+    workers = [w for w in (pool.get(x.id) for x in core.cfg.workers.workers) if w is not None]
+    steps = explain(workflow.steps, case.requirement, workers,
+                    lambda w: pool.can_take(w, case.requirement.channel),
+                    excluded=case.excluded_workers,
+                    current_step=qc.step_name if qc is not None else None)
+    return {"case_id": case_id, "state": case.state.value,
+            "workflow": case.requirement.workflow or "default",
+            "requirement": case.requirement.model_dump(mode="json"),
+            "excluded": case.excluded_workers, "steps": steps}
+
+
+@workspace_api.post("/cases/{case_id}/assign")
+async def assign(case_id: str, body: AssignIn, core: Core, request: Request,
+                 principal: Principal = Staff) -> dict[str, Any]:
+    """Assign a waiting case to a chosen person: connected to them at once."""
+    case = await core.assign(case_id, body.worker_id, principal.subject, body.note)
+    request.app.state.audit.record("assign", principal.subject, case_id=case_id,
+                                   address=request.client.host if request.client else None,
+                                   role=principal.role.value, to_worker=body.worker_id)
+    return views.case_view(case, core)
+
+
+@workspace_api.get("/trends")
+async def get_trends(core: Core, principal: Principal = Staff,
+                     hours: Annotated[float, Query(gt=0, le=48)] = 3.0,
+                     bucket_s: Annotated[float, Query(ge=60, le=3600)] = 600.0,
+                     site: Annotated[str | None, Query(max_length=64)] = None,
+                     queue: Annotated[str | None, Query(max_length=64)] = None
+                     ) -> dict[str, Any]:
+    """Waiting, service level, ASA, escalation rate/precision/recall per time bucket over
+    the last ``hours``, from the store's cases and events (router/trends.py)."""
+    now = core.clock.now()
+    cases = await core.store.list_cases(limit=MAX_TREND_CASES)
+    since = now - hours * 3600
+    cases = [c for c in cases if c.updated_at >= since or not c.terminal]
+    items = [(c, await core.store.case_events(c.id)) for c in cases]
+    try:
+        return trends(items, now=now, hours=hours, bucket_s=bucket_s,
+                      service_level_s=core.cfg.routing.service_level_s, site=site,
+                      queue=queue)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
