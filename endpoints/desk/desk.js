@@ -299,7 +299,10 @@ function showPresence(p, reason) {
     input.checked = input.value === p;
   }
   // Away set by the router (missed offers) is explained, with one click back.
-  if (p === "away" && reason && !reason.startsWith(`set by ${state.me.subject}`)) {
+  // Away set by the router (missed offers), not by this person ("set from the desk", or
+  // "set by …" over REST, which a supervisor may do and which is said as it is).
+  if (p === "away" && reason && reason !== "set from the desk"
+      && reason !== `set by ${state.me.subject}`) {
     state.awayByRouter = reason;
   } else if (p !== "away") {
     state.awayByRouter = null;

@@ -159,7 +159,7 @@ export function alertActions(a, kind) {
     // it changes (a new condition is a new alert).
     out.push(actionFor("ack", "Acknowledge", `Acknowledge: ${kind}${a.case_id ? ` ${a.case_id}` : ""}`, () => {
       ctx.state.acked.add(`${a.kind}|${a.case_id || a.text}`);
-      ctx.log(`acknowledged ${a.kind}${a.case_id ? ` on ${a.case_id}` : ""}`);
+      ctx.log(`acknowledged ${kind}${a.case_id ? ` on ${a.case_id}` : ""}`);
       ctx.render();
     }));
   }

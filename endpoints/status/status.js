@@ -507,7 +507,7 @@ function alertItem(kind, sev, text, at, alert) {
   }
   if (alert) {
     if (alert.case_id) li.dataset.case = alert.case_id;
-    const acts = alertActions(alert, kind);
+    const acts = alertActions(alert, LABEL[kind] || kind);
     if (acts.length) li.append(el("div", null, "alert-actions"));
     if (acts.length) li.lastChild.append(...acts);
   }

@@ -158,11 +158,12 @@ def test_escalation_at_the_robot_to_video_captions_controls_and_warm_transfer(
         # Warm transfer to a residency specialist at a desk: the packet goes along.
         haruto = open_page(browser, router.url, "/desk", "haruto", available=True)
         wait_available(http, "haruto")
+        aiko.locator("#actionbar").get_by_role("button", name="Transfer").click()
         aiko.get_by_label("Skills (e.g. residency:4, tax:3)").fill("residency:5")
         aiko.get_by_label("Workflow (optional)").fill("contact_center")
         aiko.get_by_label("Note for the next person").fill(
             "Residence card renewal; she needs the copy of her record too.")
-        aiko.get_by_role("button", name="Transfer").click()
+        aiko.get_by_role("button", name="Request transfer").click()
         expect(aiko.locator("#case-status")).to_contain_text("Transfer requested")
         expect(row).to_contain_text("Haruto Ito (haruto) (offered)")
         shot(floor, "06-floor-transfer-offered")
