@@ -16,8 +16,7 @@ from router.config import load_config
 from router.procs import RouterProcess
 from router.service.app import create_app
 from tests.pages.test_desk import PAGE_ERRORS, TIMEOUT_MS, bearer, browser, shot  # noqa: F401
-from tests.pages.test_resident import axe_check
-from tests.pages.test_workspace import STUBS, no_sideways_scroll
+from tests.pages.test_workspace import STUBS, axe_check, no_sideways_scroll
 from tests.service.conftest import ManualClock, Router, auth, config_copy
 
 HOUR = 3600.0

@@ -18,7 +18,8 @@ import yaml
 
 from router.procs import RouterProcess
 from tests.pages.test_desk import PAGE_ERRORS, TIMEOUT_MS, bearer, browser, shot  # noqa: F401
-from tests.pages.test_resident import axe_check
+from tests.pages.test_resident import AXE
+from tests.helpers import require
 from tests.service.conftest import config_copy
 
 # Counts what the page asks of the browser: oscillators started (the chime) and
@@ -56,6 +57,19 @@ def router(tmp_path):
     finally:
         client.close()
         proc.stop()
+
+
+def axe_check(page, state: str) -> None:
+    """No serious or critical axe-core violation in this state. The router's pages forbid
+    inline scripts (CSP), so axe is evaluated through DevTools rather than injected."""
+    require(AXE.exists(), f"axe-core at {AXE}", "run scripts/setup.sh (npm install axe-core)")
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text(encoding="utf-8"))
+    result = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']}))"
+                           ".violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
+                           " nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))")
+    bad = [v for v in result if v["impact"] in ("serious", "critical")]
+    assert not bad, f"axe-core on the {state} state: {bad}"
 
 
 def visit(page, name: str) -> None:
@@ -207,7 +221,7 @@ def test_case_page_bar_canned_handback_guard_disposition_wrapup(router, browser)
     expect(dlg).to_be_visible()
     expect(page.locator("#handback-guard")).to_contain_text("goes back to the AI only once")
     visit(page, "06-handback-dialog")
-    page.get_by_label("Why").select_option("routine_remaining")
+    page.get_by_label("Why", exact=True).select_option("routine_remaining")
     page.get_by_role("button", name="Hand back", exact=True).click()
     expect(page.locator("#case-status")).to_contain_text("Handed back to the AI")
     got = client.get(f"/v1/cases/{case_id}", headers=bearer("admin")).json()["case"]
