@@ -25,10 +25,15 @@ export function plainReason(code) {
   return key.replace(/[_:]/g, " ");
 }
 
-// The first few reasons, hard triggers first, without repeats.
+// Descriptors the decision lists next to its reasons (the intent class, the sentiment, the
+// confidence band): context for the numbers, not why the case came to a person.
+const CONTEXT = ["intent_class:", "sentiment:", "band:", "confidence:"];
+
+// The first few reasons, in the decision's order (hard triggers first), without repeats.
 export function plainReasons(codes, max = 3) {
   const out = [];
   for (const c of codes || []) {
+    if (CONTEXT.some((p) => String(c).startsWith(p))) continue;
     const t = plainReason(c);
     if (!out.includes(t)) out.push(t);
   }

@@ -178,7 +178,7 @@ function actionFor(action, text, label, fn) {
 // --- trends -----------------------------------------------------------------------------
 
 const CHARTS = [
-  ["waiting", "Waiting", (v) => v.toFixed(0), null],
+  ["waiting", "Waiting", (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)), null],
   ["service_level", "Service level", (v) => `${(v * 100).toFixed(0)} %`, 1],
   ["asa_s", "Average speed of answer", (v) => dur(v), null],
   ["escalation_rate", "Escalation rate", (v) => `${(v * 100).toFixed(0)} %`, 1],

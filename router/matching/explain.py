@@ -57,7 +57,7 @@ def explain(steps: Iterable, req: Requirement, workers: Iterable,
                        + (f" ({len(excluded)} declined or missed it)" if excluded else ""))
         elif unmet:
             summary = "no one free " + "; no one free ".join(
-                u if not u.startswith("kind") else f"is of {u}" for u in unmet)
+                f"is a {u[6:]}" if u.startswith("kind: ") else u for u in unmet)
         else:
             summary = ("each requirement is met by someone free, but no one free meets all: "
                        + ", ".join(r["text"] for r in rows))

@@ -44,6 +44,7 @@ from router.models import (
 )
 from router.service.alerts import AlertBuffer
 from router.service.hub import Hub
+from router.service.warm import WarmTransfers
 from router.store.sync import SyncStore
 from router.service import views
 
@@ -137,6 +138,7 @@ class RouterCore:
         self.high_water: dict[str, int] = {}
         self.answered: deque[tuple[float, float]] = deque(maxlen=10_000)  # (at, waited_s)
         self.alerts = AlertBuffer()
+        self.warm = WarmTransfers(self)
         self.engine = self._new_engine()
         self.closed: OrderedDict[str, Case] = OrderedDict()  # recently closed, for reads
         self._batch: list[tuple[Any, Case]] = []  # the current unit's staged events
@@ -499,6 +501,11 @@ class RouterCore:
 
     async def _effects(self, effects: list) -> None:
         for eff in effects:
+            shadow = getattr(getattr(eff, "offer", None), "case_id", None) \
+                or getattr(eff, "case_id", None)
+            if shadow is not None and self.warm.owns(shadow):
+                await self.warm.effect(eff)  # a warm transfer's search (router/service/warm.py)
+                continue
             if isinstance(eff, OfferMade):
                 case = await self._router_event(eff.offer.case_id, "offer",
                                                 {"offer": eff.offer.model_dump(mode="json")})
@@ -532,6 +539,7 @@ class RouterCore:
     async def _remove(self, case_id: str) -> None:
         """The case left routing (closed): a pending offer disappears from its worker's desk
         (the outcome event already cleared it from the case), capacity comes back."""
+        await self.warm.cancel(case_id, "the case closed", record=False)
         for offer, _ in [v for v in self.engine.offers.values() if v[0].case_id == case_id]:
             self._send(offer.worker_id, {"type": "offer_closed", "offer_id": offer.offer_id,
                                          "status": "withdrawn", "reason": "case closed"})
@@ -572,6 +580,7 @@ class RouterCore:
         async with self._unit():
             now = self.clock.now()
             await self._effects(self.engine.tick(now))
+            await self.warm.expire(now)
             if sweep or now - self._last_sweep >= IDLE_SWEEP_S:
                 self._last_sweep = now
                 await self._close_idle(now)
@@ -711,6 +720,8 @@ class RouterCore:
             offer = entry[0]
             if offer.worker_id != worker_id:
                 raise Forbidden(f"offer {offer_id!r} was not made to you")
+            if self.warm.owns(offer.case_id):
+                return await self.warm.answer(worker_id, offer, accept, reason)
             now = self.clock.now()
             status = OfferStatus.accepted if accept else OfferStatus.rejected
             case = await self._router_event(offer.case_id, "offer_result", {
@@ -737,6 +748,18 @@ class RouterCore:
             await self._remove(case_id)
             return case
 
+    async def warm_transfer(self, case_id: str, worker_id: str, requirement: Requirement,
+                            note: str, to_worker: str | None, timeout_s: float) -> dict:
+        """Start a warm transfer (router/service/warm.py): the case stays with ``worker_id``
+        until the next person accepts, or returns to them after ``timeout_s``."""
+        async with self._unit():
+            return await self.warm.start(case_id, worker_id, requirement, note, to_worker,
+                                         timeout_s)
+
+    async def cancel_warm_transfer(self, case_id: str, reason: str) -> bool:
+        async with self._unit():
+            return await self.warm.cancel(case_id, reason)
+
     async def end_wrapup(self, case_id: str, worker_id: str) -> bool:
         """The worker is done with a closed case's wrap-up: their capacity comes back."""
         async with self._unit():
@@ -761,6 +784,7 @@ class RouterCore:
 
     async def _transfer(self, case_id: str, worker_id: str, requirement: Requirement,
                         note: str, to_worker: str | None) -> Case:
+        await self.warm.cancel(case_id, "transferred another way")
         now = self.clock.now()
         case = await self._router_event(case_id, "transfer", {
             "from_worker": worker_id, "requirement": requirement.model_dump(mode="json"),
@@ -895,6 +919,7 @@ class RouterCore:
 
     async def handback(self, case_id: str, worker_id: str, reason: str, note: str) -> Case:
         async with self._unit():
+            await self.warm.cancel(case_id, "handed back to the AI")
             case = await self._router_event(case_id, "handback", {
                 "worker_id": worker_id, "reason": reason, "note": note})
             await self._effects(self.engine.release(case_id, self.clock.now()))

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from router.matching.explain import explain
-from router.models import Channel, Presence, Role
+from router.models import Channel, Presence, Requirement, Role
 from router.packet import full_packet
 from router.service import views
 from router.service.auth import WORKER_ROLES, Authed, Principal, require
@@ -31,6 +31,11 @@ async def core_of(request: Request) -> RouterCore:
 
 
 Core = Annotated[RouterCore, Depends(core_of)]
+
+
+class WarmTransferIn(views.TransferCase):
+    timeout_s: float = Field(default=60.0, ge=10, le=600, description="How long to look "
+                             "for the next person before the case stays with you.")
 
 
 class AssignIn(BaseModel):
@@ -83,6 +88,54 @@ async def directory(core: Core, principal: Principal = Desk) -> dict[str, Any]:
     return {"at": core.clock.now(), "people": people, "queues": queues}
 
 
+@workspace_api.post("/cases/{case_id}/warm-transfer")
+async def warm_transfer(case_id: str, body: WarmTransferIn, core: Core, request: Request,
+                        principal: Principal = require(*WORKER_ROLES, Role.supervisor)
+                        ) -> dict[str, Any]:
+    """Warm transfer (router/service/warm.py): you keep the resident — video, chat — until
+    the next person accepts; if nobody does within ``timeout_s`` the case stays with you and
+    the reason comes back (WebSocket ``transfer`` message, and a note on the case)."""
+    case = await core._case(case_id)
+    if case is None or case.assigned_worker != principal.subject:
+        raise HTTPException(404 if case is None else 403,
+                            f"case {case_id!r} is not connected to you")
+    old = case.requirement
+    if old is None:
+        raise HTTPException(409, f"case {case_id!r} was never routed")
+    if body.to_worker is not None and body.to_worker not in core.presence:
+        raise HTTPException(404, f"unknown worker {body.to_worker!r}")
+    try:
+        requirement = Requirement(
+            language=body.language or old.language, skills=body.skills or old.skills,
+            surface=old.surface, channel=body.channel or old.channel,
+            priority=old.priority if body.priority is None else body.priority,
+            workflow=body.workflow or old.workflow)
+    except ValidationError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if requirement.workflow and requirement.workflow not in core.cfg.routing.workflows:
+        raise HTTPException(422, f"unknown workflow {requirement.workflow!r}")
+    out = await core.warm_transfer(case_id, principal.subject, requirement, body.note,
+                                   body.to_worker, body.timeout_s)
+    request.app.state.audit.record("transfer", principal.subject, case_id=case_id,
+                                   address=request.client.host if request.client else None,
+                                   role=principal.role.value, to_worker=body.to_worker,
+                                   warm=True)
+    return out
+
+
+@workspace_api.delete("/cases/{case_id}/warm-transfer")
+async def cancel_warm_transfer(case_id: str, core: Core,
+                               principal: Principal = require(*WORKER_ROLES, Role.supervisor)
+                               ) -> dict[str, Any]:
+    case = await core._case(case_id)
+    if case is None or (case.assigned_worker != principal.subject
+                        and not principal.sees_everything):
+        raise HTTPException(404, f"case {case_id!r} is not connected to you")
+    if not await core.cancel_warm_transfer(case_id, f"cancelled by {principal.subject}"):
+        raise HTTPException(409, f"no warm transfer of case {case_id!r} is pending")
+    return {"case_id": case_id, "status": "cancelled"}
+
+
 @workspace_api.post("/cases/{case_id}/wrapup/done")
 async def wrapup_done(case_id: str, core: Core,
                       principal: Principal = require(*WORKER_ROLES, Role.supervisor)
@@ -104,7 +157,7 @@ async def offer_preview(offer_id: str, core: Core,
     if entry is None or entry[0].worker_id != principal.subject:
         raise HTTPException(404, f"no pending offer {offer_id!r} for you (it expired, was "
                             "withdrawn or answered)")
-    case_id = entry[0].case_id
+    case_id = core.warm.real_id(entry[0].case_id)
     packet = await full_packet(core, case_id)
     said = [t for t in packet["transcript"] if t.get("speaker") == "resident"][-WORDS:]
     esc = packet.get("escalation") or {}

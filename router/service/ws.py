@@ -176,7 +176,9 @@ def _hello(core: RouterCore, principal) -> dict:
     now, wrapup = core.clock.now(), wrapup_s(core.cfg)
     visible = [c for c in core.cases.values()
                if access(principal, c, now, wrapup) >= Access.read]
-    offers = [o.model_dump(mode="json") for o, _ in core.engine.offers.values()
+    # A warm transfer's offer is searched under a shadow id: shown under the real case.
+    offers = [o.model_copy(update={"case_id": core.warm.real_id(o.case_id)}).model_dump(
+              mode="json") for o, _ in core.engine.offers.values()
               if o.worker_id == principal.subject]
     return {"type": "hello", "subject": principal.subject, "role": principal.role.value,
             "presence": core.presence.get(principal.subject, Presence.offline).value,
