@@ -28,7 +28,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from router.procs import RouterProcess  # noqa: E402
+from sandbox.procs import RouterProcess  # noqa: E402
 
 
 def make_config(tmp: Path, workers: int) -> Path:

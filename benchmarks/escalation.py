@@ -166,7 +166,7 @@ def router_startup(semantic: bool) -> float:
 
     import yaml
 
-    from router.procs import RouterProcess
+    from sandbox.procs import RouterProcess
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "config"

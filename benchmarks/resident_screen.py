@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 from edge.screen.host import ScreenHost  # noqa: E402
 from edge.screen.strings import load_screen_config  # noqa: E402
 from edge.webrtc import MediaPeer, RecordingDisplay, read_frame_counter  # noqa: E402
-from router.procs import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from sandbox.procs import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from telepresence_edge import QueueSignaler, WorkerProcess  # noqa: E402

@@ -38,9 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from router.config import RoutingFile, parse_file  # noqa: E402
-from router.matching.engine import MatchingEngine, OfferMade  # noqa: E402
-from router.models import (  # noqa: E402
+from common.config import parse_file  # noqa: E402
+from protocol.models import (  # noqa: E402
     Channel,
     OfferStatus,
     Presence,
@@ -49,6 +48,8 @@ from router.models import (  # noqa: E402
     Worker,
     WorkerKind,
 )
+from router.config import RoutingFile
+from router.matching.engine import MatchingEngine, OfferMade  # noqa: E402
 
 LANGUAGES = {"ja": 0.40, "en": 0.20, "es": 0.15, "pt": 0.15, "zh": 0.10}
 SKILLS = ["general", "residency", "tax", "childcare", "welfare", "appointments", "complaints"]

@@ -48,8 +48,8 @@ from edge.outbox import Outbox  # noqa: E402
 from edge.sync import EdgeSettings, EdgeSync, edge_mqtt_settings  # noqa: E402
 from router.config import load_config  # noqa: E402
 from router.mqtt.auth import write_auth  # noqa: E402
-from router.mqtt.mosquitto import MosquittoProcess  # noqa: E402
-from router.procs import RouterProcess  # noqa: E402
+from sandbox.mosquitto import MosquittoProcess  # noqa: E402
+from sandbox.procs import RouterProcess  # noqa: E402
 
 SITE = "bench-site"
 SUPERVISOR = "bench-supervisor-token-0"

@@ -40,8 +40,8 @@ import httpx  # noqa: E402
 
 from router.config import load_config  # noqa: E402
 from router.mqtt.auth import write_auth  # noqa: E402
-from router.mqtt.mosquitto import MosquittoProcess  # noqa: E402
-from router.procs import CHROMIUM, CHROMIUM_ARGS, EdgeProcess, RouterProcess  # noqa: E402
+from sandbox.mosquitto import MosquittoProcess  # noqa: E402
+from sandbox.procs import CHROMIUM, CHROMIUM_ARGS, EdgeProcess, RouterProcess  # noqa: E402
 
 SUPERVISOR = {"Authorization": "Bearer demo-supervisor-token-0001"}
 SAY = ("ja", "在留カードの更新について相談したいです。")

@@ -13,25 +13,27 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from common.errors import BatonError
+
 SAMPLE_RATE = 16_000
 
 
-class AudioError(Exception):
-    """Audio that cannot be used. ``code`` is stable and goes into error events."""
+class AudioError(BatonError):
+    """Audio that cannot be used. ``reason`` is stable and goes into error events."""
 
-    code = "audio_error"
+    reason = "audio_error"
 
 
 class AudioFormatError(AudioError):
-    code = "audio_format"
+    reason = "audio_format"
 
 
 class EmptyAudioError(AudioError):
-    code = "audio_empty"
+    reason = "audio_empty"
 
 
 class AudioSourceError(AudioError):
-    code = "audio_source"
+    reason = "audio_source"
 
 
 @dataclass(slots=True)

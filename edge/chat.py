@@ -21,8 +21,8 @@ from edge.device.base import DeviceDriver, DeviceError
 from edge.outbox import OutboxFull
 from edge.translate import TranslationError, TranslationService
 from edge.translate.argos import base_code
-from router.models import Ident, LangCode
-from router.mqtt.messages import Command
+from protocol.messages import Command
+from protocol.models import Ident, LangCode
 
 log = logging.getLogger("baton.edge.chat")
 COMMAND = "chat.say"
@@ -90,7 +90,7 @@ class ChatRelay:
             else:
                 self.driver.display_text(text, lang)
         except DeviceError as exc:
-            return "failed", f"the display refused the message ({exc.code}): {exc}"
+            return "failed", f"the display refused the message ({exc.reason}): {exc}"
         if problem:
             log.warning("chat message shown untranslated",
                         extra={"case_id": say.case_id, "error": problem})

@@ -30,20 +30,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from common.errors import BatonError
+
 MANIFEST = "baton-model.json"
 DEFAULT_MODELS_DIR = "models"
 
 
-class ModelError(Exception):
-    code = "model_error"
+class ModelError(BatonError):
+    reason = "model_error"
 
 
 class ModelNotFoundError(ModelError):
-    code = "model_missing"
+    reason = "model_missing"
 
 
 class ModelCorruptError(ModelError):
-    code = "model_corrupt"
+    reason = "model_corrupt"
 
 
 def models_dir(value: str | os.PathLike | None = None) -> Path:

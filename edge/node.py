@@ -26,13 +26,14 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.errors import BatonError
 from edge.asr import ASRConfig, Final, Partial, StreamingRecognizer, WhisperEngine
 from edge.asr.errors import ASRError
 from edge.audio import AudioError, AudioFormatError, AudioFrame
 from edge.audio_sources import AudioSource, FileSource, MicSource, TrackSource
 from edge.models import ModelError, argos_dir, models_dir
 from edge.translate import ArgosTranslator, Phrasebook, TranslationError, TranslationService
-from router.models import Ident, LangCode
+from protocol.models import Ident, LangCode
 
 log = logging.getLogger("baton.edge")
 
@@ -75,8 +76,8 @@ class EdgeConfig(_C):
 
 
 def load_edge_config(path: str | os.PathLike) -> EdgeConfig:
-    """Raises router.config.ConfigError naming the file, the key and the reason."""
-    from router.config import parse_file
+    """Raises common.config.ConfigError naming the file, the key and the reason."""
+    from common.config import parse_file
 
     cfg: EdgeConfig = parse_file(Path(path), EdgeConfig)  # type: ignore[assignment]
     pb = cfg.translation.phrasebook
@@ -385,7 +386,7 @@ class EdgeNode:
             log.exception("event sink failed", extra={"event": type})
 
     async def _error(self, component: str, exc: Exception, **extra: Any) -> None:
-        code = getattr(exc, "code", "error")
+        code = exc.reason if isinstance(exc, BatonError) else "error"
         log.warning("edge error", extra={"component": component, "code": code,
                                          "error": str(exc)})
         await self._emit("edge_error", {"component": component, "code": code,
@@ -409,7 +410,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_cli(args) -> int:
-    from router.config import ConfigError
+    from common.config import ConfigError
 
     try:
         cfg = load_edge_config(args.edge_config)

@@ -27,7 +27,8 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from router.models import CaseEvent
+from common.errors import BatonError
+from protocol.models import CaseEvent
 
 log = logging.getLogger("baton.edge.outbox")
 EVENT = TypeAdapter(CaseEvent)
@@ -43,13 +44,15 @@ CREATE TABLE IF NOT EXISTS commands (command_id TEXT PRIMARY KEY, status TEXT NO
 """
 
 
-class OutboxError(Exception):
-    pass
+class OutboxError(BatonError):
+    reason = "outbox"
 
 
 class OutboxFull(OutboxError):
     """The outbox holds ``capacity`` unacknowledged events: the router has not confirmed
     anything for a long time. Nothing was written; the caller decides what to do."""
+
+    reason = "outbox_full"
 
 
 class Outbox:

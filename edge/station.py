@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.device import DeviceDriver, DeviceRunner, EstopChange, SafetyLimits, make_driver
@@ -46,11 +45,11 @@ from edge.webrtc import MediaPeer, open_local_media
 from edge.webrtc.channels import Caption, CaptionText
 from edge.webrtc.display import make_display
 from edge.webrtc.mqtt_signaler import MqttSignaler, SignalLink
-from router.mqtt.messages import CaseUpdate, Command
+from protocol.messages import CaseUpdate, Command
 
 log = logging.getLogger("baton.edge.station")
 
-TERMINAL = {"resolved", "abandoned"}  # router.models.TERMINAL_STATES
+TERMINAL = {"resolved", "abandoned"}  # protocol.models.TERMINAL_STATES
 OPEN_RETRIES = 1  # a turn for a case closed meanwhile opens a new case once
 
 
@@ -90,7 +89,7 @@ class StationOptions:
     token: str
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
-    mqtt_protocol: str = "auto"  # router.mqtt.client.Settings.protocol (3.1.1 on amqtt)
+    mqtt_protocol: str = "auto"  # common.mqtt.client.Settings.protocol (3.1.1 on amqtt)
     outbox_path: str | Path = "edge-outbox.db"
     video: str = "auto"        # edge.webrtc.open_local_media: auto | test | none | path
     audio: str = "tone"
@@ -562,7 +561,7 @@ def run_station(cfg: EdgeConfig, args) -> int:
               flush=True)
         return 2
     if args.screen_port >= 0:
-        from router.config import ConfigError
+        from common.config import ConfigError
 
         try:  # a bad screen file is a clear error before anything starts
             load_screen_config(cfg.screen, cfg.languages)

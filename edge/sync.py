@@ -24,10 +24,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from common.mqtt.client import Message, MqttClient, NotConnected, Settings, Subscription, Will
 from edge.outbox import Outbox
-from router.mqtt import topics
-from router.mqtt.client import Message, MqttClient, NotConnected, Settings, Subscription, Will
-from router.mqtt.messages import (
+from protocol import topics
+from protocol.messages import (
     Ack,
     CaseUpdate,
     Command,

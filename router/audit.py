@@ -33,7 +33,7 @@ class EstopArgs(BaseModel):
     """``args`` of a device's ``estop`` / ``estop_reset`` action (docs/protocol.md §3)."""
 
     model_config = ConfigDict(extra="forbid")
-    # Bounds as in the session start (router.mqtt.signal_wire.SignalDown) the device got.
+    # Bounds as in the session start (protocol.signaling.SignalDown) the device got.
     by: str = Field("device", min_length=1, max_length=80, description="who asked: the "
                     "worker of the WebRTC session (named by the router), or 'device'")
     source: Literal["data_channel", "device"] = "device"
@@ -42,7 +42,7 @@ class EstopArgs(BaseModel):
 
 
 def estop_refusal(event) -> str | None:
-    """Why a device's e-stop action (a router.models case event) is malformed, or None;
+    """Why a device's e-stop action (a protocol.models case event) is malformed, or None;
     router.device_rules refuses it (dead letter with this reason)."""
     if event.type != "action" or event.payload.tool not in ESTOP_TOOLS:
         return None

@@ -141,7 +141,8 @@ def write_diagram(path: Path, before, after, ece_before: float, ece_after: float
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    from router.config import DEFAULT_CONFIG_DIR, ConfigError
+    from common.config import ConfigError
+    from router.config import DEFAULT_CONFIG_DIR
     from router.policy import load_policy
     from router.store import StoreError
     from router.transition import calibrator_path

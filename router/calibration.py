@@ -20,13 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from common.errors import BatonError
+
 WILDCARD = "*"
 CALIBRATOR_VERSION = 1
 Method = Literal["auto", "isotonic", "platt"]
 
 
-class CalibrationError(Exception):
+class CalibrationError(BatonError):
     """A calibrator file that cannot be used, or too few samples to fit."""
+
+    reason = "calibration_invalid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,18 +298,3 @@ def sample_from_case(events: Sequence, *, intent_class_of, default_assistant: st
             return Sample(default_assistant, intent_class_of(intent),
                           float(ev.payload.confidence), right)
     return None
-
-
-# --- the `baton calibrate` command (the store and the plots live in calibrate_cli) ----------
-
-
-def add_arguments(parser) -> None:
-    from router.calibrate_cli import add_arguments as add
-
-    add(parser)
-
-
-def run_cli(args) -> int:
-    from router.calibrate_cli import run_cli as run
-
-    return run(args)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.models import (
-    HandoffRecord,
+from common.errors import BatonError
+from protocol.models import (
     ROUTABLE_STATES,
     TERMINAL_STATES,
     CaseState,
     Channel,
+    HandoffRecord,
     Ident,
     Offer,
     OfferStatus,
@@ -21,8 +22,10 @@ from router.models import (
 )
 
 
-class TransitionError(ValueError):
+class TransitionError(BatonError, ValueError):
     """An event that is not allowed in the case's current state."""
+
+    reason = "transition_not_allowed"
 
 
 # Who had the case and why it moved: the packet shows the same records.
@@ -70,7 +73,7 @@ class Case(BaseModel):
 _ALWAYS_ALLOWED = {"turn", "translation", "action", "signal", "note", "connect", "decision"}
 
 
-def apply(case: Case | None, event) -> Case:  # event: router.models.CaseEvent
+def apply(case: Case | None, event) -> Case:  # event: protocol.models.CaseEvent
     """Return the case after ``event``. Raises TransitionError when it is not allowed."""
     if event.type == "opened":
         if case is not None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import logging
 import sys
 from pathlib import Path
 
 
 def _config(args):
-    from router.config import ConfigError, load_config
+    from common.config import ConfigError
+    from router.config import load_config
 
     try:
         return load_config(args.config)
@@ -176,7 +177,7 @@ def cmd_check_config(args) -> int:
 
 
 def cmd_schemas(args) -> int:
-    from router.schemas import write_schemas
+    from protocol.schemas import write_schemas
 
     for path in write_schemas(Path(args.out)):
         print(path)
@@ -190,13 +191,13 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from router.demo import run_demo
+    from sandbox.demo import run_demo
 
     return run_demo(args)
 
 
 def cmd_calibrate(args) -> int:
-    from router.calibration import run_cli
+    from router.calibrate_cli import run_cli
 
     return run_cli(args)
 
@@ -220,12 +221,57 @@ def cmd_transcribe(args) -> int:
 
 
 def cmd_edge_sim(args) -> int:
-    from edge.simulated import run_cli
+    from sandbox.edge_sim import run_cli
 
     return run_cli(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The edge's commands take their arguments from edge modules that import aiortc, av and
+# faster-whisper (the `baton[edge]` extra). They are imported only when that command is the one
+# being run, so `baton router` never loads them and a router-only install (`pip install .`)
+# runs every router command; there, an edge command says which extra to install.
+EDGE_EXTRA_MODULES = ("aiortc", "av", "faster_whisper", "ctranslate2", "argostranslate",
+                      "pysbd", "sentencepiece")
+
+
+def _lazy(sub, command: str | None, name: str, help: str, module: str, func) -> None:
+    p = sub.add_parser(name, help=help)
+    p.set_defaults(func=func)
+    if command not in (None, name):
+        return
+    try:
+        add_arguments = importlib.import_module(module).add_arguments
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in EDGE_EXTRA_MODULES:
+            raise
+        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        p.set_defaults(func=lambda args: _needs_edge_extra(name, missing))
+        return
+    add_arguments(p)
+
+
+def _needs_edge_extra(name: str, missing: str) -> int:
+    print(f"baton {name}: the edge is not installed here ({missing} is missing): install it "
+          f"with pip install 'baton[edge]' (from a checkout: pip install '.[edge]')",
+          file=sys.stderr)
+    return 2
+
+
+def _command_in(argv: list[str]) -> str:
+    """The sub-command named in ``argv`` ('' if none), skipping the global options."""
+    args = iter(argv)
+    for a in args:
+        if a == "--config":
+            next(args, None)
+        elif not a.startswith("-"):
+            return a
+    return ""
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """``command``: only that sub-command's lazily imported arguments are loaded ('' for
+    none); None loads them all."""
     parser = argparse.ArgumentParser(prog="baton", description="Baton: routes customer-service "
                                      "cases between AI and people, on desks and robots.")
     parser.add_argument("--config", default=None,
@@ -284,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="refit the confidence calibrator from humans' "
                        "verdicts in the store; report ECE and a reliability diagram")
-    from router.calibration import add_arguments as calibrate_args
+    from router.calibrate_cli import add_arguments as calibrate_args
 
     calibrate_args(p)
     p.set_defaults(func=cmd_calibrate)
@@ -320,27 +366,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--force", action="store_true", help="replace an existing env file")
     g.set_defaults(func=cmd_secrets)
 
-    from edge.models import add_arguments as models_args
-    from edge.node import add_arguments as node_args
-    from edge.transcribe import add_arguments as transcribe_args
-
-    p = sub.add_parser("edge", help="run a kiosk/robot edge node (speech, translation, events)")
-    node_args(p)
-    p.set_defaults(func=cmd_edge)
-
-    p = sub.add_parser("models", help="offline Whisper weights and Argos translation packages")
-    models_args(p)
-    p.set_defaults(func=cmd_models)
-
-    p = sub.add_parser("transcribe", help="transcribe an audio file through the edge pipeline")
-    transcribe_args(p)
-    p.set_defaults(func=cmd_transcribe)
-
-    p = sub.add_parser("edge-sim", help="a simulated kiosk/robot that opens cases")
-    from edge.simulated import add_arguments as edge_args
-
-    edge_args(p)
-    p.set_defaults(func=cmd_edge_sim)
+    _lazy(sub, command, "edge", "run a kiosk/robot edge node (speech, translation, events)",
+          "edge.node", cmd_edge)
+    _lazy(sub, command, "models", "offline Whisper weights and Argos translation packages",
+          "edge.models", cmd_models)
+    _lazy(sub, command, "transcribe", "transcribe an audio file through the edge pipeline",
+          "edge.transcribe", cmd_transcribe)
+    # The sandbox (not product code): reached only when this command runs.
+    _lazy(sub, command, "edge-sim", "a simulated kiosk/robot that opens cases",
+          "sandbox.edge_sim", cmd_edge_sim)
     return parser
 
 
@@ -348,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     from router import logs
 
     # `baton router` installs its own policy (flags); every command redacts PII by default.
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_command_in(argv)).parse_args(argv)
     logs.install(logs.policy_from_env(demo=args.command == "demo"))
     return args.func(args) or 0
 

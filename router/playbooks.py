@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from router.config import ConfigError, parse_file
-from router.models import ActionRecord, ContextPacket, Ident, TranscriptEntry
+from common.config import ConfigError, parse_file
+from protocol.models import ActionRecord, ContextPacket, Ident, TranscriptEntry
 
 PLAYBOOKS_FILE = "playbooks.yaml"
 

@@ -3,7 +3,7 @@
 Intent risk classes with their cost of being wrong, sentiment bands with multipliers, the
 cost of a human now (growing with the estimated wait), hard triggers, policy flag rules,
 modes per site and intent, calibration settings. ``load_policy(directory)`` validates it
-and raises router.config.ConfigError naming the file, the key and the reason.
+and raises common.config.ConfigError naming the file, the key and the reason.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from router.config import ConfigError, parse_file
-from router.models import Ident, LangCode
+from common.config import ConfigError, parse_file
+from protocol.models import Ident, LangCode
 
 POLICY_FILE = "policy.yaml"
 

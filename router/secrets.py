@@ -3,7 +3,7 @@
 A value is unsafe when it is missing or empty, shorter than ``MIN_SECRET``, or a demo value
 (the ``token`` committed in tokens.yaml, anything starting ``demo-``, the demo MQTT
 password). ``baton router`` refuses to start while any is unsafe, unless it runs with
-``--demo-secrets`` (``baton demo`` and the test harness, router/procs.py);
+``--demo-secrets`` (``baton demo`` and the test harness, sandbox/procs.py);
 ``baton check-config --production`` prints the same list.
 """
 

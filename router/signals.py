@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
+from protocol.models import SignalPayload
 from router.assistant.base import AssistantReply
 from router.assistant.config import PhrasesConfig
 from router.calibration import Calibrator
-from router.models import SignalPayload
 from router.policy import PolicyFile
 from router.semantic import ASK_FOR_PERSON, Reading, SemanticDetectors
 from router.turns import AcceptedTurn

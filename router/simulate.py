@@ -37,10 +37,10 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
+from protocol.models import Channel, OfferStatus, Presence, Requirement, Worker, WorkerKind
 from router import erlang
 from router.config import RoutingFile
 from router.matching.engine import MatchingEngine, OfferMade
-from router.models import Channel, OfferStatus, Presence, Requirement, Worker, WorkerKind
 
 # Timeouts the simulation must never reach: agents answer offers at once and nothing may be
 # closed for waiting too long. Far beyond any horizon, still finite for the engine's timers.

@@ -23,15 +23,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from protocol.models import Decision, DecisionPayload, SignalPayload
 from router.assistant.base import AssistantReply
 from router.assistant.config import TOOLS, AssistantFile, load_assistant_config
 from router.calibration import Calibrator, load_calibrator
 from router.embeddings import VectorCache, load_encoder
-from router.semantic import SemanticDetectors
 from router.escalation import DecisionContext, EscalationEngine
-from router.models import Decision, DecisionPayload, SignalPayload
 from router.playbooks import PlaybooksFile, load_playbooks
 from router.policy import PolicyFile, load_policy
+from router.semantic import SemanticDetectors
 from router.signals import SentimentScorer, SignalExtractor, SignalState, TurnSignals
 from router.turns import MAX_TURN_CHARS, AcceptedTurn, accept_turn
 
@@ -67,7 +67,7 @@ def load_transition_config(directory: str | Path, *, languages: set[str] | None 
                            sites: set[str] | None = None) -> TransitionConfig:
     """assistant.yaml, policy.yaml and playbooks.yaml, checked against each other and (when
     given) against the names of languages.yaml, skills.yaml and sites.yaml. Raises
-    router.config.ConfigError naming the file and the key."""
+    common.config.ConfigError naming the file and the key."""
     assistant = load_assistant_config(directory, languages=languages, skills=skills,
                                       sites=sites)
     intents = set(assistant.intents)

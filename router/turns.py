@@ -1,7 +1,7 @@
 """A resident's turn as the transition layer accepts it: checked once, at the boundary.
 
 Everything downstream (assistant, signals, escalation) takes an ``AcceptedTurn`` and never
-re-checks it. A turn that cannot be accepted raises ``TurnRejected`` with a stable ``code``
+re-checks it. A turn that cannot be accepted raises ``TurnRejected`` with a stable ``reason``
 that an adapter maps to its own answer (a WebSocket error, an MQTT dead letter); nothing
 else is touched, so one bad turn breaks no other case.
 """
@@ -13,7 +13,9 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-# Same bound as router.models.TurnPayload.text.
+from common.errors import BatonError
+
+# Same bound as protocol.models.TurnPayload.text.
 MAX_TURN_CHARS = 4000
 MAX_PIVOT_CHARS = 8000
 
@@ -23,12 +25,13 @@ RejectCode = Literal["empty_text", "unknown_language", "oversized_text", "missin
 _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
 
-class TurnRejected(ValueError):
-    """A turn the transition layer will not process. ``code`` is machine-readable."""
+class TurnRejected(BatonError, ValueError):
+    """A turn the transition layer will not process. ``reason`` is machine-readable."""
 
-    def __init__(self, code: RejectCode, message: str):
-        self.code = code
-        super().__init__(message)
+    reason = "turn_rejected"
+
+    def __init__(self, reason: RejectCode, message: str):
+        super().__init__(message, reason=reason)
 
 
 @dataclass(frozen=True, slots=True)

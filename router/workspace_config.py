@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from common.config import ConfigError, parse_file
 
 FILE = "workspace.yaml"
 
@@ -33,19 +34,9 @@ class WorkspaceFile(BaseModel):
         return self
 
 
-class WorkspaceConfigError(ValueError):
-    pass
-
-
 def load_workspace(directory: str | Path) -> WorkspaceFile:
+    """Raises common.config.ConfigError naming the file, the key and the reason."""
     path = Path(directory) / FILE
     if not path.exists():
-        raise WorkspaceConfigError(f"{path} is missing: copy config/{FILE} from the repository")
-    try:
-        return WorkspaceFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "file"
-        raise WorkspaceConfigError(f"{path}: {where}: {err['msg']}") from None
-    except yaml.YAMLError as exc:
-        raise WorkspaceConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(str(path), "", f"missing: copy config/{FILE} from the repository")
+    return parse_file(path, WorkspaceFile)

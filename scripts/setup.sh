@@ -11,7 +11,8 @@ APT_PACKAGES=(mosquitto mosquitto-clients chromium fonts-noto-cjk espeak-ng sox 
 # npm packages (Node.js with npm must be installed) for the page tests, into ./node_tools (git-ignored): axe-core's accessibility
 # checks, injected by Playwright into each state of a page.
 NPM_PACKAGES=(axe-core@4.10.3)
-PIP_TARGET='.[test]'
+# Development and CI: the router, the edge, the demo, the tests and the benchmarks' peers.
+PIP_TARGET='.[edge,demo,test,bench]'
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from router.procs import free_port  # noqa: F401  (re-exported for the tests)
+from sandbox.procs import free_port  # noqa: F401  (re-exported for the tests)
 
 
 def in_ci() -> bool:

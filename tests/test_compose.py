@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 CONFIG = ROOT / "config"
-SOURCE_DIRS = ("router", "endpoints", "edge")
+SOURCE_DIRS = ("router", "endpoints", "edge", "protocol", "common", "sandbox")
 
 # --- parsing ---------------------------------------------------------------------------------
 
@@ -156,7 +156,11 @@ def test_the_four_services_exist():
 def test_dockerfile_base_is_python_311_and_runs_as_non_root():
     froms = _dockerfile_instr("FROM")
     assert froms, "Dockerfile has no FROM"
+    # Follow the final stage through the stages it is built on (FROM base AS router).
+    aliases = {f.split()[-1]: f.split()[0] for f in froms if " AS " in f.upper()}
     base = froms[-1].split()[0]
+    while base in aliases:
+        base = aliases[base]
     assert base.startswith("python:3.11"), f"final stage is based on {base}, expected python:3.11*"
     users = _dockerfile_instr("USER")
     assert users and users[-1].split(":")[0] not in ("root", "0"), "image must run as non-root"
@@ -321,3 +325,30 @@ def test_mosquitto_config_is_accepted_by_mosquitto(tmp_path: Path):
             proc.kill()
             proc.wait()
         proc.stdout.close()
+
+
+def _stages() -> dict[str, list[str]]:
+    """Dockerfile stage name -> its instructions (continuations joined, comments dropped)."""
+    stages: dict[str, list[str]] = {}
+    current: list[str] = []
+    for ln in _dockerfile_lines():
+        if ln.split(None, 1)[0].upper() == "FROM":
+            current = stages.setdefault(ln.split()[-1] if " AS " in ln.upper() else "", [])
+        current.append(ln)
+    return stages
+
+
+def test_the_router_image_has_no_edge_libraries_and_the_edge_image_has_them():
+    stages = _stages()
+    assert {"router", "edge"} <= set(stages), f"Dockerfile stages: {sorted(stages)}"
+    installs = {name: " ".join(ln for ln in lines if "pip install" in ln)
+                for name, lines in stages.items()}
+    assert re.search(r"pip install \.(\s|$)", installs["router"]), installs["router"]
+    assert "[edge]" not in installs["router"]
+    assert ".[edge]" in installs["edge"], installs["edge"]
+    assert list(stages)[-1] == "router", "the default (last) stage must be the router"
+    targets = {n: (s.get("build") or {}).get("target") for n, s in SERVICES.items()
+               if isinstance(s.get("build"), dict)}
+    assert targets.get("router") == "router", targets
+    for name in _edge_services():
+        assert targets.get(name) == "edge", f"{name} runs the edge: build target edge"

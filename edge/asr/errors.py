@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from common.errors import BatonError
 
-class ASRError(Exception):
-    code = "asr_error"
+
+class ASRError(BatonError):
+    reason = "asr_error"
 
 
 class LanguageError(ASRError):
-    code = "asr_language"
+    reason = "asr_language"

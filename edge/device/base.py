@@ -15,32 +15,34 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from common.errors import BatonError
+
 Clock = Callable[[], float]
 """Monotonic seconds. Injected everywhere; ``time.monotonic`` in production."""
 
 MAX_COMMAND_TIMEOUT_S = 10.0
 
 
-class DeviceError(Exception):
-    """A device command that cannot be carried out. ``code`` is stable and goes on the wire."""
+class DeviceError(BatonError):
+    """A device command that cannot be carried out. ``reason`` is stable and goes on the wire."""
 
-    code = "device_error"
+    reason = "device_error"
 
 
 class MotionNotSupportedError(DeviceError):
-    code = "motion_not_supported"
+    reason = "motion_not_supported"
 
 
 class EmergencyStopError(DeviceError):
-    code = "emergency_stop"
+    reason = "emergency_stop"
 
 
 class BatteryError(DeviceError):
-    code = "battery_low"
+    reason = "battery_low"
 
 
 class DockError(DeviceError):
-    code = "dock"
+    reason = "dock"
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,7 +140,7 @@ def apply_command(driver: DeviceDriver, data: Any) -> CommandResult:
     try:
         detail = _run(driver, cmd)
     except DeviceError as e:
-        return CommandResult(ok=False, error=e.code, message=str(e),
+        return CommandResult(ok=False, error=e.reason, message=str(e),
                              state=driver.state().as_dict())
     except ValueError as e:
         return CommandResult(ok=False, error="invalid_command", message=str(e))

@@ -30,13 +30,17 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from common.errors import BatonError
+
 log = logging.getLogger("baton.edge.screen")
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_PAGE_MESSAGE = 16_384
 
 
-class ScreenError(Exception):
+class ScreenError(BatonError):
     """The resident's page cannot be served (the message says what to do)."""
+
+    reason = "screen_unavailable"
 
 
 class _In(BaseModel):

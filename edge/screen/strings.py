@@ -80,8 +80,8 @@ DEFAULT_PATH = Path(__file__).resolve().parents[2] / "config" / "edge" / "screen
 
 def load_screen_config(path: str | Path | None = None,
                        site_languages: list[str] | None = None) -> ScreenConfig:
-    """Raises router.config.ConfigError naming the file, the key and the reason."""
-    from router.config import ConfigError, parse_file
+    """Raises common.config.ConfigError naming the file, the key and the reason."""
+    from common.config import ConfigError, parse_file
 
     p = Path(path) if path else DEFAULT_PATH
     cfg: ScreenConfig = parse_file(p, ScreenConfig)  # type: ignore[assignment]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from common.errors import BatonError
 
-class TranslationError(Exception):
-    code = "translation_error"
+
+class TranslationError(BatonError):
+    reason = "translation_error"
 
 
 class MissingPairError(TranslationError):
     """No installed package (nor pivot through English) translates src -> dst."""
 
-    code = "translation_pair_missing"
+    reason = "translation_pair_missing"
 
     def __init__(self, src: str, dst: str, pivot: str | None = None):
         self.src, self.dst, self.pivot = src, dst, pivot
@@ -24,4 +26,4 @@ class MissingPairError(TranslationError):
 
 
 class PackageError(TranslationError):
-    code = "translation_package_invalid"
+    reason = "translation_package_invalid"

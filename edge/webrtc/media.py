@@ -25,13 +25,15 @@ from aiortc.mediastreams import (
 )
 from av import AudioFrame, VideoFrame
 
+from common.errors import BatonError
+
 log = logging.getLogger(__name__)
 
 AUDIO_RATE = 48_000
 
 
-class MediaSourceError(Exception):
-    code = "media_source"
+class MediaSourceError(BatonError):
+    reason = "media_source"
 
 
 def _color_bars(width: int, height: int) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Signaling over the edge's MQTT connection: ``Signaler`` for ``MediaPeer``.
 
 The router relays a worker's signals to ``baton/v1/{site}/{device}/signal/down`` (envelopes in
-``router.mqtt.signal_wire``). A ``SignalLink`` per device takes those messages (from
+``protocol.signaling``). A ``SignalLink`` per device takes those messages (from
 ``EdgeSync.on_signal``, or any ``MqttClient``'s ``on_message``), and hands out one
 ``MqttSignaler`` per signaling session: the router starts a session (with the ICE servers
 to use) before its first signal, and a new session of a case replaces the old one, whose
@@ -24,17 +24,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from common.mqtt.client import Message, MqttClient, NotConnected
 from edge.webrtc.signaling import SignalingClosed, SignalingError
-from router.mqtt import topics
-from router.mqtt.client import Message, MqttClient, NotConnected
-from router.mqtt.signal_wire import (
-    MAX_SIGNAL_BYTES,
-    SIGNAL,
-    SignalDown,
-    SignalUp,
-    dump,
-    signal_dict,
-)
+from protocol import topics
+from protocol.signaling import MAX_SIGNAL_BYTES, SIGNAL, SignalDown, SignalUp, dump, signal_dict
 
 log = logging.getLogger("baton.edge.signal")
 

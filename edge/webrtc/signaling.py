@@ -22,13 +22,15 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from common.errors import BatonError
 
-class SignalingError(Exception):
-    code = "signaling"
+
+class SignalingError(BatonError):
+    reason = "signaling"
 
 
 class SignalingClosed(SignalingError):
-    code = "signaling_closed"
+    reason = "signaling_closed"
 
 
 class Signaler(Protocol):

@@ -14,18 +14,10 @@ import { initMedia, renderMedia, onSignalSession, onSignal, mediaFailed } from "
 import { initCaseActions, renderWrapup } from "./actions.js";
 
 const TOKEN_KEY = "baton-desk-token";
-// One page, two surfaces: /desk for agents and specialists, /telepresence for remote workers
-// on robots and kiosks (video first, started on accept; layout in endpoints/telepresence).
-const SURFACE = location.pathname.replace(/\/+$/, "") === "/telepresence" ? "telepresence" : "desk";
-if (SURFACE === "telepresence") {
-  document.body.dataset.surface = SURFACE;
-  document.title = "Baton — remote worker";
-  document.querySelector("h1 .sub").textContent = "remote worker";
-  const css = document.createElement("link");
-  css.rel = "stylesheet";
-  css.href = "/static/telepresence/telepresence.css";
-  document.head.append(css);
-}
+// One script, two surfaces: /desk for agents and specialists, /telepresence for remote workers
+// on robots and kiosks (its own document, endpoints/telepresence/index.html: video first,
+// started on accept).
+const SURFACE = document.body.dataset.surface === "telepresence" ? "telepresence" : "desk";
 
 const state = {
   me: null,            // {subject, role}

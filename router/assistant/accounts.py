@@ -14,14 +14,17 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
+from common.errors import BatonError
+
 AccountErrorCode = Literal["not_found", "slot_taken", "in_the_past", "outside_hours",
                            "unavailable"]
 
 
-class AccountError(Exception):
-    def __init__(self, code: AccountErrorCode, message: str):
-        self.code = code
-        super().__init__(message)
+class AccountError(BatonError):
+    reason = "account_error"
+
+    def __init__(self, reason: AccountErrorCode, message: str):
+        super().__init__(message, reason=reason)
 
 
 class Appointment(BaseModel):

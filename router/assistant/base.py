@@ -13,14 +13,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.models import ActionPayload
+from common.errors import BatonError
+from protocol.models import ActionPayload
 from router.turns import AcceptedTurn
 
 
-class AssistantError(Exception):
+class AssistantError(BatonError):
     """The assistant could not produce a reply (its service is down, or answered nonsense).
 
     The caller treats it as the assistant giving up on this turn: see ``gave_up_reply``."""
+
+    reason = "assistant_unavailable"
 
 
 class DialogState(BaseModel):

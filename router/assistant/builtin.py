@@ -15,13 +15,13 @@ from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from protocol.models import ActionPayload
 from router.assistant.accounts import AccountError, AccountService, Appointment
 from router.assistant.base import Assistant, AssistantReply, DialogContext, DialogState
 from router.assistant.config import AssistantFile, IntentConfig
 from router.assistant.entities import extract
 from router.assistant.intents import EmbeddingIntentScorer, IntentScorer
 from router.embeddings import VectorCache
-from router.models import ActionPayload
 from router.turns import AcceptedTurn
 
 # A turn that only supplies what the assistant asked for (e.g. "Tuesday at 10") is a slot
@@ -143,7 +143,7 @@ class BuiltinAssistant(Assistant):
             result = await call()
         except AccountError as exc:
             actions.append(ActionPayload(tool=tool, args=args, ok=False,
-                                         result={"error": exc.code, "message": str(exc)}))
+                                         result={"error": exc.reason, "message": str(exc)}))
             raise
         shown: Any = result
         if isinstance(result, list):

@@ -1,7 +1,7 @@
 """config/assistant.yaml: intents with examples in the pivot language, answers, site facts,
 phrases per language and the optional OpenAI-compatible endpoint.
 
-``load_assistant_config(directory)`` validates the file and raises router.config.ConfigError
+``load_assistant_config(directory)`` validates the file and raises common.config.ConfigError
 naming the file, the key and the reason, like every other config file.
 """
 
@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from router.config import ConfigError, parse_file
-from router.models import Ident, LangCode
+from common.config import ConfigError, parse_file
+from protocol.models import Ident, LangCode
 
 ASSISTANT_FILE = "assistant.yaml"
 TOOLS = ("lookup_appointment", "reschedule_appointment", "lookup_balance")

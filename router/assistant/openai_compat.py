@@ -19,11 +19,11 @@ from typing import Any
 
 import httpx
 
+from protocol.models import ActionPayload
 from router.assistant.accounts import AccountError, AccountService
 from router.assistant.base import Assistant, AssistantError, AssistantReply, DialogContext
 from router.assistant.config import AssistantFile
 from router.assistant.intents import IntentScorer
-from router.models import ActionPayload
 from router.turns import AcceptedTurn
 
 HISTORY_MESSAGES = 8
@@ -169,7 +169,7 @@ class OpenAICompatibleAssistant(Assistant):
                                              ok=False))
                 return result
         except (AccountError, KeyError, ValueError) as exc:
-            code = exc.code if isinstance(exc, AccountError) else "bad_arguments"
+            code = exc.reason if isinstance(exc, AccountError) else "bad_arguments"
             result = {"error": code, "message": str(exc)}
             actions.append(ActionPayload(tool=tool, args=args, result=result, ok=False))
             return result

@@ -15,8 +15,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from common.errors import BatonError
+from protocol.models import Channel, Offer, OfferStatus, Presence, Requirement, Worker
 from router.config import RoutingFile
-from router.models import Channel, Offer, OfferStatus, Presence, Requirement, Worker
 from router.matching.queues import QueuedCase, Queues
 from router.matching.targets import matches, preferred, resolve
 from router.matching.workers import WorkerPool, WorkerState
@@ -53,8 +54,10 @@ class WaitExceeded:
 Effect = OfferMade | OfferExpired | WorkerAway | StepChanged | WaitExceeded
 
 
-class EngineError(ValueError):
+class EngineError(BatonError, ValueError):
     """A call that does not fit the engine's state (unknown case, worker or offer)."""
+
+    reason = "engine_state"
 
 
 class MatchingEngine:

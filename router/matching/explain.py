@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from router.matching.targets import Resolved, resolve
-from router.models import Requirement
+from protocol.models import Requirement
 
 
 def _requirements(t: Resolved) -> list[tuple[str, Callable[[Any], bool]]]:

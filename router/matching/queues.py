@@ -19,8 +19,8 @@ from bisect import bisect_left, insort
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from protocol.models import Channel, Requirement
 from router.config import StepConfig
-from router.models import Channel, Requirement
 from router.matching.targets import Resolved
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocol.models import Channel, Requirement
 from router.config import Target
-from router.models import Channel, Requirement
 
 
 @dataclass(frozen=True, slots=True)

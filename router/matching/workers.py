@@ -22,8 +22,8 @@ import itertools
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 
+from protocol.models import Channel, Presence, Worker, WorkerKind
 from router.config import ChannelConfig
-from router.models import Channel, Presence, Worker, WorkerKind
 from router.matching.targets import Resolved, fit, matches
 
 _ALL_KINDS = tuple(k.value for k in WorkerKind)

@@ -1,2 +1,3 @@
-"""MQTT between edges and routers: topics, payloads, the asyncio adapter over paho, the
-router bridge and the broker helpers. See docs/protocol.md."""
+"""The router's side of MQTT: the bridge (intake, acks, presence, commands, case updates),
+the signaling relay, broker credentials/ACLs. Topics and payloads live in ``protocol``, the
+client adapter in ``common.mqtt``. See docs/protocol.md."""

@@ -20,14 +20,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from common.errors import BatonError
+from protocol import topics
+from protocol.models import Role
 from router.config import BatonConfig
-from router.models import Role
-from router.mqtt import topics
 from router.secrets import DEMO_MQTT_PASSWORD as DEMO_ROUTER_PASSWORD
 
 
-class AuthError(Exception):
-    pass
+class AuthError(BatonError):
+    reason = "mqtt_auth"
 
 
 def router_credentials(env=None) -> tuple[str, str]:
@@ -109,7 +110,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_cli(args) -> int:
-    from router.config import ConfigError, load_config
+    from common.config import ConfigError
+    from router.config import load_config
 
     try:
         cfg = load_config(args.config)

@@ -29,12 +29,9 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from router.device_rules import event_header
-from router.models import TERMINAL_STATES, CaseEvent, Role
-from router.mqtt import topics
-from router.mqtt.auth import router_client_id, router_credentials
-from router.mqtt.client import MqttClient, NotConnected, Settings, Subscription, Tls
-from router.mqtt.messages import (
+from common.mqtt.client import MqttClient, NotConnected, Settings, Subscription, Tls
+from protocol import topics
+from protocol.messages import (
     MAX_EVENT_BYTES,
     MAX_MESSAGE_BYTES,
     Ack,
@@ -45,12 +42,15 @@ from router.mqtt.messages import (
     Receipt,
     dumps,
 )
+from protocol.models import TERMINAL_STATES, CaseEvent, Role
+from router.device_rules import event_header
+from router.mqtt.auth import router_client_id, router_credentials
 from router.mqtt.signal_relay import SignalRelay
-from router.mqtt.signal_wire import load_telepresence_config
 from router.service.core import CoreError, RouterCore
 from router.service.hub import Connection
 from router.store.errors import StoreError
 from router.store.sync import SyncStore
+from router.telepresence import load_telepresence_config
 
 log = logging.getLogger("baton.bridge")
 

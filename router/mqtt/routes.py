@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.models import Role
+from protocol.models import Role
 from router.mqtt.bridge import Bridge, BridgeError
 from router.service.auth import Principal, require
 

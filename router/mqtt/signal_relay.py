@@ -20,21 +20,21 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from router.models import CaseState, Role
-from router.mqtt import topics
-from router.mqtt.client import NotConnected
-from router.mqtt.signal_wire import (
+from common.mqtt.client import NotConnected
+from protocol import topics
+from protocol.models import CaseState, Role
+from protocol.signaling import (
     MAX_SIGNAL_BYTES,
     SIGNAL,
     Bye,
     SignalDown,
     SignalUp,
-    TelepresenceConfig,
     dump,
     signal_dict,
 )
 from router.service.auth import DESK_ROLES
 from router.service.core import RouterCore
+from router.telepresence import TelepresenceConfig
 
 log = logging.getLogger("baton.signal")
 

@@ -9,18 +9,17 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 
+from protocol.models import TERMINAL_STATES, CaseEvent, CaseState, Presence, Requirement, Role
 from router.casestate import Case
-from router.models import TERMINAL_STATES, CaseEvent, CaseState, Presence, Requirement, Role
 from router.device_rules import event_header
 from router.kpis import compute_kpis
 from router.mqtt.bridge import BridgeError
 from router.packet import full_packet
 from router.service import views
-from router.service.auth import (WORKER_ROLES, Access, Authed, Principal, access, require,
-                                 wrapup_s)
+from router.service.auth import WORKER_ROLES, Access, Authed, Principal, access, require, wrapup_s
 from router.service.core import RouterCore
-from router.store.errors import StoreError
 from router.service.stats import stats
+from router.store.errors import StoreError
 
 api = APIRouter(prefix="/v1")
 EVENT = TypeAdapter(CaseEvent)

@@ -9,11 +9,14 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from endpoints.desk import routes as desk_routes
+from endpoints.floor import routes as floor_routes
+from endpoints.shared import routes as shared_routes
+from endpoints.telepresence import routes as telepresence_routes
 from router.audit import AuditLog
 from router.config import BatonConfig
 from router.mqtt.routes import sync_api
@@ -29,10 +32,6 @@ from router.store import StoreError, open_store
 log = logging.getLogger("baton.app")
 
 MAX_BODY = 64 * 1024
-STATUS_PAGE = Path(__file__).resolve().parents[2] / "endpoints" / "status"
-DESK_PAGE = Path(__file__).resolve().parents[2] / "endpoints" / "desk"
-TELEPRESENCE_PAGE = Path(__file__).resolve().parents[2] / "endpoints" / "telepresence"
-SHARED_PAGE = Path(__file__).resolve().parents[2] / "endpoints" / "shared"
 
 
 def default_db_url() -> str:
@@ -187,31 +186,9 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
     async def healthz():
         return {"ok": True}
 
-    @app.get("/", include_in_schema=False)
-    async def index():
-        return FileResponse(STATUS_PAGE / "index.html")
-
-    app.mount("/static/status", StaticFiles(directory=STATUS_PAGE), name="status")
-
-    @app.get("/desk", include_in_schema=False)
-    async def desk():
-        return FileResponse(DESK_PAGE / "index.html")
-
-    @app.get("/telepresence", include_in_schema=False)
-    async def telepresence():
-        # The remote worker's page: the desk's document and script with the telepresence
-        # layout (endpoints/telepresence): video first, started on accept.
-        return FileResponse(DESK_PAGE / "index.html")
-
-    app.mount("/static/desk", StaticFiles(directory=DESK_PAGE), name="desk")
-    app.mount("/static/telepresence", StaticFiles(directory=TELEPRESENCE_PAGE),
-              name="telepresence")
-    # ES modules shared by the pages (one api(), one socket client, one sign-in).
-    app.mount("/static/shared", StaticFiles(directory=SHARED_PAGE), name="shared")
-
-    @app.get("/floor", include_in_schema=False)
-    async def floor():
-        return FileResponse(STATUS_PAGE / "index.html")
+    # The surfaces (endpoints/): each mounts its own page and assets.
+    for surface in (shared_routes, floor_routes, desk_routes, telepresence_routes):
+        surface.mount(app)
     return app
 
 

@@ -16,9 +16,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from protocol.models import Role
 from router.casestate import Case
 from router.config import BatonConfig
-from router.models import Role
 
 WORKER_ROLES = frozenset({Role.agent, Role.specialist, Role.remote_worker})
 STAFF_ROLES = frozenset({Role.supervisor, Role.admin})

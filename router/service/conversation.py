@@ -20,11 +20,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from router.assistant.base import Assistant, AssistantError, DialogContext, DialogState, \
-    gave_up_reply
+from protocol.models import CaseState, DecisionKind, Requirement
+from router.assistant.base import (
+    Assistant,
+    AssistantError,
+    DialogContext,
+    DialogState,
+    gave_up_reply,
+)
 from router.emergency import ALERT_KIND, Emergency, emergency_for
 from router.escalation import DecisionContext, ai_may_answer, estimate_wait
-from router.models import CaseState, DecisionKind, Requirement
 from router.service.core import CoreError, NotFound
 from router.service.views import EscalateCase
 from router.signals import SignalState
@@ -88,8 +93,8 @@ class Conversations:
         try:
             turn = self.layer.accept(text, language, at=now, pivot_text=translated)
         except TurnRejected as exc:
-            if not (untranslated and not translated and exc.code == "missing_translation"):
-                raise CoreError(f"turn rejected ({exc.code}): {exc}", status=422) from None
+            if not (untranslated and not translated and exc.reason == "missing_translation"):
+                raise CoreError(f"turn rejected ({exc.reason}): {exc}", status=422) from None
             turn = self.layer.accept(text, language, at=now, pivot_text=text)
         await self.layer.prepare(turn)  # the model runs in a worker thread, not on the loop
         dialog = self._dialogs.setdefault(case_id, _Dialog())
@@ -232,8 +237,7 @@ class Conversations:
 def build_conversations(core: RouterCore) -> Conversations:
     """The transition layer and the assistant from config: the OpenAI-compatible adapter
     when assistant.yaml sets llm.url, else the built-in assistant on the demo accounts."""
-    from router.assistant import BuiltinAssistant, InMemoryAccountService, \
-        OpenAICompatibleAssistant
+    from router.assistant import BuiltinAssistant, InMemoryAccountService, OpenAICompatibleAssistant
 
     cfg = core.cfg
     tc = cfg.transition

@@ -21,10 +21,18 @@ from typing import Any, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
+from protocol.models import (
+    ROUTABLE_STATES,
+    CaseEvent,
+    CaseState,
+    OfferStatus,
+    Presence,
+    Requirement,
+)
 from router.audit import device_audit_entry
 from router.casestate import Case, TransitionError, apply
-from router.device_rules import EVENT_ID_REUSED, REFUSED, SEQ_CONFLICT, refusal
 from router.config import BatonConfig, workflow_for
+from router.device_rules import EVENT_ID_REUSED, REFUSED, SEQ_CONFLICT, refusal
 from router.matching.engine import (
     EngineError,
     MatchingEngine,
@@ -34,19 +42,11 @@ from router.matching.engine import (
     WaitExceeded,
     WorkerAway,
 )
-from router.models import (
-    ROUTABLE_STATES,
-    CaseEvent,
-    CaseState,
-    OfferStatus,
-    Presence,
-    Requirement,
-)
+from router.service import views
 from router.service.alerts import AlertBuffer
 from router.service.hub import Hub
 from router.service.warm import WarmTransfers
 from router.store.sync import SyncStore
-from router.service import views
 
 log = logging.getLogger("baton.core")
 CLOSED_CACHE = 5000

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.models import Role
+from protocol.models import Role
 
 log = logging.getLogger("baton.hub")
 

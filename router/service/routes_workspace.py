@@ -11,13 +11,14 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from router.matching.explain import explain
-from router.models import Channel, Presence, Requirement, Role
+from protocol.models import Channel, Presence, Requirement, Role
 from router.packet import full_packet
 from router.service import views
 from router.service.auth import WORKER_ROLES, Authed, Principal, require
 from router.service.core import RouterCore
 from router.trends import trends
-from router.workspace_config import WorkspaceConfigError, load_workspace
+from common.config import ConfigError
+from router.workspace_config import load_workspace
 
 workspace_api = APIRouter(prefix="/v1")
 Staff = require(Role.supervisor, Role.admin)
@@ -50,7 +51,7 @@ async def workspace(core: Core, principal: Principal = Desk) -> dict[str, Any]:
     desk explains to its user (offer timeout, misses before away, wrap-up window)."""
     try:
         ws = load_workspace(core.cfg.directory)
-    except WorkspaceConfigError as exc:
+    except ConfigError as exc:
         raise HTTPException(503, str(exc)) from None
     r = core.cfg.routing
     return {**ws.model_dump(mode="json"), "offer_timeout_s": r.offer_timeout_s,

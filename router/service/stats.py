@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from router.models import Presence
+from protocol.models import Presence
 
 if TYPE_CHECKING:
     from router.service.core import RouterCore

@@ -6,16 +6,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
 
+from protocol.models import Channel, Ident, LangCode, Level, Presence, TurnPayload
+from protocol.wire import FreeJson, check_json
 from router.casestate import Case
-from router.models import Channel, Ident, LangCode, Level, Presence, TurnPayload
-from router.wire import FreeJson, check_json
 
 if TYPE_CHECKING:
     from router.service.core import RouterCore
 
 
 class Body(BaseModel):
-    # The wire rules of router.models.Strict: finite floats, integers that are integers.
+    # The wire rules of protocol.models.Strict: finite floats, integers that are integers.
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     @model_validator(mode="after")

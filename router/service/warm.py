@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from router.matching.engine import OfferExpired, OfferMade, StepChanged, WaitExceeded
-from router.models import CaseState, OfferStatus, Requirement
+from protocol.models import CaseState, OfferStatus, Requirement
 
 if TYPE_CHECKING:
     from router.service.core import RouterCore

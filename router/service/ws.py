@@ -15,6 +15,8 @@ Router → client:
   hello (snapshot on connect), offer, offer_closed, accepted (with the packet), case,
   presence, step, alert, signal_session, signal (from the device), error (with the
   request's type), pong.
+The frames' models live with whoever sends them: sign-in and ping in protocol/socket.py, the
+desk's in endpoints/desk/messages.py, live video's in endpoints/telepresence/messages.py.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Union
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
-from router.models import Presence
+from endpoints.desk.messages import AcceptMsg, PresenceMsg, RejectMsg
+from endpoints.telepresence.messages import SignalMsg, SignalStartMsg
+from protocol.models import Presence
+from protocol.socket import AuthMsg, PingMsg
 from router.packet import full_packet
 from router.service import views
 from router.service.auth import DESK_ROLES, WORKER_ROLES, Access, access, wrapup_s
@@ -43,47 +48,6 @@ MAX_SIGNAL_FRAME = 64 * 1024  # a browser's SDP can pass 16 KiB
 WS_MAX_SIZE = MAX_SIGNAL_FRAME + 1024
 AUTH_TIMEOUT_S = 10.0
 MAX_AUTH_FRAME = 1024
-
-
-class AuthMsg(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["auth"]
-    token: str = Field(min_length=1, max_length=512)
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class PresenceMsg(_In):
-    type: Literal["presence"]
-    presence: Presence
-
-
-class AcceptMsg(_In):
-    type: Literal["accept"]
-    offer_id: str = Field(max_length=80)
-
-
-class RejectMsg(_In):
-    type: Literal["reject"]
-    offer_id: str = Field(max_length=80)
-    reason: str | None = Field(default=None, max_length=200)
-
-
-class PingMsg(_In):
-    type: Literal["ping"]
-
-
-class SignalStartMsg(_In):
-    type: Literal["signal_start"]
-    case_id: str = Field(max_length=80)
-
-
-class SignalMsg(_In):
-    type: Literal["signal"]
-    case_id: str = Field(max_length=80)
-    signal: dict[str, Any]  # validated by the relay (router/mqtt/signal_wire.py)
 
 
 Incoming = TypeAdapter(Annotated[Union[PresenceMsg, AcceptMsg, RejectMsg, PingMsg,

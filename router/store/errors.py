@@ -13,17 +13,25 @@ from contextlib import contextmanager
 from alembic.util import CommandError
 from sqlalchemy import exc as sa_exc
 
+from common.errors import BatonError
 
-class StoreError(Exception):
+
+class StoreError(BatonError):
     """The store could not do what was asked. The message says what to do."""
+
+    reason = "store_error"
 
 
 class StoreUnavailable(StoreError):
     """The database cannot be reached, or stayed locked: retrying later may succeed."""
 
+    reason = "store_unavailable"
+
 
 class SeqGap(StoreError):
     """The origin skipped sequence numbers: events expected..got-1 have not been stored."""
+
+    reason = "seq_gap"
 
     def __init__(self, origin: str, expected: int, got: int):
         self.origin, self.expected, self.got = origin, expected, got
@@ -36,6 +44,8 @@ class SeqGap(StoreError):
 class SeqConflict(StoreError):
     """A different event already holds this (origin, seq), or this event_id is stored at a
     different (origin, seq). Either way the origin's log and ours disagree."""
+
+    reason = "seq_conflict"
 
     def __init__(self, origin: str, seq: int, event_id: str, *, held_by: str | None = None,
                  stored_at: tuple[str, int] | None = None):

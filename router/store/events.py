@@ -14,8 +14,8 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import desc, select
 from sqlalchemy.exc import IntegrityError
 
+from protocol.models import TERMINAL_STATES, CaseEvent, CaseState
 from router.casestate import Case
-from router.models import TERMINAL_STATES, CaseEvent, CaseState
 from router.store.append import Appender
 from router.store.backend import Backend
 from router.store.errors import StoreError, translating

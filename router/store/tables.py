@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
-ID = 64  # router.models.Ident is at most 64 characters
+ID = 64  # protocol.models.Ident is at most 64 characters
 Position = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 # The append-only log: the source of truth. Position gives the global append order.

@@ -17,8 +17,8 @@ from edge.outbox import Outbox
 from edge.sync import EdgeSync
 from edge.translate import ArgosTranslator, TranslationService
 from edge.translate.packages import install_package
-from router.mqtt.messages import Command
-from router.mqtt.mosquitto import mosquitto_binary
+from protocol.messages import Command
+from sandbox.mosquitto import mosquitto_binary
 from tests.helpers import require
 from tests.mqtt.helpers import MqttRouter, await_until, edge_settings, fleet_config, start_broker
 from tests.mqtt.helpers import token as device_token

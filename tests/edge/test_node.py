@@ -5,8 +5,8 @@ audio."""
 from __future__ import annotations
 
 import asyncio
-import re
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from edge.audio_sources import ArraySource, FileSource
 from edge.models import argos_dir, whisper_dir
 from edge.node import CollectingSink, EdgeConfig, EdgeNode, ResidentTurn, load_edge_config
 from edge.translate.packages import install_package
-from router.models import TurnPayload
+from protocol.models import TurnPayload
 from tests.edge import speech
 
 pytestmark = pytest.mark.slow

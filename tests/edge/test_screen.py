@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from common.config import ConfigError
 from edge.screen.model import ScreenModel, Worker
 from edge.screen.strings import DEFAULT_PATH, load_screen_config
-from router.config import ConfigError
 
 LANGS = ["ja", "en", "es", "pt", "zh"]
 

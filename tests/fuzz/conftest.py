@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from router.config import load_config
 from router.mqtt.bridge import settings_from_env
-from router.mqtt.mosquitto import mosquitto_binary
 from router.service.app import create_app
+from sandbox.mosquitto import mosquitto_binary
 from tests.helpers import require
 from tests.mqtt.helpers import REPO, start_broker
 from tests.service.conftest import ManualClock, Router

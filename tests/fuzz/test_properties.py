@@ -19,11 +19,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from common.mqtt.client import MqttClient, Settings, Subscription
+from protocol import topics
+from protocol.models import EVENT_TYPES
 from router.casestate import apply
 from router.config import load_config
-from router.models import EVENT_TYPES
-from router.mqtt import topics
-from router.mqtt.client import MqttClient, Settings, Subscription
 from router.service.core import CoreError, RouterCore
 from router.store import open_store
 from tests.mqtt.helpers import REPO

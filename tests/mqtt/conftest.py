@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from router.mqtt.mosquitto import mosquitto_binary
+from sandbox.mosquitto import mosquitto_binary
 from tests.helpers import require
 from tests.mqtt.helpers import MqttRouter, fleet_config, start_broker
 

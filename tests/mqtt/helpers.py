@@ -19,8 +19,8 @@ from edge.outbox import Outbox
 from edge.sync import EdgeSettings, EdgeSync, edge_mqtt_settings
 from router.config import load_config
 from router.mqtt.auth import write_auth
-from router.mqtt.mosquitto import MosquittoProcess
-from router.procs import RouterProcess
+from sandbox.mosquitto import MosquittoProcess
+from sandbox.procs import RouterProcess
 
 REPO = Path(__file__).resolve().parents[2]
 LAB = "sync-lab"

@@ -7,10 +7,8 @@ import asyncio
 import json
 import time
 
-import pytest
-
-from router.mqtt import topics
-from router.mqtt.client import MqttClient, Settings
+from common.mqtt.client import MqttClient, Settings
+from protocol import topics
 from tests.mqtt.helpers import LAB, await_until, edge, stored_events, token
 
 
@@ -106,7 +104,7 @@ async def test_commands_are_durable_and_run_once(tmp_path, router, broker):
         await await_until(lambda: router.http.get(f"/v1/sync/commands/{cid}").json()
                           ["status"] == "done", 10, "the receipt")
         # Delivered again (e.g. the receipt was lost): answered from the record, not rerun.
-        from router.mqtt.messages import Command
+        from protocol.messages import Command
         row = router.http.get(f"/v1/sync/commands/{cid}").json()
         sync._commands.put_nowait(Command(command_id=cid, type=row["type"], args=row["args"],
                                           ts=row["created_at"]))

@@ -7,10 +7,10 @@ import random
 
 from amqtt.broker import Broker
 
-from router.mqtt import topics
-from router.mqtt.client import MqttClient, Settings, Subscription, backoff_delay
-from router.mqtt.mosquitto import MosquittoProcess
-from router.procs import free_port
+from common.mqtt.client import MqttClient, Settings, Subscription, backoff_delay
+from protocol import topics
+from sandbox.mosquitto import MosquittoProcess
+from sandbox.procs import free_port
 from tests.mqtt.helpers import await_until
 
 

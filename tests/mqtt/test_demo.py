@@ -9,7 +9,7 @@ import sys
 import httpx
 import pytest
 
-from router.procs import free_port
+from sandbox.procs import free_port
 from tests.mqtt.helpers import ADMIN, REPO, wait_until
 
 

@@ -20,8 +20,8 @@ import types
 
 import pytest
 
-from router.mqtt import topics
-from router.mqtt.client import Subscription
+from common.mqtt.client import Subscription
+from protocol import topics
 from tests.mqtt.helpers import (
     LAB,
     MqttRouter,

@@ -10,10 +10,8 @@ import asyncio
 import json
 import time
 
-import pytest
-
-from router.mqtt import topics
-from router.mqtt.client import MqttClient, Settings, Subscription
+from common.mqtt.client import MqttClient, Settings, Subscription
+from protocol import topics
 from tests.mqtt.helpers import LAB, await_until, stored_events, token
 
 

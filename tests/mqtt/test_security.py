@@ -6,8 +6,8 @@ import asyncio
 import json
 import time
 
-from router.mqtt import topics
-from router.mqtt.client import Message, MqttClient, Settings, Subscription
+from common.mqtt.client import Message, MqttClient, Settings, Subscription
+from protocol import topics
 from tests.mqtt.helpers import LAB, MqttRouter, await_until, edge, stored_events, token
 
 

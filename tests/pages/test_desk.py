@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from router.procs import CHROMIUM, CHROMIUM_ARGS, RouterProcess
+from sandbox.procs import CHROMIUM, CHROMIUM_ARGS, RouterProcess
 from tests.helpers import require
 from tests.service.conftest import config_copy
 

@@ -15,7 +15,7 @@ import pytest
 from edge.device import DeviceRunner, SafetyLimits, SimulatedRobot
 from edge.webrtc import MediaPeer, RecordingDisplay, open_local_media
 from edge.webrtc.channels import Caption, CaptionText
-from router.procs import CHROMIUM, CHROMIUM_ARGS
+from sandbox.procs import CHROMIUM, CHROMIUM_ARGS
 from tests.helpers import require
 from tests.mqtt.helpers import fleet_config
 from tests.pages.test_desk import SHOTS

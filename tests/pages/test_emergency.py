@@ -12,14 +12,13 @@ Screenshots: test-artifacts/pages/emergency-*.png."""
 from __future__ import annotations
 
 from functools import partial
-
 from pathlib import Path
 
 import pytest
 
-from router.procs import EdgeProcess
+from sandbox.procs import EdgeProcess
 from tests.mqtt.helpers import fleet_config
-from tests.pages.test_desk import shot as desk_shot, browser  # noqa: F401 (fixture)
+from tests.pages.test_desk import shot as desk_shot  # noqa: F401 (fixture)
 from tests.telepresence.conftest import broker, router, token  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]

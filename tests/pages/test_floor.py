@@ -1,4 +1,4 @@
-"""The floor monitor (endpoints/status, served at /) in headless Chromium against a real
+"""The floor monitor (endpoints/floor, served at /) in headless Chromium against a real
 ``baton router`` child process: a case waits → a worker accepts (REST) → the supervisor
 reassigns it from the page to another worker → the supervisor, on the roster and available
 at their own desk, takes a case themselves (refused for a language they do not speak) → a
@@ -13,11 +13,10 @@ from functools import partial
 import httpx
 import pytest
 
-from router.procs import RouterProcess
-from tests.service.conftest import config_copy
-from tests.pages.test_desk import (TIMEOUT_MS, bearer, browser,  # noqa: F401
-                                   open_desk, wait_available)
+from sandbox.procs import RouterProcess
+from tests.pages.test_desk import TIMEOUT_MS, bearer, browser, open_desk, wait_available  # noqa: F401
 from tests.pages.test_desk import shot as desk_shot
+from tests.service.conftest import config_copy
 
 MAX_WAIT_S = 12
 PAGE_ERRORS: list[str] = []

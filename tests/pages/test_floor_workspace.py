@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from router.config import load_config
-from router.procs import RouterProcess
+from sandbox.procs import RouterProcess
 from router.service.app import create_app
 from tests.pages.test_desk import PAGE_ERRORS, TIMEOUT_MS, bearer, browser, shot  # noqa: F401
 from tests.pages.test_workspace import STUBS, axe_check, no_sideways_scroll

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from router.procs import EdgeProcess
+from sandbox.procs import EdgeProcess
 from tests.helpers import require
 from tests.mqtt.helpers import fleet_config
 from tests.pages.test_desk import SHOTS, browser, wait_available  # noqa: F401 (fixture)

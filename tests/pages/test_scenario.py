@@ -14,16 +14,16 @@ specialist; the floor monitor shows each change. Screenshots: test-artifacts/pag
 
 from __future__ import annotations
 
-from functools import partial
-
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from router.procs import EdgeProcess
+from sandbox.procs import EdgeProcess
 from tests.mqtt.helpers import fleet_config
-from tests.pages.test_desk import shot as desk_shot, browser, wait_available  # noqa: F401 (fixture)
+from tests.pages.test_desk import shot as desk_shot  # noqa: F401 (fixture)
+from tests.pages.test_desk import wait_available
 from tests.telepresence.conftest import broker, router, token  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]

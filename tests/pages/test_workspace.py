@@ -16,7 +16,7 @@ import time
 import pytest
 import yaml
 
-from router.procs import RouterProcess
+from sandbox.procs import RouterProcess
 from tests.pages.test_desk import PAGE_ERRORS, TIMEOUT_MS, bearer, browser, shot  # noqa: F401
 from tests.pages.test_resident import AXE
 from tests.helpers import require

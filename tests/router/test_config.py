@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from router.config import ConfigError, load_config
+from common.config import ConfigError
+from router.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,7 +80,7 @@ def test_bad_config_names_file_key_and_reason(cfg_dir, file, change, key, reason
     err = exc.value
     assert err.file.endswith(file)
     assert err.key == key, str(err)
-    assert reason.lower() in err.reason.lower(), str(err)
+    assert reason.lower() in err.detail.lower(), str(err)
 
 
 def test_yaml_syntax_error_and_missing_file(cfg_dir):

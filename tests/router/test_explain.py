@@ -5,7 +5,7 @@ from __future__ import annotations
 from router.config import load_config
 from router.matching.explain import explain
 from router.matching.workers import WorkerState
-from router.models import Presence, Requirement
+from protocol.models import Presence, Requirement
 from tests.service.conftest import REPO
 
 

@@ -12,6 +12,16 @@ import random
 
 import pytest
 
+from protocol.models import (
+    Channel,
+    Offer,
+    OfferStatus,
+    Presence,
+    Requirement,
+    Surface,
+    Worker,
+    WorkerKind,
+)
 from router.config import RoutingFile
 from router.matching.engine import (
     EngineError,
@@ -23,16 +33,6 @@ from router.matching.engine import (
     WorkerAway,
 )
 from router.matching.targets import fit, matches, resolve
-from router.models import (
-    Channel,
-    Offer,
-    OfferStatus,
-    Presence,
-    Requirement,
-    Surface,
-    Worker,
-    WorkerKind,
-)
 
 # --- builders ----------------------------------------------------------------------------
 

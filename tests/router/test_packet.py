@@ -9,10 +9,10 @@ import jsonschema
 import pytest
 from pydantic import TypeAdapter
 
+from protocol.models import CaseEvent
+from protocol.schemas import schemas
 from router.casestate import TransitionError, fold
-from router.models import CaseEvent
 from router.packet import build_packet
-from router.schemas import schemas
 
 REPO = Path(__file__).resolve().parents[2]
 EVENT = TypeAdapter(CaseEvent)

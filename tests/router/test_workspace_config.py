@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from router.workspace_config import WorkspaceConfigError, load_workspace
+from common.config import ConfigError
+from router.workspace_config import load_workspace
 from tests.service.conftest import REPO
 
 
@@ -21,7 +22,7 @@ def test_bad_file_names_the_key(tmp_path):
     shutil.copy(REPO / "config" / "workspace.yaml", tmp_path / "workspace.yaml")
     text = (tmp_path / "workspace.yaml").read_text().replace("code: answered", "code: Answered!")
     (tmp_path / "workspace.yaml").write_text(text)
-    with pytest.raises(WorkspaceConfigError, match=r"workspace.yaml: dispositions.0.code"):
+    with pytest.raises(ConfigError, match=r"workspace.yaml: dispositions.0.code"):
         load_workspace(tmp_path)
-    with pytest.raises(WorkspaceConfigError, match="missing"):
+    with pytest.raises(ConfigError, match="missing"):
         load_workspace(tmp_path / "nowhere")

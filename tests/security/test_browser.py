@@ -9,12 +9,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from router.procs import RouterProcess
+from sandbox.procs import RouterProcess
 from tests.pages.test_desk import browser  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = ["/", "/desk", "/telepresence", "/docs", "/redoc"]
-FILES = ["/favicon.svg", "/favicon.ico", "/static/desk/desk.js", "/static/status/status.css",
+FILES = ["/favicon.svg", "/favicon.ico", "/static/desk/desk.js", "/static/floor/floor.css",
          "/openapi.json", "/healthz"]
 
 

@@ -22,9 +22,9 @@ import pytest
 from router import logs
 from router.config import load_config
 from router.mqtt.auth import write_auth
-from router.mqtt.mosquitto import MosquittoProcess, mosquitto_binary
-from router.procs import EdgeProcess, RouterProcess
 from router.secrets import generate_values
+from sandbox.mosquitto import MosquittoProcess, mosquitto_binary
+from sandbox.procs import EdgeProcess, RouterProcess
 from tests.helpers import require
 from tests.pages.test_desk import browser  # noqa: F401 (fixture)
 from tests.service.conftest import config_copy

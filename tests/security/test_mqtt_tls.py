@@ -16,13 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from common.mqtt.client import MqttClient, Settings, Tls
 from router.config import load_config
 from router.mqtt.auth import write_auth
 from router.mqtt.bridge import settings_from_env
-from router.mqtt.client import MqttClient, Settings, Tls
-from router.mqtt.mosquitto import MosquittoProcess, mosquitto_binary
-from router.procs import RouterProcess, free_port
 from router.secrets import generate_values
+from sandbox.mosquitto import MosquittoProcess, mosquitto_binary
+from sandbox.procs import RouterProcess, free_port
 from tests.helpers import require
 from tests.security.pki import make_pki
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import yaml
 
 from router.config import load_config
-from router.procs import RouterProcess
 from router.secrets import read_env_file
+from sandbox.procs import RouterProcess
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN_ENVS = [t["token_env"] for t in

@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import websockets
 
-from router.models import Presence
-from router.procs import RouterProcess
+from protocol.models import Presence
+from sandbox.procs import RouterProcess
 from tests.mqtt.helpers import REPO
 from tests.service.conftest import auth, token
 

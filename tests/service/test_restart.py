@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from router.procs import RouterProcess
+from sandbox.procs import RouterProcess
 from tests.service.conftest import auth, config_copy
 
 # Longer than a router start-up (which loads the sentence-embedding model, ~2 s of CPU) on a

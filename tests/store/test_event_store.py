@@ -13,8 +13,8 @@ from pydantic import TypeAdapter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from protocol.models import CaseEvent
 from router.casestate import Case, apply
-from router.models import CaseEvent
 from router.store import (
     AppendStatus,
     EventStore,

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from websockets.asyncio.client import ClientConnection, connect
 
+from common.mqtt.client import Message, MqttClient, Settings, Subscription
 from edge.webrtc.mqtt_signaler import SignalLink
-from router.mqtt.client import Message, MqttClient, Settings, Subscription
-from router.mqtt import topics
+from protocol import topics
 from tests.mqtt.conftest import broker  # noqa: F401 (fixture, on this package's cfg_dir)
 from tests.mqtt.helpers import MqttRouter, fleet_config
 

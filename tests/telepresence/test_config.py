@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from router.config import ConfigError
-from router.mqtt.signal_wire import load_telepresence_config
+from common.config import ConfigError
+from router.telepresence import load_telepresence_config
 
 SITES = {"city-office", "north-branch"}
 

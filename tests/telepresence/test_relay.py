@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 
-from router.mqtt import topics
+from protocol import topics
 from tests.telepresence.conftest import (
     ICE,
     connected_case,

@@ -191,13 +191,13 @@ async def test_account_service_rules(accounts):
     tz = ZoneInfo(TZ)
     with pytest.raises(AccountError) as e:
         await accounts.reschedule("AP-9999", datetime(2025, 10, 9, 10, tzinfo=tz))
-    assert e.value.code == "not_found"
+    assert e.value.reason == "not_found"
     with pytest.raises(AccountError) as e:
         await accounts.reschedule("AP-1001", datetime(2025, 10, 1, 10, tzinfo=tz))
-    assert e.value.code == "in_the_past"
+    assert e.value.reason == "in_the_past"
     with pytest.raises(AccountError) as e:
         await accounts.reschedule("AP-1001", datetime(2025, 10, 9, 10, 15, tzinfo=tz))
-    assert e.value.code == "outside_hours"
+    assert e.value.reason == "outside_hours"
     # a slot another appointment holds at the same counter is taken
     other = (await accounts.appointments(reference="AP-1001"))[0]
     same_counter = InMemoryAccountService(now=lambda: T0, tz=TZ, appointments=[
@@ -205,6 +205,6 @@ async def test_account_service_rules(accounts):
                                         "start": datetime(2025, 10, 10, 9, 30, tzinfo=tz)})])
     with pytest.raises(AccountError) as e:
         await same_counter.reschedule("AP-1001", datetime(2025, 10, 10, 9, 30, tzinfo=tz))
-    assert e.value.code == "slot_taken"
+    assert e.value.reason == "slot_taken"
     moved = await same_counter.reschedule("ap-1001", datetime(2025, 10, 10, 10, 0, tzinfo=tz))
     assert moved.reference == "AP-1001" and moved.start.hour == 10

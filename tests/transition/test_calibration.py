@@ -13,6 +13,7 @@ import random
 import pytest
 from pydantic import TypeAdapter
 
+from protocol.models import CaseEvent
 from router.calibration import (
     IDENTITY,
     CalibrationError,
@@ -29,7 +30,6 @@ from router.calibration import (
     sample_from_case,
 )
 from router.casestate import apply
-from router.models import CaseEvent
 from tests.transition.conftest import CONFIG
 
 

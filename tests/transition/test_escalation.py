@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from protocol.models import Decision
 from router.assistant.base import AssistantReply
 from router.calibration import Calibrator
 from router.escalation import (
@@ -15,7 +16,6 @@ from router.escalation import (
     ai_may_answer,
     estimate_wait,
 )
-from router.models import Decision
 from router.transition import TransitionLayer
 from tests.transition.conftest import T0
 

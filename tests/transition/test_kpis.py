@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from pydantic import TypeAdapter
 
+from protocol.models import CaseEvent
 from router.casestate import fold
 from router.kpis import compute_kpis
-from router.models import CaseEvent
 
 EVENT = TypeAdapter(CaseEvent)
 DAY = 86400.0

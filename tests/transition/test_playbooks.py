@@ -12,9 +12,9 @@ import jsonschema
 import pytest
 from pydantic import TypeAdapter
 
+from protocol.models import ActionRecord, CaseEvent, ContextPacket, TranscriptEntry
 from router.assistant import BuiltinAssistant, DialogContext, InMemoryAccountService
 from router.escalation import DecisionContext
-from router.models import ActionRecord, CaseEvent, ContextPacket, TranscriptEntry
 from router.packet import build_packet
 from router.playbooks import (
     PacketBounds,

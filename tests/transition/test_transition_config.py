@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from router.config import ConfigError
+from common.config import ConfigError
 from router.transition import TransitionLayer, calibrator_path, load_transition_config
 
 
@@ -67,7 +67,7 @@ def test_malformed_policy_names_the_key(cfg, config_copy, change, key, reason):
         load(cfg, config_copy)
     assert e.value.file.endswith("policy.yaml")
     assert e.value.key == key
-    assert reason in e.value.reason
+    assert reason in e.value.detail
 
 
 PLAYBOOK_CASES = [
@@ -92,7 +92,7 @@ def test_malformed_playbooks_name_the_key(cfg, config_copy, change, key, reason)
         load(cfg, config_copy)
     assert e.value.file.endswith("playbooks.yaml")
     assert e.value.key == key
-    assert reason in e.value.reason
+    assert reason in e.value.detail
 
 
 ASSISTANT_CASES = [
@@ -117,19 +117,19 @@ def test_malformed_assistant_config_names_the_key(cfg, config_copy, change, key,
         load(cfg, config_copy)
     assert e.value.file.endswith("assistant.yaml")
     assert e.value.key == key
-    assert reason in e.value.reason
+    assert reason in e.value.detail
 
 
 def test_not_yaml_and_missing_file(cfg, config_copy):
     (config_copy / "policy.yaml").write_text("risk_classes: [unclosed\n")
     with pytest.raises(ConfigError) as e:
         load(cfg, config_copy)
-    assert "line" in e.value.key and "not valid YAML" in e.value.reason
+    assert "line" in e.value.key and "not valid YAML" in e.value.detail
     (config_copy / "playbooks.yaml").unlink()
     (config_copy / "policy.yaml").write_text((cfg_dir(cfg) / "policy.yaml").read_text())
     with pytest.raises(ConfigError) as e:
         load(cfg, config_copy)
-    assert "missing" in e.value.reason and e.value.file.endswith("playbooks.yaml")
+    assert "missing" in e.value.detail and e.value.file.endswith("playbooks.yaml")
 
 
 def cfg_dir(cfg):

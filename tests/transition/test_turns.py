@@ -19,7 +19,7 @@ def accept(text, language="en", pivot_text=None, **kw):
 def test_empty_text_is_rejected(text):
     with pytest.raises(TurnRejected) as e:
         accept(text)
-    assert e.value.code == "empty_text"
+    assert e.value.reason == "empty_text"
     assert "empty" in str(e.value)
 
 
@@ -27,36 +27,36 @@ def test_empty_text_is_rejected(text):
 def test_unknown_language_is_rejected(language):
     with pytest.raises(TurnRejected) as e:
         accept("hello", language)
-    assert e.value.code == "unknown_language"
+    assert e.value.reason == "unknown_language"
     assert "languages.yaml" in str(e.value)
 
 
 def test_oversized_text_is_rejected():
     with pytest.raises(TurnRejected) as e:
         accept("a" * (MAX_TURN_CHARS + 1))
-    assert e.value.code == "oversized_text"
+    assert e.value.reason == "oversized_text"
     with pytest.raises(TurnRejected) as e:
         accept("b" * 10_000_000)  # huge input is refused before any work on it
-    assert e.value.code == "oversized_text"
+    assert e.value.reason == "oversized_text"
     assert accept("a" * MAX_TURN_CHARS).text == "a" * MAX_TURN_CHARS
 
 
 def test_non_pivot_turn_needs_its_translation():
     with pytest.raises(TurnRejected) as e:
         accept("こんにちは", "ja")
-    assert e.value.code == "missing_translation"
+    assert e.value.reason == "missing_translation"
     with pytest.raises(TurnRejected) as e:
         accept("こんにちは", "ja", pivot_text="   ")
-    assert e.value.code == "missing_translation"
+    assert e.value.reason == "missing_translation"
     with pytest.raises(TurnRejected) as e:
         accept("こんにちは", "ja", pivot_text="x" * 9000)
-    assert e.value.code == "oversized_text"
+    assert e.value.reason == "oversized_text"
 
 
 def test_non_string_text_is_rejected():
     with pytest.raises(TurnRejected) as e:
         accept(12345)  # type: ignore[arg-type]
-    assert e.value.code == "invalid_text"
+    assert e.value.reason == "invalid_text"
 
 
 def test_accepted_turn_is_normalized():

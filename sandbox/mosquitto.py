@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from router.procs import free_port
+from sandbox.procs import free_port
 
 
 def mosquitto_binary() -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from router.procs import free_port
+from sandbox.procs import free_port
 
 
 class EmbeddedBroker:

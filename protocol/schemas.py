@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
-from router.models import PACKET_SCHEMA_VERSION, CaseEvent, ContextPacket
+from protocol.models import PACKET_SCHEMA_VERSION, CaseEvent, ContextPacket
 
 EVENT_SCHEMA_VERSION = "1.0"
 

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from router.wire import FreeJson, FreeValue, check_json
+from protocol.wire import FreeJson, FreeValue, check_json
 
 # Identifiers are short, printable and safe to embed in MQTT topics and URLs.
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]

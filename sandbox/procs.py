@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 
-
 # Headless Chromium for page tests and benchmarks: Debian's package, a fake camera and
 # microphone granted without asking, WebRTC allowed over loopback.
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

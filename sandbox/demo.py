@@ -11,17 +11,18 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from endpoints.desk_sim import SimulatedWorker
+from common.config import ConfigError
+from common.mqtt.client import Settings
 from edge.outbox import Outbox
-from edge.simulated import DeviceProfile, MqttSimulatedDevice
 from edge.sync import EdgeSettings, EdgeSync, edge_mqtt_settings
-from router.config import BatonConfig, ConfigError, load_config
-from router.models import WorkerKind
+from protocol.models import WorkerKind
+from router.config import BatonConfig, load_config
 from router.mqtt.bridge import BridgeSettings
-from router.mqtt.client import Settings
-from router.mqtt.embedded import EmbeddedBroker
 from router.service.app import create_app
 from router.service.ws import WS_MAX_SIZE
+from sandbox.desk_sim import SimulatedWorker
+from sandbox.edge_sim import DeviceProfile, MqttSimulatedDevice
+from sandbox.embedded_broker import EmbeddedBroker
 
 log = logging.getLogger("baton.demo")
 

@@ -1,8 +1,9 @@
 """WebRTC signaling on the wire: the envelopes on MQTT ``…/signal/down`` and ``…/signal/up``,
-the signaling messages they carry, and ``config/telepresence.yaml`` (ICE servers).
+the signaling messages they carry, and the ICE server entry (``config/telepresence.yaml`` is
+loaded by ``router.telepresence``).
 
 Shared by the router (``router.mqtt.signal_relay``) and the edge
-(``edge.webrtc.mqtt_signaler``); it imports neither aiortc nor the router's core. The
+(``edge.webrtc.mqtt_signaler``); it imports neither aiortc nor the router. The
 signaling messages mirror ``edge.webrtc.signaling`` (the browser's field names); unknown
 fields are dropped, so what is forwarded is only what the models know.
 
@@ -15,18 +16,15 @@ fields are dropped, so what is forwarded is only what the models know.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from router.config import ConfigError, _read_yaml
-from router.models import Ident
+from protocol.models import Ident
 
 # SDPs of a browser with audio, video and data channels are 5–20 KB; the router's other
 # MQTT payloads stay at 16 KiB.
 MAX_SIGNAL_BYTES = 64 * 1024
-TELEPRESENCE_FILE = "telepresence.yaml"
 
 
 class _Sig(BaseModel):
@@ -101,39 +99,3 @@ def signal_dict(sig: Any) -> dict[str, Any]:
     elif sig.usernameFragment is None:
         out.pop("usernameFragment")
     return out
-
-
-# --- config/telepresence.yaml -------------------------------------------------------------
-
-
-class _SiteIce(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    ice_servers: list[IceServer]
-
-
-class TelepresenceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    ice_servers: list[IceServer] = Field(default_factory=list)
-    sites: dict[str, _SiteIce] = Field(default_factory=dict)  # per-site override
-
-    def ice_for(self, site: str) -> list[dict[str, Any]]:
-        servers = self.sites[site].ice_servers if site in self.sites else self.ice_servers
-        return [s.model_dump(exclude_none=True) for s in servers]
-
-
-def load_telepresence_config(directory: str | Path, site_ids: set[str]) -> TelepresenceConfig:
-    """``telepresence.yaml`` in the config directory; absent means no ICE servers (host
-    candidates only: fine on one LAN, not across NATs). Raises ConfigError naming the key."""
-    path = Path(directory) / TELEPRESENCE_FILE
-    if not path.exists():
-        return TelepresenceConfig()
-    data = _read_yaml(path) or {}
-    try:
-        cfg = TelepresenceConfig.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise ConfigError(str(path), ".".join(str(p) for p in err["loc"]), err["msg"]) from None
-    for site in cfg.sites:
-        if site not in site_ids:
-            raise ConfigError(str(path), f"sites.{site}", "not a site of sites.yaml")
-    return cfg

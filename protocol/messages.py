@@ -1,5 +1,5 @@
 """Payloads of the MQTT protocol other than the case events themselves (which are
-``router.models.CaseEvent`` as JSON). Versioned with ``v``; unknown fields are rejected.
+``protocol.models.CaseEvent`` as JSON). Versioned with ``v``; unknown fields are rejected.
 ``docs/protocol.md`` shows examples; ``schemas()`` gives their JSON Schemas."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ Text = Annotated[str, StringConstraints(max_length=500)]
 
 
 class _Msg(BaseModel):
-    # The wire rules of router.models.Strict: no unknown fields, finite numbers only.
+    # The wire rules of protocol.models.Strict: no unknown fields, finite numbers only.
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     v: Literal[1] = PROTOCOL_VERSION
 

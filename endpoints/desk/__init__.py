@@ -1,0 +1,1 @@
+"""The desk (/desk): agents and specialists take offers and work cases."""

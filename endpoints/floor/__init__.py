@@ -1,0 +1,1 @@
+"""The floor monitor (/ and /floor): supervisors watch queues, alerts and KPIs."""
