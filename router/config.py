@@ -145,6 +145,9 @@ class RoutingFile(_C):
     # A device event older than this (by its ts) is refused, not applied: a wrong clock or
     # an outbox replayed from long ago (docs/protocol.md §8, time rules).
     max_event_age_s: float = Field(default=7 * 86400, gt=0)
+    # Events a subscriber of the core (the sockets' hub, the MQTT bridge) may fall behind by
+    # before it drops them and resynchronises from a snapshot (router/service/core/events.py).
+    event_queue: int = Field(default=10_000, ge=1, le=1_000_000)
     preferred_worker: PreferredWorkerConfig = Field(default_factory=PreferredWorkerConfig)
     channels: dict[Channel, ChannelConfig]
     default_workflow: Ident

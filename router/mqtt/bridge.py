@@ -23,7 +23,7 @@ import logging
 import os
 import time
 import uuid
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,12 +42,12 @@ from protocol.messages import (
     Receipt,
     dumps,
 )
-from protocol.models import TERMINAL_STATES, CaseEvent, Role
+from protocol.models import TERMINAL_STATES, CaseEvent
 from router.device_rules import event_header
 from router.mqtt.auth import router_client_id, router_credentials
 from router.mqtt.signal_relay import SignalRelay
-from router.service.core import CoreError, RouterCore
-from router.service.hub import Connection
+from router.service.core import CoreError, Resync, RouterCore
+from router.service.core.events import CaseChanged, DeviceChanged
 from router.store.errors import StoreError
 from router.store.sync import SyncStore
 from router.telepresence import load_telepresence_config
@@ -82,6 +82,7 @@ EVENT = TypeAdapter(CaseEvent)
 # misbehaving one gets here. What is dropped is not acked, so it is sent again.
 MAX_QUEUED_PER_ORIGIN = 5000
 _TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
+REVISIONS_KEPT = 20_000  # cases whose last sent revision is remembered (for a resync)
 
 
 class BridgeError(Exception):
@@ -181,6 +182,7 @@ class Bridge:
         self._storms: dict[str, deque] = {}
         self._storm_alerted: dict[str, float] = {}
         self._case_sent: dict[str, tuple] = {}
+        self._revision_sent: OrderedDict[str, int] = OrderedDict()  # last update sent
         self._dead_q: asyncio.Queue = asyncio.Queue(1000)
         self._work_q: asyncio.Queue = asyncio.Queue(10_000)
         self._bucket = _Bucket(settings.dead_letters_total_per_s)
@@ -188,7 +190,7 @@ class Bridge:
         self._refusal_budget: dict[str, _Bucket] = {}
         self._slow: set[str] = set()  # origins over their refusal budget
         self._tasks: list[asyncio.Task] = []
-        self._watch: Connection | None = None
+        self._case_feed = None  # the core's events (router/service/core/events.py)
         self.client = MqttClient(settings.mqtt, on_message=self._on_message,
                                  subscriptions=self._subscriptions,
                                  on_connect=self._on_connect)
@@ -209,11 +211,13 @@ class Bridge:
                                                status=row["status"], conn=row["conn"],
                                                since=row["since"], last_seen=now,
                                                telemetry=row["telemetry"] or {})
-        self._attach_watch()
+        self._case_feed = self.core.subscribe("mqtt-cases")
+        signal_feed = self.core.subscribe("signal-relay")
         self._tasks = [asyncio.create_task(coro, name=f"bridge-{name}") for name, coro in (
             ("dead-letters", self._dead_loop()), ("work", self._work_loop()),
             ("presence", self._presence_loop()), ("commands", self._command_loop()),
-            ("cases", self._case_loop()))]
+            ("cases", self._case_loop(self._case_feed)),
+            ("signals", self.relay.run(signal_feed)))]
         await self.client.start()
 
     async def aclose(self) -> None:
@@ -223,8 +227,6 @@ class Bridge:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks, self._workers = [], {}
-        if self._watch is not None:
-            self.core.hub.detach(self._watch)
 
     def _subscriptions(self, protocol: str) -> list[Subscription]:
         # Never a shared subscription: Mosquitto grants any client a $share/… subscription
@@ -331,7 +333,7 @@ class Bridge:
 
     def _ahead(self, origin: str, site: str, seq: int, msg) -> bool:
         """True (handled) when ``seq`` is past the next one: a gap (resend) or far ahead."""
-        hw = self.core.high_water.get(origin, 0)
+        hw = self.core.high_water_of(origin)
         if seq <= hw + 1:
             return False
         ahead = seq - hw
@@ -363,7 +365,9 @@ class Bridge:
             if exc.reason == "seq_gap":
                 self.stats["gap"] += 1
                 return self._ask_resend(origin, site)
-            self.stats["store_unavailable"] += 1  # not acked: the edge sends it again
+            # unavailable (or anything else): not acked, so the edge sends it again
+            self.stats["store_unavailable" if exc.reason == "unavailable"
+                       else f"refused_{exc.reason}"] += 1
             return
         except StoreError as exc:
             self.stats["store_unavailable"] += 1
@@ -394,8 +398,9 @@ class Bridge:
             outcome = await self.core.refuse_seq(
                 origin, seq, cls=cls, reason=why, event_id=event_id,
                 source=f"mqtt:{msg.topic}", raw=_raw_text(msg.payload))
-        except CoreError:
-            self.stats["store_unavailable"] += 1
+        except CoreError as exc:  # not consumed: the edge sends it again
+            self.stats["store_unavailable" if exc.reason == "unavailable"
+                       else f"refused_{exc.reason}"] += 1
             return
         if outcome == "refused":
             self._durable[origin] = max(self._durable.get(origin, 0), seq)
@@ -563,7 +568,7 @@ class Bridge:
         self._work(self.sync.put_presence(device=dev.device, site=dev.site, status=status,
                                           conn_id=conn, since=now, last_seen=dev.last_seen,
                                           telemetry=dev.telemetry or None))
-        self.core.hub.to_watchers({"type": "device", "device": dev.view(), "reason": reason})
+        self.core.publish(DeviceChanged(dev.view(), reason))
         if status == "offline":
             self._work(self.core.raise_alert("device_offline", device=dev.device, site=dev.site,
                                              message=f"{dev.device} at {dev.site} is offline: "
@@ -674,54 +679,61 @@ class Bridge:
 
     # --- case updates to the device ------------------------------------------------------------
 
-    def _attach_watch(self) -> None:
-        self._watch = Connection("mqtt-bridge", Role.supervisor)
-        self.core.hub.attach(self._watch)
-
-    async def _case_loop(self) -> None:
+    async def _case_loop(self, feed) -> None:
         """Case changes of a device's cases go to its ``…/cases`` topic (state, assigned
-        worker, outcome): so the edge knows when a human is connected."""
-        while True:
-            msg = await self._watch.queue.get()
+        worker, outcome): so the edge knows when a human is connected. A ``Resync`` (this
+        feed fell behind the core) re-sends what differs from the core's snapshot."""
+        async for event in feed:
             try:
-                self._case_update(msg)
+                if isinstance(event, Resync):
+                    await self._resync_cases()
+                elif isinstance(event, CaseChanged):
+                    self._case_update(event.case)
             except Exception:
                 log.exception("sending a case update failed")
 
-    def _case_update(self, msg: dict) -> None:
-        kind = msg.get("type")
-        if kind == "_close":  # fell behind: attach again
-            self.core.hub.detach(self._watch)
-            self._attach_watch()
-            return
-        if kind != "case":
-            return
-        case = msg["case"]
-        self.relay.case_changed(case)
-        device = case.get("device")
+    async def _resync_cases(self) -> None:
+        self.stats["case_resyncs"] += 1
+        open_now = {c.id: c for c in self.core.open_cases()}
+        for case in open_now.values():
+            self._case_update(case)
+        # Devices' cases that closed while updates were dropped: their last state.
+        for case in self.core.recently_closed():
+            if self._revision_sent.get(case.id, -1) < case.revision:
+                self._case_update(case)
+        for case_id in [k for k in self._case_sent if k not in open_now]:
+            case = await self.core.case(case_id)  # closed long ago: from the store
+            if case is not None:
+                self._case_update(case)
+
+    def _case_update(self, case) -> None:
+        device = case.device
         site = self.site_of.get(device or "")
         if site is None:
             return
-        key = (case["state"], case.get("assigned_worker"), case.get("outcome"))
-        if self._case_sent.get(case["id"]) == key:
+        outcome = case.outcome
+        key = (case.state.value, case.assigned_worker, outcome)
+        if self._case_sent.get(case.id) == key:
             return
         worker = next((w for w in self.core.cfg.workers.workers
-                       if w.id == case.get("assigned_worker")), None)
-        update = CaseUpdate(case_id=case["id"], state=case["state"],
-                            revision=case["revision"], updated_at=case["updated_at"],
-                            assigned_worker=case.get("assigned_worker"),
+                       if w.id == case.assigned_worker), None)
+        update = CaseUpdate(case_id=case.id, state=case.state.value,
+                            revision=case.revision, updated_at=case.updated_at,
+                            assigned_worker=case.assigned_worker,
                             worker_name=worker.name if worker else None,
                             worker_kind=str(getattr(worker.kind, "value", worker.kind))
                             if worker else None,
-                            outcome=case.get("outcome"))
+                            outcome=outcome)
         try:
             self.client.publish(topics.topic(site, device, "cases"), dumps(update), qos=1,
                                 expiry_s=self.settings.case_update_ttl_s)
         except NotConnected:
             return
         self.stats["case_updates"] += 1
-        if case["state"] in _TERMINAL:
-            self._case_sent.pop(case["id"], None)
+        self._revision_sent[case.id] = case.revision
+        while len(self._revision_sent) > REVISIONS_KEPT:
+            self._revision_sent.popitem(last=False)
+        if case.state.value in _TERMINAL:
+            self._case_sent.pop(case.id, None)
         else:
-            self._case_sent[case["id"]] = key
-
+            self._case_sent[case.id] = key

@@ -7,7 +7,9 @@ only that worker hears the device's signals for it. Supervisors and admins are r
 stops being connected to the session's worker (closed, transferred, handed back), the
 relay sends the device a ``bye`` so the media ends with the authorisation.
 
-Runs in the router's event loop; ``publish`` is the bridge's (raises NotConnected).
+Runs in the router's event loop; ``publish`` is the bridge's (raises NotConnected). It
+follows the cases through its own subscription to the core's events (``run``); signals for a
+worker's browser go out as ``WorkerSignal`` events, which the WebSocket hub delivers.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from protocol.signaling import (
     signal_dict,
 )
 from router.service.auth import DESK_ROLES
-from router.service.core import RouterCore
+from router.service.core import Resync, RouterCore, Subscription
+from router.service.core.events import CaseChanged, WorkerSignal
 from router.telepresence import TelepresenceConfig
 
 log = logging.getLogger("baton.signal")
@@ -68,7 +71,7 @@ class SignalRelay:
         if principal.role not in DESK_ROLES:
             raise SignalRefused(f"role {principal.role.value} cannot join a case's media; "
                                 "only the worker a case is assigned to can")
-        case = self.core.cases.get(case_id)
+        case = self.core.open_case_of(case_id)
         if case is None or case.assigned_worker != principal.subject:
             hint = "; take the case first (floor monitor: Take)" \
                 if principal.role is Role.supervisor else ""
@@ -138,7 +141,7 @@ class SignalRelay:
         if up.origin != t.device:
             return self._dead("origin_mismatch", msg.topic, f"signal origin {up.origin!r} is "
                               f"not the topic's device {t.device!r}", raw)
-        case = self.core.cases.get(up.case_id)
+        case = self.core.open_case_of(up.case_id)
         if case is None or case.device != t.device or case.state is not CaseState.connected \
                 or case.assigned_worker is None:
             return self._dead("not_allowed", msg.topic, f"no connected case {up.case_id!r} "
@@ -148,28 +151,44 @@ class SignalRelay:
             return self._dead("not_allowed", msg.topic, f"session {up.session!r} is not the "
                               f"case's current signaling session", raw)
         self.stats["up"] += 1
-        self.core.hub.to_subject(case.assigned_worker, {
+        self.core.publish(WorkerSignal(case.assigned_worker, {
             "type": "signal", "case_id": up.case_id, "session": up.session,
-            "signal": signal_dict(up.signal)})
+            "signal": signal_dict(up.signal)}))
 
     # --- authorisation ends -------------------------------------------------------------------
 
-    def case_changed(self, case: dict[str, Any]) -> None:
-        """From the bridge's case watch: end the session when the case is no longer
-        connected to its worker."""
-        session = self.sessions.get(case["id"])
+    async def run(self, feed: Subscription) -> None:
+        """Follow the cases (the bridge owns the task). On ``Resync`` every session is
+        checked against the core's snapshot."""
+        async for event in feed:
+            try:
+                if isinstance(event, Resync):
+                    for case_id in list(self.sessions):
+                        case = await self.core.case(case_id)
+                        if case is None:
+                            self.sessions.pop(case_id, None)
+                        else:
+                            self.case_changed(case)
+                elif isinstance(event, CaseChanged):
+                    self.case_changed(event.case)
+            except Exception:
+                log.exception("following a case change failed")
+
+    def case_changed(self, case) -> None:
+        """End the session when the case is no longer connected to its worker."""
+        session = self.sessions.get(case.id)
         if session is None:
             return
-        if case["state"] == CaseState.connected.value and \
-                case.get("assigned_worker") == session.worker:
+        if case.state is CaseState.connected and case.assigned_worker == session.worker:
             return
-        del self.sessions[case["id"]]
+        del self.sessions[case.id]
+        state = case.state.value
         try:
-            self._send(session, case["id"], SignalDown(
-                case_id=case["id"], session=session.id, worker=session.worker,
-                ts=self.core.clock.now(), signal=Bye(type="bye", reason=f"case {case['state']}")))
+            self._send(session, case.id, SignalDown(
+                case_id=case.id, session=session.id, worker=session.worker,
+                ts=self.core.clock.now(), signal=Bye(type="bye", reason=f"case {state}")))
         except SignalRefused:
             pass  # the edge's peer also ends on ICE failure / its own case update
-        self.core.hub.to_subject(session.worker, {
-            "type": "signal", "case_id": case["id"], "session": session.id,
-            "signal": {"type": "bye", "reason": f"case {case['state']}"}})
+        self.core.publish(WorkerSignal(session.worker, {
+            "type": "signal", "case_id": case.id, "session": session.id,
+            "signal": {"type": "bye", "reason": f"case {state}"}}))

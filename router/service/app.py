@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from contextlib import asynccontextmanager
@@ -20,13 +21,15 @@ from endpoints.telepresence import routes as telepresence_routes
 from router.audit import AuditLog
 from router.config import BatonConfig
 from router.mqtt.routes import sync_api
-from router.service.api import api
+from router.service.routes import api
 from router.service.auth import TokenBook
 from router.service.conversation import build_conversations
 from router.service.core import Clock, CoreError, RouterCore
 from router.service.routes_workspace import workspace_api
+from router.service.http_errors import error_body, error_code, status_of
+from router.service.hub import Hub
 from router.service.web_security import SecurityHeaders, add_docs_and_icon
-from router.service.ws import ws_router
+from router.service.ws import hello, ws_router
 from router.store import StoreError, open_store
 
 log = logging.getLogger("baton.app")
@@ -118,6 +121,9 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
         core = RouterCore(cfg, store, clock=clock, autotick=autotick)
         app.state.core = core
         app.state.audit = core.audit = AuditLog(core.clock.now, _audit_path(db_url))
+        hub = app.state.hub = Hub(snapshot=lambda principal: hello(core, principal))
+        # The sockets' feed: a subscriber like any other (router/service/core/events.py).
+        feed = asyncio.create_task(hub.run(core.subscribe("ws-hub")), name="baton-ws-hub")
         bridge = None
         try:
             await core.start()
@@ -134,6 +140,8 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
             if conversations is not None:
                 await conversations.assistant.aclose()
             await core.aclose()
+            feed.cancel()
+            await asyncio.gather(feed, return_exceptions=True)
             await store.close()
 
     app = FastAPI(title="Baton router", version="0.1.0", lifespan=lifespan,
@@ -153,7 +161,7 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return JSONResponse({"error": _code(exc.status_code), "message": exc.detail},
+        return JSONResponse({"error": error_code(exc.status_code), "message": exc.detail},
                             status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
@@ -177,10 +185,7 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
 
     @app.exception_handler(CoreError)
     async def core_error(request: Request, exc: CoreError):
-        body = {"error": _code(exc.status), "message": str(exc)}
-        if exc.reason:
-            body["reason"] = exc.reason
-        return JSONResponse(body, status_code=exc.status)
+        return JSONResponse(error_body(exc), status_code=status_of(exc))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz():
@@ -202,8 +207,3 @@ def _audit_path(db_url: str | None) -> Path | None:
         return Path(url.split(":///", 1)[1]).parent / "audit.jsonl"
     return None
 
-
-def _code(status: int) -> str:
-    return {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-            405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-            422: "invalid_request", 503: "unavailable"}.get(status, "error")

@@ -30,7 +30,8 @@ from router.assistant.base import (
 )
 from router.emergency import ALERT_KIND, Emergency, emergency_for
 from router.escalation import DecisionContext, ai_may_answer, estimate_wait
-from router.service.core import CoreError, NotFound
+from router.service.core import CoreError, NotFound, Unit
+from router.service.core.events import Suggestion
 from router.service.views import EscalateCase
 from router.signals import SignalState
 from router.transition import TransitionLayer
@@ -51,10 +52,14 @@ SendCommand = Callable[..., Awaitable[str]]
 WAITING = {CaseState.queued, CaseState.offered, CaseState.transferring}
 
 
+_UNKNOWN: Any = object()  # the dialog's preferred worker is not read yet
+
+
 @dataclass
 class _Dialog:
     state: DialogState = field(default_factory=DialogState)
     signals: SignalState | None = None
+    preferred: str | None = _UNKNOWN  # the resident's last worker (repeat contact)
 
 
 class Conversations:
@@ -66,10 +71,11 @@ class Conversations:
         # misunderstandings restarts, the events (and so the packet) keep everything.
         self._dialogs: dict[str, _Dialog] = {}
 
-    def wait_estimate(self, req: Requirement) -> float:
-        """Seconds until someone of the workflow's widening pools could take the case."""
+    def wait_estimate(self, req: Requirement, pools=None) -> float:
+        """Seconds until someone of the workflow's widening pools could take the case.
+        ``pools``: the core's (or a unit's) ``pools`` query."""
         best = math.inf
-        for starts, ahead, staffed, free in self.core.engine.pools(req):
+        for starts, ahead, staffed, free in (pools or self.core.pools)(req):
             best = min(best, starts + estimate_wait(ahead, staffed, self.aht_s, free))
         return best
 
@@ -77,14 +83,15 @@ class Conversations:
                             translated: str | None, *,
                             untranslated: str | None = None) -> dict[str, Any]:
         core = self.core
-        case = await core._case(case_id)
+        case = await core.case(case_id)
         if case is None:
             raise NotFound(f"unknown case {case_id!r}")
         if case.terminal:
             self.forget(case_id)
-            raise CoreError(f"case {case_id!r} is {case.state.value}: open a new one")
+            raise CoreError(f"case {case_id!r} is {case.state.value}: open a new one",
+                            reason="closed")
         if len(self._dialogs) > DIALOG_PRUNE_AT:
-            for stale in [k for k in self._dialogs if k not in core.cases]:
+            for stale in [k for k in self._dialogs if core.open_case_of(k) is None]:
                 del self._dialogs[stale]
         now = core.clock.now()
         # Untranslated (no model for the pair at the edge): recorded as said and marked, never
@@ -94,12 +101,18 @@ class Conversations:
             turn = self.layer.accept(text, language, at=now, pivot_text=translated)
         except TurnRejected as exc:
             if not (untranslated and not translated and exc.reason == "missing_translation"):
-                raise CoreError(f"turn rejected ({exc.reason}): {exc}", status=422) from None
+                raise CoreError(f"turn rejected ({exc.reason}): {exc}",
+                                reason="turn_rejected") from None
             turn = self.layer.accept(text, language, at=now, pivot_text=text)
         await self.layer.prepare(turn)  # the model runs in a worker thread, not on the loop
         dialog = self._dialogs.setdefault(case_id, _Dialog())
         if dialog.signals is None:
             dialog.signals = self.layer.new_state(opened_at=case.created_at)
+        if dialog.preferred is _UNKNOWN:
+            # A store read, so before the core's lock; once per dialog (a repeat contact's
+            # worker does not change during the case, and a stale answer only changes who
+            # is asked first).
+            dialog.preferred = await core.preferred_worker(case.resident)
         ctx = DialogContext(case_id=case_id, site=case.site, resident=case.resident,
                             state=dialog.state)
         try:
@@ -107,14 +120,11 @@ class Conversations:
         except AssistantError as exc:
             reply = gave_up_reply(self.assistant.name, turn, ctx, str(exc))
 
-        async with core._unit():
-            case = await core._case(case_id)
-            if case is None or case.terminal:
-                raise CoreError(f"case {case_id!r} closed meanwhile")
+        async def record(case, unit: Unit) -> dict[str, Any]:
             human = "connected" if case.state is CaseState.connected else \
                 "waiting" if case.state in WAITING else "none"
-            probe = self.core.requirement(self._request(case, reply.intent, [], []))
-            wait_s = self.wait_estimate(probe) if human == "none" else 0.0
+            probe = unit.requirement(self._request(case, reply.intent, [], []))
+            wait_s = self.wait_estimate(probe, unit.pools) if human == "none" else 0.0
             result = self.layer.assess(turn, reply, dialog.signals,
                                        DecisionContext(case.site, wait_s, human))
             dialog.state, dialog.signals = reply.state, result.state
@@ -122,32 +132,31 @@ class Conversations:
             marked = (untranslated if untranslated and not translated else
                       "no translation came with the turn" if turn.untranslated else None)
             translated_here = turn.language != turn.pivot_language and not marked
-            await core._router_event(case_id, "turn", {
+            await unit.record(case_id, "turn", {
                 "speaker": "resident", "language": turn.language, "text": turn.text,
                 "translated": turn.pivot_text if translated_here else None,
                 "translated_language": turn.pivot_language if translated_here else None,
                 "confidence": reply.raw_confidence,
                 **({"untranslated": marked} if marked else {})})
             for action in reply.actions:
-                await core._router_event(case_id, "action", action.model_dump(mode="json"))
+                await unit.record(case_id, "action", action.model_dump(mode="json"))
             for sig in result.signal_payloads():
-                await core._router_event(case_id, "signal", sig.model_dump(mode="json"))
-            await core._router_event(case_id, "decision",
-                                     result.decision_payload().model_dump(mode="json"))
+                await unit.record(case_id, "signal", sig.model_dump(mode="json"))
+            await unit.record(case_id, "decision",
+                              result.decision_payload().model_dump(mode="json"))
             # Once a person is connected the AI never talks to the resident (any mode).
             to_resident = human != "connected" and ai_may_answer(decision, human)
             reply_event_id = None
             if to_resident:
-                ai_turn = core._event(case_id, "turn", {
+                ai_turn = await unit.record(case_id, "turn", {
                     "speaker": "ai", "language": reply.language, "text": reply.text,
                     "confidence": reply.raw_confidence})
-                await core._stage(ai_turn)
                 reply_event_id = ai_turn.event_id  # the edge records its translation
             elif human == "connected" and case.assigned_worker:
-                core._send(case.assigned_worker, {
-                    "type": "suggestion", "case_id": case_id, "text": reply.text,
-                    "language": reply.language, "intent": reply.intent,
-                    "confidence": reply.raw_confidence, "decision": decision.decision.value})
+                unit.suggest(Suggestion(
+                    worker_id=case.assigned_worker, case_id=case_id, text=reply.text,
+                    language=reply.language, intent=reply.intent,
+                    confidence=reply.raw_confidence, decision=decision.decision.value))
             handoff = None
             emergency: Emergency | None = None
             routes = decision.decision is DecisionKind.escalate or (
@@ -166,35 +175,42 @@ class Conversations:
                         "priority": emergency.priority, "workflow": emergency.workflow,
                         "reasons": (req.reasons + ["emergency:" + ",".join(emergency.flags)]
                                     )[:20]})
-                    await self._start_emergency(case, emergency)
-                await core._queue(case_id, req, await self._preferred(case))
-                queued = core.cases[case_id]
-                wait = self.wait_estimate(queued.requirement)
+                    await self._start_emergency(case, emergency, unit)
+                queued = await unit.queue(case_id, req, dialog.preferred)
+                wait = self.wait_estimate(queued.requirement, unit.pools)
                 handoff = {"status": "connecting", "wait_estimate_s":
                            None if math.isinf(wait) else round(wait),
                            "message": "Connecting you to a person"}
-        out = {"case_id": case_id, "decision": decision.model_dump(mode="json"),
-               "reply": {"text": reply.text, "language": reply.language,
-                         "event_id": reply_event_id}
-               if to_resident else None, "ai_silent": not to_resident,
-               "intent": reply.intent, "handoff": handoff}
+            out = {"case_id": case_id, "decision": decision.model_dump(mode="json"),
+                   "reply": {"text": reply.text, "language": reply.language,
+                             "event_id": reply_event_id}
+                   if to_resident else None, "ai_silent": not to_resident,
+                   "intent": reply.intent, "handoff": handoff}
+            return out, emergency
+
+        try:
+            out, emergency = await core.record_turn(case_id, record)
+        except CoreError as exc:
+            if exc.reason == "closed":
+                raise CoreError(f"case {case_id!r} closed meanwhile", reason="closed") from None
+            raise
         if emergency is not None:
             out["emergency"] = await self._tell_device(case, emergency)
         return out
 
-    async def _start_emergency(self, case, e: Emergency) -> None:
+    async def _start_emergency(self, case, e: Emergency, unit: Unit) -> None:
         """Inside the unit: the blocking floor alert, the event, the resident's message."""
         alert_id = "al-" + uuid.uuid4().hex[:16]
         detail = {"alert_id": alert_id, "flags": list(e.flags), "number": e.number,
                   "site": case.site, "device": case.device, "language": e.language}
-        await self.core._router_event(case.id, "signal", {
+        await unit.record(case.id, "signal", {
             "name": "emergency", "value": True, "detail": detail})
-        self.core._alert(ALERT_KIND, alert_id=alert_id, case_id=case.id, site=case.site,
-                         device=case.device, language=case.language, flags=list(e.flags),
-                         blocking=True, sound=e.sound, number=e.number,
-                         message=f"Emergency ({', '.join(e.flags)}) at {case.device}: "
-                                 "staff needed now")
-        await self.core._router_event(case.id, "turn", {
+        unit.alert(ALERT_KIND, alert_id=alert_id, case_id=case.id, site=case.site,
+                   device=case.device, language=case.language, flags=list(e.flags),
+                   blocking=True, sound=e.sound, number=e.number,
+                   message=f"Emergency ({', '.join(e.flags)}) at {case.device}: "
+                           "staff needed now")
+        await unit.record(case.id, "turn", {
             "speaker": "ai", "language": e.language, "text": e.message})
 
     async def _tell_device(self, case, e: Emergency) -> dict[str, Any]:
@@ -225,10 +241,6 @@ class Conversations:
         # (scores, nearest exemplar) is in the case's signal events.
         req = EscalateCase(skills=skills, reasons=[r[:100] for r in reasons[:20]]).for_case(case)
         return req.model_copy(update={"intent": intent})
-
-    async def _preferred(self, case) -> str | None:
-        # Inside the unit: a store read, but only on the (rare) escalating turn.
-        return await self.core._preferred_worker(case.resident)
 
     def forget(self, case_id: str) -> None:
         self._dialogs.pop(case_id, None)

@@ -1,4 +1,10 @@
-"""Who is connected, and pushing messages to them.
+"""Who is connected, and pushing messages to them: the WebSocket side of the core's events.
+
+The hub is one subscriber of the core's domain events (router/service/core/events.py): its
+task turns each event into the sockets' JSON messages and hands them to the connections it
+concerns. When the hub's own subscription overflows (it fell behind the core), it gets a
+``Resync`` marker and sends every connection a fresh ``hello`` snapshot, which the pages
+apply like the one they got on connect.
 
 Constraint: a slow browser must never stall routing. Each connection has a bounded outbound
 queue drained by the connection's own sender task; a connection whose queue is full is
@@ -10,10 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from protocol.models import Role
+from router.service import views
+from router.service.auth import Principal
+from router.service.core import events
 
 log = logging.getLogger("baton.hub")
 
@@ -45,9 +55,70 @@ class Connection:
 
 
 class Hub:
-    def __init__(self) -> None:
+    """``snapshot(principal)``: the ``hello`` message for a connection (router/service/ws.py)."""
+
+    def __init__(self, snapshot: Callable[[Principal], dict[str, Any]] | None = None) -> None:
         self._by_subject: dict[str, set[Connection]] = defaultdict(set)
         self._watchers: set[Connection] = set()
+        self._snapshot = snapshot
+        self.resyncs = 0
+
+    async def run(self, subscription: events.Subscription) -> None:
+        """Consume the core's events until the subscription ends (the app owns the task)."""
+        async for event in subscription:
+            try:
+                if isinstance(event, events.Resync):
+                    self.resync()
+                else:
+                    self.dispatch(event)
+            except Exception:  # one bad event must not end the feed of every browser
+                log.exception("pushing an event to the sockets failed",
+                              extra={"event": type(event).__name__})
+
+    def resync(self) -> None:
+        """Events were dropped: every connection gets a fresh snapshot."""
+        self.resyncs += 1
+        if self._snapshot is None:
+            return
+        for conns in tuple(self._by_subject.values()):
+            for conn in tuple(conns):
+                conn.send(self._snapshot(Principal(conn.subject, conn.role)))
+
+    def dispatch(self, event: events.Event) -> None:
+        """One event to the sockets it concerns, as the protocol of router/service/ws.py."""
+        if isinstance(event, events.CaseChanged):
+            msg = {"type": "case", "case": views.case_view(event.case, step=event.step)}
+            self.to_watchers(msg)
+            for worker in {event.case.assigned_worker, event.previous_worker} - {None}:
+                self.to_subject(worker, msg)
+        elif isinstance(event, events.OfferMade):
+            self.to_subject(event.offer.worker_id, {
+                "type": "offer", "offer": event.offer.model_dump(mode="json"),
+                "case": views.case_preview(event.case)})
+        elif isinstance(event, events.OfferClosed):
+            msg = {"type": "offer_closed", "offer_id": event.offer_id, "status": event.status}
+            if event.reason is not None:
+                msg["reason"] = event.reason
+            self.to_subject(event.worker_id, msg)
+        elif isinstance(event, events.PresenceChanged):
+            msg = {"type": "presence", "worker_id": event.worker_id,
+                   "presence": event.presence.value, "reason": event.reason}
+            self.to_subject(event.worker_id, msg)
+            self.to_watchers(msg, skip=event.worker_id)
+        elif isinstance(event, events.AlertRaised):
+            self.to_watchers({"type": "alert", "alert": event.alert})
+        elif isinstance(event, events.StepChanged):
+            self.to_watchers({"type": "step", "case_id": event.case_id, "step": event.step})
+        elif isinstance(event, events.Suggestion):
+            self.to_subject(event.worker_id, {
+                "type": "suggestion", "case_id": event.case_id, "text": event.text,
+                "language": event.language, "intent": event.intent,
+                "confidence": event.confidence, "decision": event.decision})
+        elif isinstance(event, events.DeviceChanged):
+            self.to_watchers({"type": "device", "device": event.device,
+                              "reason": event.reason})
+        elif isinstance(event, events.WorkerSignal):
+            self.to_subject(event.worker_id, event.message)
 
     def attach(self, conn: Connection) -> None:
         self._by_subject[conn.subject].add(conn)

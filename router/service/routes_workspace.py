@@ -10,9 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from router.matching.explain import explain
-from protocol.models import Channel, Presence, Requirement, Role
-from router.packet import full_packet
+from protocol.models import Presence, Requirement, Role
 from router.service import views
 from router.service.auth import WORKER_ROLES, Authed, Principal, require
 from router.service.core import RouterCore
@@ -65,25 +63,20 @@ async def directory(core: Core, principal: Principal = Desk) -> dict[str, Any]:
     """People and queues to transfer to, with live availability, languages, skills, load,
     and how long each person has been in their presence state."""
     since = await core.store.worker_presence()
-    pool = core.engine.pool
-    wrapping = {w for w, _ in core.engine.wrapups.values()}
     people = []
     for w in core.cfg.workers.workers:
-        st = pool.get(w.id)
-        presence = core.presence.get(w.id, Presence.offline)
-        load = {c.value: n for c, n in st.load.items() if n} if st else {}
+        presence = core.presence_of(w.id) or Presence.offline
+        load = {c: n for c, n in core.worker_load(w.id)["load"].items() if n}
+        avail = core.availability(w.id)
         people.append({
             "id": w.id, "name": w.name, "kind": w.kind.value, "languages": w.languages,
             "skills": w.skills, "sites": w.sites, "presence": presence.value,
-            "state": "wrap-up" if presence is Presence.available and w.id in wrapping
+            "state": "wrap-up" if presence is Presence.available and avail["wrapping_up"]
             else "busy" if presence is Presence.available and load else presence.value,
             "since": since.get(w.id, (None, None))[1], "load": load,
-            "idle_since": st.idle_since if st else None,
-            "can_take": [c.value for c in Channel if st is not None and pool.can_take(st, c)]})
-    waiting: dict[str, int] = {}
-    for qc in core.engine.cases.values():
-        name = qc.req.workflow or "default"
-        waiting[name] = waiting.get(name, 0) + 1
+            "idle_since": core.worker_load(w.id)["idle_since"],
+            "can_take": avail["can_take"]})
+    waiting = core.waiting_by_queue()
     queues = [{"id": name, "steps": [s.name for s in wf.steps], "waiting": waiting.get(name, 0)}
               for name, wf in core.cfg.routing.workflows.items()]
     return {"at": core.clock.now(), "people": people, "queues": queues}
@@ -96,14 +89,14 @@ async def warm_transfer(case_id: str, body: WarmTransferIn, core: Core, request:
     """Warm transfer (router/service/warm.py): you keep the resident — video, chat — until
     the next person accepts; if nobody does within ``timeout_s`` the case stays with you and
     the reason comes back (WebSocket ``transfer`` message, and a note on the case)."""
-    case = await core._case(case_id)
+    case = await core.case(case_id)
     if case is None or case.assigned_worker != principal.subject:
         raise HTTPException(404 if case is None else 403,
                             f"case {case_id!r} is not connected to you")
     old = case.requirement
     if old is None:
         raise HTTPException(409, f"case {case_id!r} was never routed")
-    if body.to_worker is not None and body.to_worker not in core.presence:
+    if body.to_worker is not None and core.presence_of(body.to_worker) is None:
         raise HTTPException(404, f"unknown worker {body.to_worker!r}")
     try:
         requirement = Requirement(
@@ -128,7 +121,7 @@ async def warm_transfer(case_id: str, body: WarmTransferIn, core: Core, request:
 async def cancel_warm_transfer(case_id: str, core: Core,
                                principal: Principal = require(*WORKER_ROLES, Role.supervisor)
                                ) -> dict[str, Any]:
-    case = await core._case(case_id)
+    case = await core.case(case_id)
     if case is None or (case.assigned_worker != principal.subject
                         and not principal.sees_everything):
         raise HTTPException(404, f"case {case_id!r} is not connected to you")
@@ -154,12 +147,12 @@ async def offer_preview(offer_id: str, core: Core,
                         ) -> dict[str, Any]:
     """What the person offered a case reads before accepting: the resident's last words
     (original and translation) and why the case came to a person."""
-    entry = core.engine.offers.get(offer_id)
-    if entry is None or entry[0].worker_id != principal.subject:
+    offer = core.offer(offer_id)
+    if offer is None or offer.worker_id != principal.subject:
         raise HTTPException(404, f"no pending offer {offer_id!r} for you (it expired, was "
                             "withdrawn or answered)")
-    case_id = core.warm.real_id(entry[0].case_id)
-    packet = await full_packet(core, case_id)
+    case_id = core.warm.real_id(offer.case_id)
+    packet = await core.packet(case_id)
     said = [t for t in packet["transcript"] if t.get("speaker") == "resident"][-WORDS:]
     esc = packet.get("escalation") or {}
     reasons = (esc.get("decision") or {}).get("reasons", []) if esc else []
@@ -176,19 +169,12 @@ async def offer_preview(offer_id: str, core: Core,
 async def why_not(case_id: str, core: Core, principal: Principal = Staff) -> dict[str, Any]:
     """Per step of the case's workflow, who could take it now, or the requirement that no
     available person meets."""
-    case = await core._case(case_id)
+    case = await core.case(case_id)
     if case is None:
         raise HTTPException(404, f"no case {case_id!r}")
     if case.requirement is None:
         raise HTTPException(409, f"case {case_id!r} was never routed")
-    qc = core.engine.cases.get(case_id)
-    workflow = core.engine._workflow(case.requirement)
-    pool = core.engine.pool
-    workers = [w for w in (pool.get(x.id) for x in core.cfg.workers.workers) if w is not None]
-    steps = explain(workflow.steps, case.requirement, workers,
-                    lambda w: pool.can_take(w, case.requirement.channel),
-                    excluded=case.excluded_workers,
-                    current_step=qc.step_name if qc is not None else None)
+    steps = core.why_not(case)
     return {"case_id": case_id, "state": case.state.value,
             "workflow": case.requirement.workflow or "default",
             "requirement": case.requirement.model_dump(mode="json"),

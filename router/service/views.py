@@ -119,14 +119,20 @@ class PresenceIn(Body):
     presence: Presence
 
 
+_QUERY = object()
+
+
 def case_view(case: Case, core: RouterCore | None = None, *,
-              position: bool = True) -> dict[str, Any]:
+              step: str | None | object = _QUERY) -> dict[str, Any]:
+    """The case as the sockets and REST show it. With ``core``: its queue position and
+    routing step now; else ``step`` when given (an event's, without the position, which
+    would cost a scan of the waiting cases per event)."""
     data = case.model_dump(mode="json")
     if core is not None:
-        if position:
-            data["queue_position"] = core.engine.position(case.id)
-        qc = core.engine.cases.get(case.id)
-        data["step"] = qc.step_name if qc is not None else None
+        data["queue_position"] = core.queue_position(case.id)
+        data["step"] = core.step_of(case.id)
+    elif step is not _QUERY:
+        data["step"] = step
     return data
 
 

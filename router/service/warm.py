@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from router.matching.engine import OfferExpired, OfferMade, StepChanged, WaitExceeded
 from protocol.models import CaseState, OfferStatus, Requirement
+from router.service.core import events
 
 if TYPE_CHECKING:
     from router.service.core import RouterCore
@@ -67,14 +68,14 @@ class WarmTransfers:
         from router.service.core import CoreError
 
         core = self.core
-        case = await core._case(case_id)
+        case = await core.case(case_id)
         if case is None or case.state is not CaseState.connected \
                 or case.assigned_worker != worker_id:
             raise CoreError(f"only the worker connected to case {case_id!r} can transfer it",
-                            409, reason="not_connected")
+                            reason="not_connected")
         if case_id in self.by_case:
             raise CoreError(f"a transfer of case {case_id!r} is already pending; wait for it "
-                            "or cancel it first", 409, reason="transfer_pending")
+                            "or cancel it first", reason="transfer_pending")
         now = core.clock.now()
         shadow = "w:" + uuid.uuid4().hex[:16]
         p = Pending(case_id, shadow, worker_id, requirement, note, to_worker, now + timeout_s)
@@ -85,8 +86,8 @@ class WarmTransfers:
             "text": f"Warm transfer requested {whom} (you keep the resident until they "
                     f"accept, {timeout_s:.0f} s at most){': ' + note if note else ''}"})
         excluded = set(case.excluded_workers) | {worker_id}
-        core.engine._schedule(p.deadline, "warm", shadow, 0)  # wakes the timer loop
-        await core._effects(core.engine.enqueue(
+        core._engine._schedule(p.deadline, "warm", shadow, 0)  # wakes the timer loop
+        await core._effects(core._engine.enqueue(
             shadow, requirement, queued_at=now, now=now, excluded=excluded,
             preferred_worker=to_worker))
         self._tell(p, "pending")
@@ -97,8 +98,8 @@ class WarmTransfers:
         if p is None:
             return False
         await self._drop(p)
-        if record and (await self.core._case(case_id)) is not None \
-                and not (await self.core._case(case_id)).terminal:
+        if record and (await self.core.case(case_id)) is not None \
+                and not (await self.core.case(case_id)).terminal:
             await self.core._router_event(case_id, "note", {
                 "author": p.from_worker, "text": f"Warm transfer cancelled: {reason}"})
         self._tell(p, "cancelled", reason=reason)
@@ -115,15 +116,15 @@ class WarmTransfers:
         if isinstance(eff, OfferMade):
             p = self.by_shadow[eff.offer.case_id]
             p.offered_to = eff.offer.worker_id
-            case = await core._case(p.case_id)
+            case = await core.case(p.case_id)
             offer = eff.offer.model_copy(update={"case_id": p.case_id})
             preview = _preview(case, p)
-            core._send(eff.offer.worker_id, {"type": "offer", "offer": offer.model_dump(
+            self._to(eff.offer.worker_id, {"type": "offer", "offer": offer.model_dump(
                 mode="json"), "case": preview})
             self._tell(p, "pending")
         elif isinstance(eff, OfferExpired):
             p = self.by_shadow.get(eff.offer.case_id)
-            core._send(eff.offer.worker_id, {"type": "offer_closed",
+            self._to(eff.offer.worker_id, {"type": "offer_closed",
                                              "offer_id": eff.offer.offer_id,
                                              "status": "timed_out"})
             if p is not None:
@@ -141,21 +142,21 @@ class WarmTransfers:
         p = self.by_shadow[offer.case_id]
         now = core.clock.now()
         if not accept:
-            core._send(worker_id, {"type": "offer_closed", "offer_id": offer.offer_id,
+            self._to(worker_id, {"type": "offer_closed", "offer_id": offer.offer_id,
                                    "status": "rejected"})
             await core._router_event(p.case_id, "note", {
                 "author": worker_id, "text": f"Declined the warm transfer"
                 f"{': ' + reason if reason else ''}"})
             p.offered_to = None
-            await core._effects(core.engine.offer_result(offer.offer_id, OfferStatus.rejected,
+            await core._effects(core._engine.offer_result(offer.offer_id, OfferStatus.rejected,
                                                          now))
             if p.case_id in self.by_case:
                 self._tell(p, "pending", reason=f"{worker_id} declined")
-            return await core._case(p.case_id)
+            return await core.case(p.case_id)
         # Accepted: the engine holds the receiver's reservation under the shadow; the real
         # case moves now, recorded as transfer → offer → accepted.
-        core.engine.offer_result(offer.offer_id, OfferStatus.accepted, now)
-        held = core.engine.assignments.pop(p.shadow, None)
+        core._engine.offer_result(offer.offer_id, OfferStatus.accepted, now)
+        held = core._engine.assignments.pop(p.shadow, None)
         self._forget(p)
         case = await core._router_event(p.case_id, "transfer", {
             "from_worker": p.from_worker, "requirement": p.requirement.model_dump(mode="json"),
@@ -165,11 +166,11 @@ class WarmTransfers:
         case = await core._router_event(p.case_id, "offer_result", {
             "offer_id": offer.offer_id, "worker_id": worker_id, "status": "accepted",
             "reason": "warm transfer"})
-        effects = core.engine.release(p.case_id, now)  # the first worker's capacity
+        effects = core._engine.release(p.case_id, now)  # the first worker's capacity
         if held is not None:
-            core.engine.assignments[p.case_id] = held
+            core._engine.assignments[p.case_id] = held
         await core._effects(effects)
-        core._send(worker_id, {"type": "offer_closed", "offer_id": offer.offer_id,
+        self._to(worker_id, {"type": "offer_closed", "offer_id": offer.offer_id,
                                "status": "accepted"})
         self._tell(p, "accepted", to=worker_id)
         return case
@@ -178,7 +179,7 @@ class WarmTransfers:
 
     async def _return(self, p: Pending, reason: str, text: str) -> None:
         await self._drop(p)
-        case = await self.core._case(p.case_id)
+        case = await self.core.case(p.case_id)
         if case is None or case.terminal:
             return
         await self.core._router_event(p.case_id, "note", {
@@ -193,10 +194,10 @@ class WarmTransfers:
     async def _drop(self, p: Pending) -> None:
         self._forget(p)
         core = self.core
-        for offer, _ in [v for v in core.engine.offers.values() if v[0].case_id == p.shadow]:
-            core._send(offer.worker_id, {"type": "offer_closed", "offer_id": offer.offer_id,
+        for offer, _ in [v for v in core._engine.offers.values() if v[0].case_id == p.shadow]:
+            self._to(offer.worker_id, {"type": "offer_closed", "offer_id": offer.offer_id,
                                          "status": "withdrawn", "reason": "transfer ended"})
-        await core._effects(core.engine.remove_case(p.shadow, core.clock.now()))
+        await core._effects(core._engine.remove_case(p.shadow, core.clock.now()))
 
     def _forget(self, p: Pending) -> None:
         self.by_case.pop(p.case_id, None)
@@ -206,8 +207,11 @@ class WarmTransfers:
         msg = {"type": "transfer", "case_id": p.case_id, "status": status,
                "from_worker": p.from_worker, "to_worker": p.to_worker,
                "offered_to": p.offered_to, "deadline": p.deadline, **extra}
-        self.core._send(p.from_worker, msg)
-        self.core._send_watchers(msg, skip=p.from_worker)
+        self._to(p.from_worker, msg)
+
+    def _to(self, worker_id: str, message: dict[str, Any]) -> None:
+        # A message for one worker's browser sockets (the hub delivers WorkerSignal as is).
+        self.core._emit(events.WorkerSignal(worker_id, message))
 
 
 def _preview(case, p: Pending) -> dict[str, Any]:

@@ -33,11 +33,11 @@ from endpoints.desk.messages import AcceptMsg, PresenceMsg, RejectMsg
 from endpoints.telepresence.messages import SignalMsg, SignalStartMsg
 from protocol.models import Presence
 from protocol.socket import AuthMsg, PingMsg
-from router.packet import full_packet
 from router.service import views
 from router.service.auth import DESK_ROLES, WORKER_ROLES, Access, access, wrapup_s
-from router.service.core import CoreError, RouterCore
-from router.service.hub import Connection
+from router.service.core import CoreError, Forbidden, RouterCore
+from router.service.http_errors import status_of
+from router.service.hub import Connection, Hub
 
 log = logging.getLogger("baton.ws")
 ws_router = APIRouter()
@@ -74,11 +74,12 @@ async def worker_socket(ws: WebSocket) -> None:
     if audit is not None:
         audit.token_used(principal.subject, ws.client.host if ws.client else None, "ws")
     conn = Connection(principal.subject, principal.role)
-    core.hub.attach(conn)
+    hub: Hub = ws.app.state.hub
+    hub.attach(conn)
     core.connected(principal.subject)
     sender = asyncio.create_task(_send_loop(ws, conn), name=f"ws-send-{principal.subject}")
     try:
-        conn.send(_hello(core, principal))
+        conn.send(hello(core, principal))
         while True:
             frame = await ws.receive()
             if frame["type"] == "websocket.disconnect":
@@ -95,8 +96,9 @@ async def worker_socket(ws: WebSocket) -> None:
         sender.cancel()
         await asyncio.gather(sender, return_exceptions=True)
         # A supervisor on the roster goes offline like a worker (no-op for anyone else).
-        if core.hub.detach(conn) == 0 and principal.role in DESK_ROLES:
-            core.disconnected(principal.subject)
+        if hub.detach(conn) == 0:
+            core.disconnected(principal.subject,
+                              presence_follows=principal.role in DESK_ROLES)
 
 
 async def _authenticate(ws: WebSocket):
@@ -136,17 +138,18 @@ async def _send_loop(ws: WebSocket, conn: Connection) -> None:
         await ws.send_text(json.dumps(msg, separators=(",", ":")))
 
 
-def _hello(core: RouterCore, principal) -> dict:
+def hello(core: RouterCore, principal) -> dict:
+    """The snapshot a socket gets on connect, and again when the hub resynchronises."""
     now, wrapup = core.clock.now(), wrapup_s(core.cfg)
-    visible = [c for c in core.cases.values()
+    visible = [c for c in core.open_cases()
                if access(principal, c, now, wrapup) >= Access.read]
     # A warm transfer's offer is searched under a shadow id: shown under the real case.
     offers = [o.model_copy(update={"case_id": core.warm.real_id(o.case_id)}).model_dump(
-              mode="json") for o, _ in core.engine.offers.values()
-              if o.worker_id == principal.subject]
+              mode="json") for o in core.offers_of(principal.subject)]
+    presence = core.presence_of(principal.subject) or Presence.offline
     return {"type": "hello", "subject": principal.subject, "role": principal.role.value,
-            "presence": core.presence.get(principal.subject, Presence.offline).value,
-            "offers": offers, "cases": [views.case_view(c, core) for c in visible]}
+            "presence": presence.value, "offers": offers,
+            "cases": [views.case_view(c, core) for c in visible]}
 
 
 async def _handle(core: RouterCore, conn: Connection, principal, raw: str,
@@ -172,22 +175,21 @@ async def _handle(core: RouterCore, conn: Connection, principal, raw: str,
         if isinstance(msg, PingMsg):
             conn.send({"type": "pong"})
         elif isinstance(msg, PresenceMsg):
-            if principal.subject not in core.presence:
-                raise CoreError(f"you ({principal.subject}) are not in the worker roster "
+            if core.presence_of(principal.subject) is None:
+                raise Forbidden(f"you ({principal.subject}) are not in the worker roster "
                                 "(config/workers.yaml): only people on it have a presence "
-                                "and take cases", 403)
+                                "and take cases", reason="not_in_roster")
             await core.set_presence(principal.subject, msg.presence, "set from the desk")
         elif isinstance(msg, AcceptMsg):
-            case = await core.answer_offer(principal.subject, msg.offer_id, accept=True)
+            case = await core.accept_offer(principal.subject, msg.offer_id)
             conn.send({"type": "accepted", "offer_id": msg.offer_id,
                        "case": views.case_view(case, core),
-                       "packet": await full_packet(core, case.id)})
+                       "packet": await core.packet(case.id)})
         elif isinstance(msg, RejectMsg):
-            await core.answer_offer(principal.subject, msg.offer_id, accept=False,
-                                    reason=msg.reason)
+            await core.reject_offer(principal.subject, msg.offer_id, reason=msg.reason)
             conn.send({"type": "offer_closed", "offer_id": msg.offer_id, "status": "rejected"})
     except CoreError as exc:
-        conn.send({"type": "error", "request": msg.type, "status": exc.status,
+        conn.send({"type": "error", "request": msg.type, "status": status_of(exc),
                    "message": str(exc)})
 
 

@@ -200,6 +200,33 @@ class EventStore:
                                            .order_by(case_events.c.position))).all()
         return [_parse_event(row._asdict()) for row in rows]
 
+    async def recent_cases_with_events(self, limit: int) -> list[tuple[Case, list[CaseEvent]]]:
+        """The ``limit`` newest cases (by created_at) with their events in append order, in
+        one query (the KPIs' read: not one query per case)."""
+        if limit < 0:
+            raise ValueError(f"limit ({limit}) must be >= 0")
+        recent = select(cases.c.case_id, cases.c.data, cases.c.created_at) \
+            .order_by(desc(cases.c.created_at), desc(cases.c.case_id)).limit(limit).subquery()
+        query = select(recent.c.case_id.label("_case"), recent.c.data, *_EVENT_COLUMNS) \
+            .select_from(recent.outerjoin(case_events,
+                                          case_events.c.case_id == recent.c.case_id)) \
+            .order_by(desc(recent.c.created_at), desc(recent.c.case_id),
+                      case_events.c.position)
+        with self._guard(f"read the {limit} newest cases with their events"):
+            async with self._b.read() as conn:
+                rows = (await conn.execute(query)).all()
+        out: list[tuple[Case, list[CaseEvent]]] = []
+        current = None
+        for row in rows:
+            data = row._asdict()
+            if current != data["_case"]:
+                current = data["_case"]
+                out.append((_parse_case(data["data"]), []))
+            if data["event_id"] is not None:
+                out[-1][1].append(_parse_event({k: data[k] for k in (
+                    "event_id", "case_id", "origin", "seq", "ts", "type", "payload")}))
+        return out
+
     # --- case projection ------------------------------------------------------------------
 
     async def put_case(self, case: Case) -> None:
@@ -281,6 +308,20 @@ class EventStore:
                     index_elements=[worker_presence.c.worker_id],
                     set_={"presence": stmt.excluded.presence, "ts": stmt.excluded.ts},
                     where=worker_presence.c.ts <= stmt.excluded.ts))
+
+    async def set_worker_presences(self, rows: list[tuple[str, str, float]]) -> None:
+        """Several (worker_id, presence, ts) in one transaction, as ``set_worker_presence``."""
+        if not rows:
+            return
+        with self._guard(f"set presence of {len(rows)} workers"):
+            async with self._b.write() as conn:
+                for worker_id, presence, ts in rows:
+                    stmt = self._b.insert(worker_presence).values(
+                        worker_id=worker_id, presence=str(presence), ts=ts)
+                    await conn.execute(stmt.on_conflict_do_update(
+                        index_elements=[worker_presence.c.worker_id],
+                        set_={"presence": stmt.excluded.presence, "ts": stmt.excluded.ts},
+                        where=worker_presence.c.ts <= stmt.excluded.ts))
 
     async def worker_presence(self) -> dict[str, tuple[str, float]]:
         with self._guard("read worker presence"):

@@ -17,7 +17,8 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -25,6 +26,8 @@ from protocol.models import (
     ROUTABLE_STATES,
     CaseEvent,
     CaseState,
+    Channel,
+    Offer,
     OfferStatus,
     Presence,
     Requirement,
@@ -42,9 +45,10 @@ from router.matching.engine import (
     WaitExceeded,
     WorkerAway,
 )
-from router.service import views
+from router.packet import full_packet
 from router.service.alerts import AlertBuffer
-from router.service.hub import Hub
+from router.service.core import events
+from router.service.core.errors import CoreError, Forbidden, Invalid, NotFound, Unavailable
 from router.service.warm import WarmTransfers
 from router.store.sync import SyncStore
 
@@ -53,7 +57,7 @@ CLOSED_CACHE = 5000
 IDLE_SWEEP_S = 30.0  # how often cases the AI holds are checked for inactivity
 WRITE_BATCH = 2000  # events per transaction at most
 EVENT = TypeAdapter(CaseEvent)
-_AUDIT = object()  # an outbox "subject": an audit entry, recorded once its event is durable
+T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -65,24 +69,20 @@ class SystemClock:
         return time.time()
 
 
-class CoreError(Exception):
-    """A request that cannot be carried out; ``status`` maps to HTTP in the web layer."""
+@dataclass(frozen=True, slots=True)
+class _AuditEntry:
+    """An audit entry in a unit's outbox, recorded once its event is durable."""
 
-    status = 409
-
-    def __init__(self, message: str, status: int | None = None, reason: str | None = None):
-        super().__init__(message)
-        if status is not None:
-            self.status = status
-        self.reason = reason  # a typed code clients can act on, e.g. target_unavailable
+    entry: dict[str, Any]
 
 
-class NotFound(CoreError):
-    status = 404
+@dataclass(frozen=True, slots=True)
+class _PresenceRow:
+    """A worker's presence in a unit's outbox: written by the writer, outside the lock."""
 
-
-class Forbidden(CoreError):
-    status = 403
+    worker_id: str
+    presence: str
+    ts: float
 
 
 @dataclass(slots=True)
@@ -125,27 +125,29 @@ class AppendResult:
 
 class RouterCore:
     def __init__(self, cfg: BatonConfig, store, *, clock: Clock | None = None,
-                 hub: Hub | None = None, origin: str = "router", autotick: bool = True):
+                 origin: str = "router", autotick: bool = True):
         self.cfg = cfg
         self.store = store
         self.clock = clock or SystemClock()
-        self.hub = hub or Hub()
+        self._bus = events.EventBus()
+        self._online: set[str] = set()  # subjects with a browser connected (connected())
         self.origin = origin
         self.autotick = autotick
         self.lock = asyncio.Lock()
-        self.cases: dict[str, Case] = {}  # every open (non-terminal) case
-        self.presence: dict[str, Presence] = {w.id: Presence.offline for w in cfg.workers.workers}
-        self.high_water: dict[str, int] = {}
-        self.answered: deque[tuple[float, float]] = deque(maxlen=10_000)  # (at, waited_s)
-        self.alerts = AlertBuffer()
+        self._open: dict[str, Case] = {}  # every open (non-terminal) case
+        self._presence: dict[str, Presence] = {w.id: Presence.offline for w in cfg.workers.workers}
+        self._high_water: dict[str, int] = {}
+        self._answered: deque[tuple[float, float]] = deque(maxlen=10_000)  # (at, waited_s)
+        self._alerts = AlertBuffer()
+        self._engine = self._new_engine()
         self.warm = WarmTransfers(self)
-        self.engine = self._new_engine()
-        self.closed: OrderedDict[str, Case] = OrderedDict()  # recently closed, for reads
+        self._closed: OrderedDict[str, Case] = OrderedDict()  # recently closed, for reads
         self._batch: list[tuple[Any, Case]] = []  # the current unit's staged events
         self._outbox: list[tuple[str | None, dict[str, Any], str | None]] = []
         self._left: dict[str, str] = {}  # case id -> the worker it left in this unit
         self._pending: deque[tuple[list, list, asyncio.Future]] = deque()  # not yet durable
         self._writer_wake = asyncio.Event()
+        self._idle = asyncio.Event()  # set by the writer after each pass (see _drain)
         self._writing = False
         self._in_flight: list = []  # the units the writer is persisting
         self._skip: Skip | None = None  # the current unit's refusal, if it is one
@@ -174,7 +176,7 @@ class RouterCore:
         gc.freeze()
         # Nobody is connected yet: whoever does not come back within the grace period goes
         # offline, and their connected cases go back to routing.
-        for worker_id, presence in self.presence.items():
+        for worker_id, presence in self._presence.items():
             if presence is not Presence.offline or self._assigned_to(worker_id):
                 self.disconnected(worker_id)
         self._writer = asyncio.create_task(self._writer_loop(), name="baton-router-writer")
@@ -189,6 +191,7 @@ class RouterCore:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._timer = self._writer = None
         self._grace.clear()
+        await self._bus.aclose()  # ends every subscriber's iteration
 
     async def _restore(self) -> None:
         """Rebuild the engine from the store: cases, offers, assignments, presence. On
@@ -202,58 +205,60 @@ class RouterCore:
             try:
                 await self._restore()
             except Exception as exc:
-                raise CoreError("the case store is unavailable; try again shortly",
-                                503) from exc
+                raise Unavailable("the case store is unavailable; try again shortly") \
+                    from exc
 
     async def _rebuild(self) -> None:
         now = self.clock.now()
-        self.engine = self._new_engine()
-        self.high_water = await self.store.high_waters()
-        self.cases = {c.id: c for c in await self.store.open_cases()}
+        self._engine = self._new_engine()
+        self._high_water = await self.store.high_waters()
+        self._open = {c.id: c for c in await self.store.open_cases()}
         stored_presence = await self.store.worker_presence()
         # Enqueue with everyone offline, so no offer is made before pending ones are restored.
-        for case in sorted(self.cases.values(), key=lambda c: c.queued_at or c.created_at):
+        for case in sorted(self._open.values(), key=lambda c: c.queued_at or c.created_at):
             if case.state in ROUTABLE_STATES or case.state is CaseState.offered:
-                self.engine.enqueue(case.id, case.requirement, queued_at=case.queued_at,
+                self._engine.enqueue(case.id, case.requirement, queued_at=case.queued_at,
                                     now=now, excluded=case.excluded_workers,
                                     preferred_worker=case.preferred_worker)
                 if case.pending_offer is not None:
-                    self.engine.restore_offer(case.pending_offer, now)
+                    self._engine.restore_offer(case.pending_offer, now)
             elif case.state is CaseState.connected and case.assigned_worker:
-                self.engine.restore_assignment(case.id, case.assigned_worker, case.channel, now)
+                self._engine.restore_assignment(case.id, case.assigned_worker, case.channel, now)
         effects: list = []
         for wid, (stored, _ts) in stored_presence.items():
-            if wid in self.presence:
+            if wid in self._presence:
                 presence = Presence(stored)
-                self.presence[wid] = presence
+                self._presence[wid] = presence
                 if presence is not Presence.available:
                     await self._withdraw_pending(wid)
-                effects += self.engine.set_presence(wid, presence, now)
-        effects += self.engine.tick(now)  # offers that expired while we were down
+                effects += self._engine.set_presence(wid, presence, now)
+        effects += self._engine.tick(now)  # offers that expired while we were down
         await self._effects(effects)
         # Persisted directly: the writer may be the one restoring.
         batch, self._batch = self._batch, []
         outbox, self._outbox = self._outbox, []
         if batch:
             await self.store.append_many(batch)
+        await self._write_presence(outbox)
         self._deliver(outbox)
-        log.info("router state restored", extra={"open_cases": len(self.cases)})
+        log.info("router state restored", extra={"open_cases": len(self._open)})
 
     # --- the write path -----------------------------------------------------------------
 
     def _event(self, case_id: str, type_: str, payload: dict[str, Any]):
-        seq = self.high_water.get(self.origin, 0) + 1
+        seq = self._high_water.get(self.origin, 0) + 1
         try:
             return EVENT.validate_python({
                 "event_id": uuid.uuid4().hex, "case_id": case_id, "origin": self.origin,
                 "seq": seq, "ts": self.clock.now(), "type": type_, "payload": payload})
         except ValidationError as exc:  # a request's text the wire rules refuse
             err = exc.errors()[0]
-            raise CoreError(f"{'.'.join(str(p) for p in err['loc'][1:])}: {err['msg']}",
-                            422, reason="invalid") from None
+            raise Invalid(f"{'.'.join(str(p) for p in err['loc'][1:])}: {err['msg']}") \
+                from None
 
-    async def _case(self, case_id: str) -> Case | None:
-        case = self.cases.get(case_id) or self.closed.get(case_id)
+    async def case(self, case_id: str) -> Case | None:
+        """The case as the core knows it now: open, recently closed, else from the store."""
+        case = self._open.get(case_id) or self._closed.get(case_id)
         if case is None:
             case = await self.store.get_case(case_id)
         return case
@@ -262,7 +267,7 @@ class RouterCore:
         """Validate ``event`` against the case's state and stage it for the next commit."""
         # create_case checked a new case's id (or made a fresh one): skip the store lookup.
         new_here = event.type == "opened" and event.origin == self.origin
-        current = None if new_here else await self._case(event.case_id)
+        current = None if new_here else await self.case(event.case_id)
         try:
             new = apply(current, event)
         except TransitionError as exc:
@@ -270,7 +275,7 @@ class RouterCore:
         self._batch.append((event, new))
         if self.audit is not None and event.origin != self.origin \
                 and (entry := device_audit_entry(event)) is not None:
-            self._outbox.append((_AUDIT, entry, None))
+            self._outbox.append(_AuditEntry(entry))
         # The one who had it hears of the change (updates otherwise reach only the assignee):
         # at the transfer, and again when the next person accepts it.
         gone = current.assigned_worker if current is not None else None
@@ -280,14 +285,14 @@ class RouterCore:
             gone = new.handoffs[-1].from_owner
         if gone is not None and gone != new.assigned_worker:
             self._left[new.id] = gone
-        self.high_water[event.origin] = max(self.high_water.get(event.origin, 0), event.seq)
+        self._high_water[event.origin] = max(self._high_water.get(event.origin, 0), event.seq)
         if new.terminal:
-            self.cases.pop(new.id, None)
-            self.closed[new.id] = new
-            while len(self.closed) > CLOSED_CACHE:
-                self.closed.popitem(last=False)
+            self._open.pop(new.id, None)
+            self._closed[new.id] = new
+            while len(self._closed) > CLOSED_CACHE:
+                self._closed.popitem(last=False)
         else:
-            self.cases[new.id] = new
+            self._open[new.id] = new
         return new
 
     @contextlib.asynccontextmanager
@@ -319,9 +324,10 @@ class RouterCore:
             durable = None
             if self._skip is not None:  # a refusal: written in order by the writer
                 batch, self._skip = self._skip, None
-            if batch:
+            if batch or any(isinstance(item, _PresenceRow) for item in outbox):
                 durable = asyncio.get_running_loop().create_future()
                 self._pending.append((batch, outbox, durable))
+                self._idle.clear()
                 self._writer_wake.set()
             self._wake.set()
         if durable is None:
@@ -347,6 +353,8 @@ class RouterCore:
                     units.append(self._pending.popleft())
                     size += len(units[-1][0])
                 await self._write_units(units)
+                self._idle.set()
+            self._idle.set()
             if self._tainted:
                 await self._recover()
 
@@ -356,6 +364,7 @@ class RouterCore:
         units of their origins: a device's refusals never delay the others' commits."""
         self._writing = True
         self._in_flight = units
+        await self._write_presence([item for u in units for item in u[1]])
         skipping = {u[0].origin for u in units if isinstance(u[0], Skip)}
         free = [u for u in units if not isinstance(u[0], Skip)
                 and not {e.origin for e, _ in u[0]} & skipping]
@@ -399,6 +408,19 @@ class RouterCore:
             self._writing = False
             self._in_flight = []
 
+    async def _write_presence(self, outbox: list) -> None:
+        """The units' presence changes, in one transaction. A failure is logged, not
+        retried: presence is not a case event, and the worst case after a restart is an
+        older presence, which the grace period at start corrects."""
+        rows = [(p.worker_id, p.presence, p.ts) for p in outbox if isinstance(p, _PresenceRow)]
+        if not rows:
+            return
+        try:
+            await self.store.set_worker_presences(rows)
+        except Exception as exc:
+            log.warning("could not store worker presence", extra={
+                "workers": sorted({r[0] for r in rows})[:20], "error": str(exc)[:300]})
+
     def _settle(self, written: list, failed: list) -> None:
         for _, outbox, fut in written:
             self._deliver(outbox)
@@ -406,8 +428,8 @@ class RouterCore:
                 fut.set_result(None)
         for _, _, fut in failed:
             if not fut.done():
-                fut.set_exception(CoreError("the case store refused this change; it was not "
-                                            "saved (see the dead letters), try again", 503))
+                fut.set_exception(Unavailable("the case store refused this change; it was "
+                                              "not saved (see the dead letters), try again"))
 
     async def _write_run(self, units: list) -> tuple[list, list]:
         if not self._tainted:
@@ -460,10 +482,11 @@ class RouterCore:
                 await self._write_units(units)
             for _, _, fut in self._pending:
                 if not fut.done():
-                    fut.set_exception(CoreError("the case store is unavailable; the change "
-                                                "was not saved, try again", 503))
+                    fut.set_exception(Unavailable("the case store is unavailable; the change "
+                                                  "was not saved, try again"))
             self._pending.clear()
             self.rebuilds += 1
+            self._idle.set()
             log.error("persisting events failed; rebuilding state from the store",
                       extra={"cases": sorted(self._tainted)[:20]})
             self._tainted, self._store_down = set(), False
@@ -473,31 +496,32 @@ class RouterCore:
                 log.exception("restoring from the store failed; will retry")
 
     async def _drain(self) -> None:
-        """Wait until every staged unit has been written (or has failed)."""
+        """Wait until every staged unit has been written (or has failed). The writer sets
+        ``_idle`` after each pass; a waiter re-checks, since more may have been staged."""
         while self._pending or self._writing:
-            await asyncio.sleep(0.001)
+            self._idle.clear()
+            await self._idle.wait()
 
-    def _send(self, subject: str, message: dict[str, Any]) -> None:
-        self._outbox.append((subject, message, None))
-
-    def _send_watchers(self, message: dict[str, Any], skip: str | None = None) -> None:
-        self._outbox.append((None, message, skip))
+    def _emit(self, event) -> None:
+        """Publish ``event`` once the current unit is durable (events.py's contract)."""
+        self._outbox.append(event)
 
     def _deliver(self, outbox: list) -> None:
-        for subject, message, skip in outbox:
-            if subject is _AUDIT:
-                self.audit.record(**message)
-            elif subject is None:
-                self.hub.to_watchers(message, skip=skip)
+        published = []
+        for item in outbox:
+            if isinstance(item, _AuditEntry):
+                self.audit.record(**item.entry)
+            elif isinstance(item, _PresenceRow):
+                continue  # written by the writer already
             else:
-                self.hub.to_subject(subject, message)
+                published.append(item)
+        if published:
+            self._bus.publish(published)
 
     def _publish_case(self, case: Case, previous_worker: str | None = None) -> None:
-        # No queue position here: it scans the waiting cases, too costly per event.
-        msg = {"type": "case", "case": views.case_view(case, self, position=False)}
-        self._send_watchers(msg)
-        for worker in {case.assigned_worker, previous_worker} - {None}:
-            self._send(worker, msg)
+        qc = self._engine.cases.get(case.id)
+        self._emit(events.CaseChanged(case, qc.step_name if qc is not None else None,
+                                      previous_worker))
 
     async def _effects(self, effects: list) -> None:
         for eff in effects:
@@ -509,22 +533,19 @@ class RouterCore:
             if isinstance(eff, OfferMade):
                 case = await self._router_event(eff.offer.case_id, "offer",
                                                 {"offer": eff.offer.model_dump(mode="json")})
-                self._send(eff.offer.worker_id, {
-                    "type": "offer", "offer": eff.offer.model_dump(mode="json"),
-                    "case": views.case_preview(case)})
+                self._emit(events.OfferMade(eff.offer, case))
             elif isinstance(eff, OfferExpired):
                 o = eff.offer
                 await self._router_event(o.case_id, "offer_result", {
                     "offer_id": o.offer_id, "worker_id": o.worker_id, "status": "timed_out",
                     "reason": "not answered in time"})
-                self._send(o.worker_id, {"type": "offer_closed", "offer_id": o.offer_id,
-                                         "status": "timed_out"})
+                self._emit(events.OfferClosed(o.offer_id, o.worker_id, "timed_out"))
             elif isinstance(eff, WorkerAway):
                 await self._presence_changed(eff.worker_id, Presence.away, eff.reason)
             elif isinstance(eff, StepChanged):
-                self._send_watchers({"type": "step", "case_id": eff.case_id, "step": eff.step})
+                self._emit(events.StepChanged(eff.case_id, eff.step))
             elif isinstance(eff, WaitExceeded):
-                case = self.cases.get(eff.case_id)
+                case = self._open.get(eff.case_id)
                 transfer = case is not None and case.routing_state is CaseState.transferring
                 self._alert("transfer_failed" if transfer else "wait_exceeded",
                             case_id=eff.case_id, reason="no_one_available",
@@ -540,28 +561,25 @@ class RouterCore:
         """The case left routing (closed): a pending offer disappears from its worker's desk
         (the outcome event already cleared it from the case), capacity comes back."""
         await self.warm.cancel(case_id, "the case closed", record=False)
-        for offer, _ in [v for v in self.engine.offers.values() if v[0].case_id == case_id]:
-            self._send(offer.worker_id, {"type": "offer_closed", "offer_id": offer.offer_id,
-                                         "status": "withdrawn", "reason": "case closed"})
-        await self._effects(self.engine.remove_case(case_id, self.clock.now()))
+        for offer, _ in [v for v in self._engine.offers.values() if v[0].case_id == case_id]:
+            self._emit(events.OfferClosed(offer.offer_id, offer.worker_id, "withdrawn",
+                                          "case closed"))
+        await self._effects(self._engine.remove_case(case_id, self.clock.now()))
 
     async def _withdraw_pending(self, worker_id: str) -> None:
         """Record the withdrawal of a worker's pending offers (before the engine re-routes)."""
-        for offer, _ in [v for v in self.engine.offers.values() if v[0].worker_id == worker_id]:
+        for offer, _ in [v for v in self._engine.offers.values() if v[0].worker_id == worker_id]:
             await self._router_event(offer.case_id, "offer_result", {
                 "offer_id": offer.offer_id, "worker_id": worker_id, "status": "withdrawn",
                 "reason": "worker is no longer available"})
-            self._send(worker_id, {"type": "offer_closed", "offer_id": offer.offer_id,
-                                            "status": "withdrawn"})
+            self._emit(events.OfferClosed(offer.offer_id, worker_id, "withdrawn"))
 
     async def _presence_changed(self, worker_id: str, presence: Presence, reason: str) -> None:
         now = self.clock.now()
-        self.presence[worker_id] = presence
-        await self.store.set_worker_presence(worker_id, presence.value, now)
-        msg = {"type": "presence", "worker_id": worker_id, "presence": presence.value,
-               "reason": reason}
-        self._send(worker_id, msg)
-        self._send_watchers(msg, skip=worker_id)
+        self._presence[worker_id] = presence
+        # Persisted by the writer with the unit, not here under the lock.
+        self._outbox.append(_PresenceRow(worker_id, presence.value, now))
+        self._emit(events.PresenceChanged(worker_id, presence, reason))
         if presence is Presence.away:
             self._alert("worker_away", worker_id=worker_id, message=reason)
 
@@ -569,8 +587,8 @@ class RouterCore:
         # Every alert has an id, so any supervisor can acknowledge it for the whole floor.
         fields.setdefault("alert_id", "al-" + uuid.uuid4().hex[:16])
         alert = {"kind": kind, "at": self.clock.now(), **fields}
-        self.alerts.append(alert)
-        self._send_watchers({"type": "alert", "alert": alert})
+        self._alerts.append(alert)
+        self._emit(events.AlertRaised(dict(alert)))
 
     # --- timers -------------------------------------------------------------------------
 
@@ -579,7 +597,7 @@ class RouterCore:
         loop) also the scans of open cases for inactivity and for orphaned connections."""
         async with self._unit():
             now = self.clock.now()
-            await self._effects(self.engine.tick(now))
+            await self._effects(self._engine.tick(now))
             await self.warm.expire(now)
             if sweep or now - self._last_sweep >= IDLE_SWEEP_S:
                 self._last_sweep = now
@@ -590,7 +608,7 @@ class RouterCore:
         """A case the AI holds with no event for routing.idle_case_timeout_s: the resident
         walked away without the device noticing. Nothing waits forever."""
         limit = self.cfg.routing.idle_case_timeout_s
-        for case in [c for c in self.cases.values()
+        for case in [c for c in self._open.values()
                      if c.state in (CaseState.ai_active, CaseState.handed_back,
                                     CaseState.escalating)
                      and now - c.updated_at >= limit]:
@@ -603,11 +621,11 @@ class RouterCore:
         period running) go back to routing as transfers: no resident is left with nobody,
         whether the browser closed, the worker signed out mid-case, or the router restarted
         and they never came back."""
-        for case in [c for c in self.cases.values() if c.state is CaseState.connected
+        for case in [c for c in self._open.values() if c.state is CaseState.connected
                      and c.assigned_worker and c.requirement is not None]:
             worker = case.assigned_worker
-            if self.presence.get(worker) is not Presence.offline \
-                    or self.hub.connected(worker) or worker in self._grace:
+            if self._presence.get(worker) is not Presence.offline \
+                    or worker in self._online or worker in self._grace:
                 continue
             await self._transfer(case.id, worker, case.requirement, "worker disconnected",
                                  None)
@@ -616,7 +634,7 @@ class RouterCore:
 
     async def _timer_loop(self) -> None:
         while True:
-            deadline = self.engine.next_deadline()
+            deadline = self._engine.next_deadline()
             delay = IDLE_SWEEP_S if deadline is None else \
                 min(IDLE_SWEEP_S, max(0.0, deadline - self.clock.now()))
             self._wake.clear()
@@ -632,13 +650,13 @@ class RouterCore:
 
     # --- commands -----------------------------------------------------------------------
 
-    async def create_case(self, req) -> Case:
+    async def open_case(self, req) -> Case:
         """``req`` is views.CreateCase (validated by the web layer)."""
         self._check_request(req)
         case_id = req.case_id or "c-" + uuid.uuid4().hex[:12]
-        preferred = await self._preferred_worker(req.resident) if req.escalate else None
+        preferred = await self.preferred_worker(req.resident) if req.escalate else None
         async with self._unit():
-            if req.case_id is not None and await self._case(case_id) is not None:
+            if req.case_id is not None and await self.case(case_id) is not None:
                 raise CoreError(f"case {case_id!r} exists already")
             await self._router_event(case_id, "opened", {
                 "site": req.site, "device": req.device, "resident": req.resident,
@@ -648,7 +666,7 @@ class RouterCore:
                 await self._router_event(case_id, "turn", turn.model_dump(mode="json"))
             if req.escalate:
                 await self._queue(case_id, req, preferred)
-            return self.cases.get(case_id) or await self._case(case_id)
+            return self._open.get(case_id) or await self.case(case_id)
 
     def _check_request(self, req) -> None:
         site = self.cfg.site(req.site)
@@ -657,29 +675,28 @@ class RouterCore:
         if req.device is not None and not any(d.id == req.device for d in site.devices):
             raise NotFound(f"device {req.device!r} is not at site {req.site!r}")
         if req.language not in site.languages:
-            raise CoreError(f"site {req.site!r} does not serve language {req.language!r}; it "
-                            f"serves {', '.join(site.languages)}", status=422)
+            raise Invalid(f"site {req.site!r} does not serve language {req.language!r}; it "
+                          f"serves {', '.join(site.languages)}")
         unknown = [s for s in req.skills if s not in self.cfg.skills.skills]
         if unknown:
-            raise CoreError(f"unknown skills {unknown}; see config/skills.yaml", status=422)
+            raise Invalid(f"unknown skills {unknown}; see config/skills.yaml")
         if req.workflow and req.workflow not in self.cfg.routing.workflows:
-            raise CoreError(f"unknown workflow {req.workflow!r}; see config/routing.yaml",
-                            status=422)
+            raise Invalid(f"unknown workflow {req.workflow!r}; see config/routing.yaml")
 
     async def escalate(self, case_id: str, req) -> Case:
         """Queue an open case (AI active or handed back) for a human."""
-        case = await self._case(case_id)
-        preferred = await self._preferred_worker(case.resident if case else None)
+        case = await self.case(case_id)
+        preferred = await self.preferred_worker(case.resident if case else None)
         async with self._unit():
-            case = await self._case(case_id)
+            case = await self.case(case_id)
             if case is None:
                 raise NotFound(f"unknown case {case_id!r}")
             req = req.for_case(case)
             self._check_request(req)
             await self._queue(case_id, req, preferred)
-            return self.cases.get(case_id) or case
+            return self._open.get(case_id) or case
 
-    async def _preferred_worker(self, resident: str | None) -> str | None:
+    async def preferred_worker(self, resident: str | None) -> str | None:
         """The worker of the resident's last resolved case within the window (repeat
         contact). Read before taking the lock: it is a query, and a stale answer only
         changes who is asked first."""
@@ -706,14 +723,21 @@ class RouterCore:
         case = await self._router_event(case_id, "queued", {
             "requirement": requirement.model_dump(mode="json"), "reasons": req.reasons,
             "preferred_worker": preferred, "intent": req.intent})
-        await self._effects(self.engine.enqueue(
+        await self._effects(self._engine.enqueue(
             case_id, requirement, queued_at=case.queued_at, now=now,
             excluded=case.excluded_workers, preferred_worker=preferred))
 
-    async def answer_offer(self, worker_id: str, offer_id: str, accept: bool,
+    async def accept_offer(self, worker_id: str, offer_id: str) -> Case:
+        return await self._answer_offer(worker_id, offer_id, OfferStatus.accepted, None)
+
+    async def reject_offer(self, worker_id: str, offer_id: str,
                            reason: str | None = None) -> Case:
+        return await self._answer_offer(worker_id, offer_id, OfferStatus.rejected, reason)
+
+    async def _answer_offer(self, worker_id: str, offer_id: str, status: OfferStatus,
+                            reason: str | None) -> Case:
         async with self._unit():
-            entry = self.engine.offers.get(offer_id)
+            entry = self._engine.offers.get(offer_id)
             if entry is None:
                 raise CoreError(f"offer {offer_id!r} is no longer pending (it expired, was "
                                 "withdrawn or was answered)")
@@ -721,21 +745,21 @@ class RouterCore:
             if offer.worker_id != worker_id:
                 raise Forbidden(f"offer {offer_id!r} was not made to you")
             if self.warm.owns(offer.case_id):
-                return await self.warm.answer(worker_id, offer, accept, reason)
+                return await self.warm.answer(worker_id, offer,
+                                              status is OfferStatus.accepted, reason)
             now = self.clock.now()
-            status = OfferStatus.accepted if accept else OfferStatus.rejected
             case = await self._router_event(offer.case_id, "offer_result", {
                 "offer_id": offer_id, "worker_id": worker_id, "status": status.value,
                 "reason": reason})
-            await self._effects(self.engine.offer_result(offer_id, status, now))
-            if accept and case.queued_at is not None:
-                self.answered.append((now, now - case.queued_at))
-            return self.cases.get(case.id) or case
+            await self._effects(self._engine.offer_result(offer_id, status, now))
+            if status is OfferStatus.accepted and case.queued_at is not None:
+                self._answered.append((now, now - case.queued_at))
+            return self._open.get(case.id) or case
 
-    async def close_case(self, case_id: str, by: str, status: str, code: str = "",
-                         note: str = "", ai_verdict: str | None = None) -> Case:
+    async def close(self, case_id: str, by: str, status: str, code: str = "",
+                    note: str = "", ai_verdict: str | None = None) -> Case:
         async with self._unit():
-            case = await self._case(case_id)
+            case = await self.case(case_id)
             if case is None:
                 raise NotFound(f"unknown case {case_id!r}")
             case = await self._router_event(case_id, "outcome", {
@@ -744,7 +768,7 @@ class RouterCore:
             hold = self.cfg.routing.wrapup_capacity_s
             if hold > 0 and by == case.assigned_worker:
                 # The closing worker's wrap-up keeps their capacity (engine.hold_for_wrapup).
-                self.engine.hold_for_wrapup(case_id, self.clock.now() + hold)
+                self._engine.hold_for_wrapup(case_id, self.clock.now() + hold)
             await self._remove(case_id)
             return case
 
@@ -763,18 +787,18 @@ class RouterCore:
     async def end_wrapup(self, case_id: str, worker_id: str) -> bool:
         """The worker is done with a closed case's wrap-up: their capacity comes back."""
         async with self._unit():
-            held = self.engine.wrapups.get(case_id)
+            held = self._engine.wrapups.get(case_id)
             if held is None or held[0] != worker_id:
                 return False
-            await self._effects(self.engine.end_wrapup(case_id, self.clock.now()))
+            await self._effects(self._engine.end_wrapup(case_id, self.clock.now()))
             return True
 
     async def transfer(self, case_id: str, worker_id: str, requirement: Requirement,
                        note: str, to_worker: str | None) -> Case:
         if to_worker is not None:
-            target = self.engine.pool.get(to_worker)
-            if target is None or self.presence.get(to_worker) is not Presence.available \
-                    or not self.engine.pool.can_take(target, requirement.channel):
+            target = self._engine.pool.get(to_worker)
+            if target is None or self._presence.get(to_worker) is not Presence.available \
+                    or not self._engine.pool.can_take(target, requirement.channel):
                 raise CoreError(f"transfer failed: {to_worker} cannot take a "
                                 f"{requirement.channel.value} case now; the case stays with "
                                 "you — transfer to a skill or language instead",
@@ -789,12 +813,12 @@ class RouterCore:
         case = await self._router_event(case_id, "transfer", {
             "from_worker": worker_id, "requirement": requirement.model_dump(mode="json"),
             "note": note, "to_worker": to_worker})
-        effects = self.engine.release(case_id, now)
-        effects += self.engine.enqueue(case_id, requirement, queued_at=case.queued_at,
+        effects = self._engine.release(case_id, now)
+        effects += self._engine.enqueue(case_id, requirement, queued_at=case.queued_at,
                                        now=now, excluded=case.excluded_workers,
                                        preferred_worker=to_worker)
         await self._effects(effects)
-        return self.cases.get(case_id) or case
+        return self._open.get(case_id) or case
 
     async def take(self, case_id: str, taker: str, note: str = "") -> Case:
         """A supervisor on the worker roster takes a connected case: a warm transfer to
@@ -807,7 +831,7 @@ class RouterCore:
                             "config/workers.yaml, or reassign the case to a worker",
                             reason="not_in_roster")
         async with self._unit():
-            case = await self._case(case_id)
+            case = await self.case(case_id)
             if case is None:
                 raise NotFound(f"unknown case {case_id!r}")
             req, holder = case.requirement, case.assigned_worker
@@ -818,20 +842,19 @@ class RouterCore:
             if holder == taker:
                 raise CoreError(f"case {case_id!r} is yours already", reason="already_yours")
             if worker.languages.get(req.language, 0) < 1:
-                raise CoreError(f"you do not speak {req.language} (config/workers.yaml lists "
-                                f"{', '.join(worker.languages)} for you): reassign case "
-                                f"{case_id!r} to a worker who does", 422,
-                                reason="language")
+                raise Invalid(f"you do not speak {req.language} (config/workers.yaml lists "
+                              f"{', '.join(worker.languages)} for you): reassign case "
+                              f"{case_id!r} to a worker who does", reason="language")
             if taker in case.excluded_workers:
                 raise CoreError(f"you passed on or declined case {case_id!r} before, and the "
                                 "router does not route a case back: reassign it instead",
                                 reason="excluded")
-            presence = self.presence[taker]
+            presence = self._presence[taker]
             if presence is not Presence.available:
                 raise CoreError(f"you are {presence.value}: open your desk (/desk) with your "
                                 "token, set yourself available, then take the case",
                                 reason="taker_unavailable")
-            if not self.engine.pool.can_take(self.engine.pool.get(taker), req.channel):
+            if not self._engine.pool.can_take(self._engine.pool.get(taker), req.channel):
                 raise CoreError(f"you cannot take another {req.channel.value} case now (at "
                                 "capacity): close or transfer one of yours first",
                                 reason="taker_at_capacity")
@@ -839,29 +862,28 @@ class RouterCore:
             case = await self._transfer(case_id, holder, req, "", taker)
             offer = case.pending_offer
             if offer is None or offer.worker_id != taker:  # pragma: no cover - checked above
-                raise CoreError(f"case {case_id!r} could not be offered to you; try again", 503)
+                raise Unavailable(f"case {case_id!r} could not be offered to you; try again")
             now = self.clock.now()
             case = await self._router_event(case_id, "offer_result", {
                 "offer_id": offer.offer_id, "worker_id": taker, "status": "accepted",
                 "reason": "taken by a supervisor"})
-            await self._effects(self.engine.offer_result(offer.offer_id, OfferStatus.accepted,
+            await self._effects(self._engine.offer_result(offer.offer_id, OfferStatus.accepted,
                                                          now))
             if note:
                 case = await self._router_event(case_id, "note", {"author": taker,
                                                                   "text": note})
-            self._send(taker, {"type": "offer_closed", "offer_id": offer.offer_id,
-                               "status": "accepted"})
+            self._emit(events.OfferClosed(offer.offer_id, taker, "accepted"))
             return case
 
     async def assign(self, case_id: str, worker_id: str, by: str, note: str = "") -> Case:
         """A supervisor assigns a waiting case (queued, offered or transferring) to a chosen
         person, who gets it connected at once (their desk opens it). A pending offer to
         someone else is withdrawn first. Checked before anything is staged."""
-        target = self.engine.pool.get(worker_id)
+        target = self._engine.pool.get(worker_id)
         if target is None:
             raise NotFound(f"unknown worker {worker_id!r}; GET /v1/directory lists them")
         async with self._unit():
-            case = await self._case(case_id)
+            case = await self.case(case_id)
             if case is None:
                 raise NotFound(f"unknown case {case_id!r}")
             req = case.requirement
@@ -869,12 +891,12 @@ class RouterCore:
                                   CaseState.transferring) or req is None:
                 raise CoreError(f"case {case_id!r} is {case.state.value}: only a waiting case "
                                 "can be assigned; reassign a connected one", reason="not_waiting")
-            if self.presence.get(worker_id) is not Presence.available:
-                raise CoreError(f"{worker_id} is {self.presence.get(worker_id, Presence.offline).value}"
+            if self._presence.get(worker_id) is not Presence.available:
+                raise CoreError(f"{worker_id} is {self._presence.get(worker_id, Presence.offline).value}"
                                 ": only an available person can be assigned a case",
                                 reason="target_unavailable")
             if target.languages.get(req.language, 0) < 1:
-                raise CoreError(f"{worker_id} does not speak {req.language}", 422,
+                raise CoreError(f"{worker_id} does not speak {req.language}",
                                 reason="language")
             pending = case.pending_offer
             if pending is not None and pending.worker_id == worker_id:
@@ -883,21 +905,20 @@ class RouterCore:
                 await self._router_event(case_id, "offer_result", {
                     "offer_id": pending.offer_id, "worker_id": pending.worker_id,
                     "status": "withdrawn", "reason": f"assigned to {worker_id} by {by}"})
-                self._send(pending.worker_id, {"type": "offer_closed",
-                                               "offer_id": pending.offer_id,
-                                               "status": "withdrawn"})
+                self._emit(events.OfferClosed(pending.offer_id, pending.worker_id, "withdrawn",
+                                              f"assigned to {worker_id}"))
             if pending is None or pending.worker_id != worker_id:
-                if not self.engine.pool.can_take(target, req.channel):
+                if not self._engine.pool.can_take(target, req.channel):
                     raise CoreError(f"{worker_id} cannot take another {req.channel.value} "
                                     "case now (at capacity)", reason="target_at_capacity")
                 now = self.clock.now()
-                await self._effects(self.engine.remove_case(case_id, now))
-                case = await self._case(case_id)
-                await self._effects(self.engine.enqueue(
+                await self._effects(self._engine.remove_case(case_id, now))
+                case = await self.case(case_id)
+                await self._effects(self._engine.enqueue(
                     case_id, req, queued_at=case.queued_at or now, now=now,
                     excluded=[w for w in case.excluded_workers if w != worker_id],
                     preferred_worker=worker_id))
-                case = await self._case(case_id)
+                case = await self.case(case_id)
             offer = case.pending_offer
             if offer is None or offer.worker_id != worker_id:
                 raise CoreError(f"case {case_id!r} could not be offered to {worker_id} (they "
@@ -907,14 +928,13 @@ class RouterCore:
             case = await self._router_event(case_id, "offer_result", {
                 "offer_id": offer.offer_id, "worker_id": worker_id, "status": "accepted",
                 "reason": f"assigned by {by}"})
-            await self._effects(self.engine.offer_result(offer.offer_id, OfferStatus.accepted,
+            await self._effects(self._engine.offer_result(offer.offer_id, OfferStatus.accepted,
                                                          now))
             if case.queued_at is not None:
-                self.answered.append((now, now - case.queued_at))
+                self._answered.append((now, now - case.queued_at))
             if note:
                 case = await self._router_event(case_id, "note", {"author": by, "text": note})
-            self._send(worker_id, {"type": "offer_closed", "offer_id": offer.offer_id,
-                                   "status": "accepted"})
+            self._emit(events.OfferClosed(offer.offer_id, worker_id, "accepted"))
             return case
 
     async def handback(self, case_id: str, worker_id: str, reason: str, note: str) -> Case:
@@ -922,7 +942,7 @@ class RouterCore:
             await self.warm.cancel(case_id, "handed back to the AI")
             case = await self._router_event(case_id, "handback", {
                 "worker_id": worker_id, "reason": reason, "note": note})
-            await self._effects(self.engine.release(case_id, self.clock.now()))
+            await self._effects(self._engine.release(case_id, self.clock.now()))
             return case
 
     async def add_note(self, case_id: str, author: str, text: str) -> Case:
@@ -937,7 +957,7 @@ class RouterCore:
         those when several tie). Returns the turn event and the case; the web layer sends it
         on to the device."""
         async with self._unit():
-            case = await self._case(case_id)
+            case = await self.case(case_id)
             if case is None:
                 raise NotFound(f"unknown case {case_id!r}")
             if case.assigned_worker != worker_id:
@@ -951,8 +971,8 @@ class RouterCore:
             if language is None:
                 worker = next((w for w in self.cfg.workers.workers if w.id == worker_id), None)
                 if worker is None or not worker.languages:
-                    raise CoreError(f"no language on record for {worker_id!r}: say which "
-                                    "language the message is in ('language')", 422)
+                    raise Invalid(f"no language on record for {worker_id!r}: say which "
+                                  "language the message is in ('language')")
                 language = max(worker.languages, key=worker.languages.__getitem__)
             event = self._event(case_id, "turn", {"speaker": "human", "worker_id": worker_id,
                                                   "language": language, "text": text})
@@ -968,8 +988,11 @@ class RouterCore:
         id: the caller dead-letters it; nothing is consumed). Everything the store could
         refuse is refused here, before the group commit. Raises CoreError seq_gap (ask for
         a resend from high-water + 1) or 503."""
+        # Read before the lock: no I/O under it. An id made durable between this read and
+        # the lock is a unique-key refusal at commit instead (the writer's one-by-one path).
+        stored_at = await self.store.event_stored_at(event.event_id)
         async with self._unit():
-            hw = self.high_water.get(event.origin, 0)
+            hw = self._high_water.get(event.origin, 0)
             if event.seq <= hw:
                 await self._drain()  # only a durable copy makes it a duplicate
                 held = await self.store.held_at(event.origin, event.seq)
@@ -983,14 +1006,14 @@ class RouterCore:
                 raise CoreError(f"sequence gap for origin {event.origin!r}: expected seq "
                                 f"{hw + 1}, got {event.seq}; resend from {hw + 1}",
                                 reason="seq_gap")
-            case = await self._case(event.case_id)
+            case = await self.case(event.case_id)
             site_cfg = self.cfg.site(site) if site else None
             found = refusal(event, device=device, site=site, case=case,
                             site_languages=site_cfg.languages if site_cfg else (),
                             may_open=may_open, now=self.clock.now(),
                             max_age_s=self.cfg.routing.max_event_age_s)
             if found is None:
-                where = await self._event_id_taken(event.event_id)
+                where = self._event_id_taken(event.event_id, stored_at)
                 if where is not None:
                     found = (EVENT_ID_REUSED, f"event_id {event.event_id!r} is stored already "
                              f"(as {where}): every event needs a new id")
@@ -1007,7 +1030,7 @@ class RouterCore:
             # lock; the caller hears back once it is durable.
             self._skip = Skip(event.origin, event.seq, found[0], found[1], event.event_id,
                               source, raw, self.clock.now())
-            self.high_water[event.origin] = event.seq
+            self._high_water[event.origin] = event.seq
             return AppendResult("refused", None, *found)
 
     async def refuse_seq(self, origin: str, seq: int, *, cls: str, reason: str,
@@ -1016,17 +1039,17 @@ class RouterCore:
         names origin and seq, the rest fails the schema): "refused", "duplicate" (consumed
         already) or "gap" (seq is ahead; the caller asks for a resend)."""
         async with self._unit():
-            hw = self.high_water.get(origin, 0)
+            hw = self._high_water.get(origin, 0)
             if seq <= hw:
                 return "duplicate"
             if seq != hw + 1:
                 return "gap"
             self._skip = Skip(origin, seq, cls, reason, event_id, source, raw,
                               self.clock.now())
-            self.high_water[origin] = seq
+            self._high_water[origin] = seq
             return "refused"
 
-    async def _event_id_taken(self, event_id: str) -> str | None:
+    def _event_id_taken(self, event_id: str, stored_at: tuple[str, int] | None) -> str | None:
         for units in (self._in_flight, self._pending):
             for batch, _, _ in units:
                 for e, _ in batch:
@@ -1035,15 +1058,14 @@ class RouterCore:
         for e, _ in self._batch:
             if e.event_id == event_id:
                 return f"{e.origin} seq {e.seq}"
-        stored = await self.store.event_stored_at(event_id)
-        return None if stored is None else f"{stored[0]} seq {stored[1]}"
+        return None if stored_at is None else f"{stored_at[0]} seq {stored_at[1]}"
 
     async def ack_alert(self, alert_id: str, by: str) -> dict[str, Any]:
         """A supervisor acknowledges a blocking alert (the emergency protocol): recorded on
         its case as an ``emergency_acknowledged`` signal (who, when) and pushed to every
         floor monitor, which closes the alert. Acknowledging twice keeps the first."""
         async with self._unit():
-            alert = next((a for a in self.alerts if a.get("alert_id") == alert_id), None)
+            alert = next((a for a in self._alerts if a.get("alert_id") == alert_id), None)
             if alert is None:
                 raise NotFound(f"no alert {alert_id!r} (alerts are kept in memory: it may be "
                                "from before a restart)")
@@ -1052,11 +1074,11 @@ class RouterCore:
             now = self.clock.now()
             alert["acknowledged_by"], alert["acknowledged_at"] = by, now
             if alert.get("kind") == "emergency" and alert.get("case_id") \
-                    and alert["case_id"] in self.cases:
+                    and alert["case_id"] in self._open:
                 await self._router_event(alert["case_id"], "signal", {
                     "name": "emergency_acknowledged", "value": True,
                     "detail": {"alert_id": alert_id, "by": by, "at": now}})
-            self._send_watchers({"type": "alert", "alert": alert})
+            self._emit(events.AlertRaised(dict(alert)))
             return alert
 
     async def raise_alert(self, kind: str, **fields: Any) -> None:
@@ -1065,14 +1087,14 @@ class RouterCore:
             self._alert(kind, **fields)
 
     async def set_presence(self, worker_id: str, presence: Presence, reason: str = "") -> None:
-        if worker_id not in self.presence:
+        if worker_id not in self._presence:
             raise NotFound(f"unknown worker {worker_id!r}")
         async with self._unit():
             now = self.clock.now()
             if presence is not Presence.available:
                 await self._withdraw_pending(worker_id)
             try:
-                effects = self.engine.set_presence(worker_id, presence, now)
+                effects = self._engine.set_presence(worker_id, presence, now)
             except EngineError as exc:
                 raise NotFound(str(exc)) from None
             await self._presence_changed(worker_id, presence, reason or "set by request")
@@ -1080,30 +1102,209 @@ class RouterCore:
 
     # --- connections (presence follows the browser, with a grace period) ----------------
 
-    def connected(self, worker_id: str) -> None:
-        task = self._grace.pop(worker_id, None)
+    def connected(self, subject: str) -> None:
+        """A browser of ``subject`` opened its socket (the web layer calls it)."""
+        self._online.add(subject)
+        task = self._grace.pop(subject, None)
         if task is not None:
             task.cancel()
 
     def _assigned_to(self, worker_id: str) -> bool:
         return any(c.assigned_worker == worker_id and c.state is CaseState.connected
-                   for c in self.cases.values())
+                   for c in self._open.values())
 
-    def disconnected(self, worker_id: str) -> None:
-        if worker_id not in self.presence:
+    def disconnected(self, subject: str, *, presence_follows: bool = True) -> None:
+        """The last browser of ``subject`` closed. With ``presence_follows`` (desk roles),
+        a worker who does not come back within the grace period goes offline."""
+        self._online.discard(subject)
+        if not presence_follows or subject not in self._presence:
             return
-        if self.presence[worker_id] is Presence.offline and not self._assigned_to(worker_id):
+        if self._presence[subject] is Presence.offline and not self._assigned_to(subject):
             return
-        old = self._grace.pop(worker_id, None)
+        old = self._grace.pop(subject, None)
         if old is not None:
             old.cancel()
-        self._grace[worker_id] = asyncio.create_task(self._offline_after_grace(worker_id),
-                                                     name=f"grace-{worker_id}")
+        self._grace[subject] = asyncio.create_task(self._offline_after_grace(subject),
+                                                   name=f"grace-{subject}")
 
     async def _offline_after_grace(self, worker_id: str) -> None:
         await asyncio.sleep(self.cfg.routing.presence_grace_s)
         self._grace.pop(worker_id, None)
-        if not self.hub.connected(worker_id):
-            if self.presence[worker_id] is not Presence.offline:
+        if worker_id in self._online:
+            return
+        try:
+            if self._presence[worker_id] is not Presence.offline:
                 await self.set_presence(worker_id, Presence.offline, "browser closed")
             await self.run_timers()  # the sweep sends their connected cases back
+        except Exception:  # nobody awaits this task: say so, the next sweep retries
+            log.exception("taking a disconnected worker offline failed",
+                          extra={"worker_id": worker_id})
+
+    # --- the resident's turn (router/service/conversation.py decides, the core records) ---
+
+    async def record_turn(self, case_id: str,
+                          step: Callable[[Case, Unit], Awaitable[T]]) -> T:
+        """One resident turn as one unit: ``step(case, unit)`` runs under the core's lock
+        with the case as it is now and stages what the turn produced through ``unit``;
+        its events are durable (and published) when this returns ``step``'s result.
+        ``step`` must not do I/O: whatever it needs from outside is read before."""
+        async with self._unit():
+            case = await self.case(case_id)
+            if case is None:
+                raise NotFound(f"unknown case {case_id!r}")
+            if case.terminal:
+                raise CoreError(f"case {case_id!r} is {case.state.value}: open a new one",
+                                reason="closed")
+            unit = Unit(self)
+            try:
+                return await step(case, unit)
+            finally:
+                unit.done = True
+
+    # --- queries ----------------------------------------------------------------------------
+
+    def open_cases(self) -> list[Case]:
+        """Every open case, as of now (a snapshot for subscribers that resynchronise)."""
+        return list(self._open.values())
+
+    def recently_closed(self) -> list[Case]:
+        """The last closed cases the core keeps in memory (CLOSED_CACHE), oldest first: what
+        a resynchronising subscriber checks for closings it missed."""
+        return list(self._closed.values())
+
+    def open_case_of(self, case_id: str) -> Case | None:
+        """The open case ``case_id`` from memory (no store read), else None."""
+        return self._open.get(case_id)
+
+    async def packet(self, case_id: str) -> dict[str, Any]:
+        """The context packet a person sees on accept (router/packet.py)."""
+        return await full_packet(self, case_id)
+
+    def offers_of(self, worker_id: str) -> list[Offer]:
+        """The worker's pending offers."""
+        return [o for o, _ in self._engine.offers.values() if o.worker_id == worker_id]
+
+    def queue_position(self, case_id: str) -> int | None:
+        return self._engine.position(case_id)
+
+    def step_of(self, case_id: str) -> str | None:
+        """The routing step a waiting case is at (None when it is not waiting)."""
+        qc = self._engine.cases.get(case_id)
+        return qc.step_name if qc is not None else None
+
+    def pools(self, req: Requirement) -> list:
+        """Per workflow step of ``req``: (starts_after_s, ahead, staffed, free)."""
+        return self._engine.pools(req)
+
+    def stats(self) -> dict[str, Any]:
+        from router.service.core.stats import stats
+
+        return stats(self, self._engine, self._open, self._presence, self._answered)
+
+    def presence_of(self, worker_id: str) -> Presence | None:
+        """None when ``worker_id`` is not on the roster (config/workers.yaml)."""
+        return self._presence.get(worker_id)
+
+    def worker_load(self, worker_id: str) -> dict[str, Any]:
+        """Cases the worker holds per channel, and since when they are idle."""
+        state = self._engine.pool.get(worker_id)
+        return {"load": {c.value: n for c, n in state.load.items()} if state else {},
+                "idle_since": state.idle_since if state else None}
+
+    # --- workspace queries (router/service/routes_workspace.py) ---------------------------
+
+    def offer(self, offer_id: str) -> Offer | None:
+        """A pending offer by id (a warm transfer's carries its search id: see warm.real_id)."""
+        entry = self._engine.offers.get(offer_id)
+        return entry[0] if entry else None
+
+    def availability(self, worker_id: str) -> dict[str, Any]:
+        """What the directory shows of a person: channels they can take now, and whether a
+        closed case's wrap-up still holds their capacity."""
+        state = self._engine.pool.get(worker_id)
+        return {"can_take": [c.value for c in Channel if state is not None
+                             and self._engine.pool.can_take(state, c)],
+                "wrapping_up": any(w == worker_id for w, _ in self._engine.wrapups.values())}
+
+    def waiting_by_queue(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for qc in self._engine.cases.values():
+            if self.warm.owns(qc.case_id):
+                continue
+            name = qc.req.workflow or "default"
+            out[name] = out.get(name, 0) + 1
+        return out
+
+    def why_not(self, case: Case) -> list[dict[str, Any]]:
+        """Per workflow step, who could take ``case`` now or the requirement no one available
+        meets (router/matching/explain.py)."""
+        from router.matching.explain import explain
+
+        req = case.requirement
+        pool = self._engine.pool
+        workers = [w for w in (pool.get(x.id) for x in self.cfg.workers.workers) if w]
+        return explain(self._engine._workflow(req).steps, req, workers,
+                       lambda w: pool.can_take(w, req.channel), excluded=case.excluded_workers,
+                       current_step=self.step_of(case.id))
+
+    def high_water_of(self, origin: str) -> int:
+        """The highest seq of ``origin`` the core has taken (staged, maybe not yet durable)."""
+        return self._high_water.get(origin, 0)
+
+    def recent_alerts(self, limit: int, kind: str | None = None) -> list[dict[str, Any]]:
+        return self._alerts.recent(limit, kind)
+
+    # --- domain events (router/service/core/events.py holds the contract) -----------------
+
+    def subscribe(self, name: str, maxsize: int | None = None) -> events.Subscription:
+        """A bounded feed of the core's events (``maxsize``: routing.event_queue)."""
+        return self._bus.subscribe(name, maxsize or self.cfg.routing.event_queue)
+
+    def publish(self, event: events.Event) -> None:
+        """An adapter's transient notice (DeviceChanged, WorkerSignal) to every subscriber,
+        now; not stored."""
+        self._bus.publish([event])
+
+    def subscribers(self) -> dict[str, dict[str, int]]:
+        return self._bus.subscribers()
+
+
+class Unit:
+    """What a ``record_turn`` step may do inside the core's unit; invalid once it returns."""
+
+    def __init__(self, core: RouterCore):
+        self._core = core
+        self.done = False
+
+    def _check(self) -> RouterCore:
+        if self.done:
+            raise RuntimeError("the unit is over: stage changes inside the record_turn step")
+        return self._core
+
+    async def case(self, case_id: str) -> Case | None:
+        return await self._check().case(case_id)
+
+    async def record(self, case_id: str, type_: str, payload: dict[str, Any]) -> CaseEvent:
+        """Stage a router event on the case; returns it (its event_id names it)."""
+        core = self._check()
+        event = core._event(case_id, type_, payload)
+        await core._stage(event)
+        return event
+
+    def alert(self, kind: str, **fields: Any) -> None:
+        self._check()._alert(kind, **fields)
+
+    def suggest(self, suggestion: events.Suggestion) -> None:
+        self._check()._emit(suggestion)
+
+    async def queue(self, case_id: str, req, preferred: str | None) -> Case:
+        """Queue the case for a person (``req`` as views.CreateCase); returns the case."""
+        core = self._check()
+        await core._queue(case_id, req, preferred)
+        return core._open.get(case_id) or await core.case(case_id)
+
+    def pools(self, req: Requirement) -> list:
+        return self._check().pools(req)
+
+    def requirement(self, req) -> Requirement:
+        return self._check().requirement(req)
