@@ -216,23 +216,27 @@ export function initCaseActions(context) {
   $("transfer-form").addEventListener("submit", (e) => {
     e.preventDefault();
     caseAction(e.target, async (id) => {
-      const body = { skills: parseSkills($("tr-skills").value), note: $("tr-note").value };
+      // Warm: the case stays with you (video, chat) until the next person accepts; nobody in
+      // time and it simply stays, with the reason (router/service/warm.py).
+      const body = { skills: parseSkills($("tr-skills").value), note: $("tr-note").value,
+        timeout_s: Number($("tr-timeout").value) || 60 };
       for (const [key, input] of [["language", "tr-language"], ["workflow", "tr-workflow"], ["to_worker", "tr-worker"]]) {
         const v = $(input).value.trim();
         if (v) body[key] = v;
       }
-      const c = await api("POST", `/v1/cases/${encodeURIComponent(id)}/transfer`, body);
-      const entry = ctx.state.cases.get(id);
-      entry.case = c;
-      entry.transfer = { status: "pending", text: c.pending_offer
-        ? `Offered to ${c.pending_offer.worker_id}; waiting for them to accept.`
-        : "Looking for the next person; waiting for someone to accept." };
+      const t = await api("POST", `/v1/cases/${encodeURIComponent(id)}/warm-transfer`, body);
+      ctx.onTransfer(t);
       $("transfer-dlg").close();
-      ctx.renderCaseMeta();
-      ctx.renderCases();
-      status("Transfer requested.");
+      status("Transfer requested: you stay with the resident until the next person accepts.");
       e.target.reset();
     });
+  });
+  $("transfer-cancel").addEventListener("click", async () => {
+    const entry = ctx.currentEntry();
+    if (!entry) return;
+    try {
+      await api("DELETE", `/v1/cases/${encodeURIComponent(entry.case.id)}/warm-transfer`);
+    } catch (e) { showError(e.message); }
   });
 
   $("handback-form").addEventListener("submit", (e) => {

@@ -90,6 +90,7 @@ function handle(msg) {
       }
       break;
     case "suggestion": onSuggestion(msg); break;
+    case "transfer": onTransfer(msg); break;
     case "signal_session": onSignalSession(msg); break;
     case "signal": onSignal(msg); break;
     case "error":
@@ -349,25 +350,36 @@ function onCase(c) {
   }
   const before = entry.case;
   entry.case = c;
-  if (entry.transfer) trackTransfer(entry, before, c);
+  trackTransfer(entry, before, c);
   if (c.id === state.current) renderCaseMeta();
   renderCases();
   refreshPacket(c.id);
 }
 
-// The sender's view of a transfer: pending until someone accepts, then done; a failed
-// transfer says why. Never stuck on "requested" after the case moved or closed.
+// The sender's view of a warm transfer (router/service/warm.py, "transfer" messages): pending
+// while the case stays here, then accepted (it moved), returned (nobody in time: it stays,
+// with the reason) or cancelled. Never stuck on "requested".
+function onTransfer(t) {
+  const entry = state.cases.get(t.case_id);
+  if (!entry) return;
+  const until = t.deadline ? ` (until ${clock(t.deadline)})` : "";
+  const text = {
+    pending: `Transfer pending${t.to_worker ? ` to ${t.to_worker}` : ""}`
+      + `${t.offered_to ? `: offered to ${t.offered_to}` : ": looking for the next person"}`
+      + `${t.reason ? ` (${t.reason})` : ""}. You keep the resident until they accept${until}.`,
+    accepted: `${t.to} accepted the transfer; the case is with them now.`,
+    returned: `No one accepted the transfer (${t.reason}): ${t.text}. The case stays with you.`,
+    cancelled: `Transfer cancelled: ${t.reason}.`,
+  }[t.status] || "";
+  entry.transfer = { status: t.status, text };
+  if (t.case_id === state.current) renderCaseMeta();
+}
+
 function trackTransfer(entry, before, c) {
-  const me = state.me.subject;
-  if (c.assigned_worker && c.assigned_worker !== me && c.state === "connected") {
-    entry.transfer = { status: "done", text: `${c.assigned_worker} accepted the transfer; the case is with them now.` };
-  } else if (c.state === "connected" && c.assigned_worker === me && before.state !== "connected") {
-    const last = (c.handoffs || []).slice(-1)[0];
-    entry.transfer = { status: "returned", text: `The transfer was not accepted and the case is back with you: ${last && last.note ? last.note : "no one accepted in time"}.` };
-  } else if (["resolved", "abandoned"].includes(c.state)) {
-    entry.transfer = { status: "failed", text: `The transfer ended with the case ${c.state}${c.outcome_code ? ` (${c.outcome_code.replace(/[_:]/g, " ")})` : ""}.` };
-  } else if (c.state === "offered" && c.pending_offer) {
-    entry.transfer = { status: "pending", text: `Offered to ${c.pending_offer.worker_id}; waiting for them to accept.` };
+  // A cold move (a supervisor's reassign): say where the case went.
+  if (c.assigned_worker && c.assigned_worker !== state.me.subject && c.state === "connected"
+      && (!entry.transfer || entry.transfer.status !== "accepted")) {
+    entry.transfer = { status: "accepted", text: `The case is with ${c.assigned_worker} now.` };
   }
 }
 
@@ -426,8 +438,9 @@ export function renderCaseMeta() {
   const t = entry.transfer;
   $("transfer-banner").hidden = !t;
   if (t) {
-    $("transfer-banner").textContent = t.text;
+    $("transfer-text").textContent = t.text;
     $("transfer-banner").dataset.status = t.status;
+    $("transfer-cancel").hidden = t.status !== "pending";
   }
   const mine = c.state === "connected" && c.assigned_worker === state.me.subject;
   for (const b of document.querySelectorAll("#actionbar button")) b.disabled = !mine;
@@ -638,7 +651,7 @@ function wire() {
 wire();
 initMedia({ state, send, refreshPacket, loadWriteLanguages, languageSlip, writeLang, surface: SURFACE });
 initCaseActions({ state, send, refreshPacket, renderCaseMeta, renderCases, renderCase,
-  currentEntry, languageSlip, typing, routerNow });
+  currentEntry, languageSlip, typing, routerNow, onTransfer });
 setInterval(() => {  // keep countdowns and "waiting since" honest
   for (const p of document.querySelectorAll("p.countdown[data-expires]")) {
     const exp = Number(p.dataset.expires);

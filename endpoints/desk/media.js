@@ -58,10 +58,10 @@ export function renderMedia() {
       endMedia(`The case is now with ${entry.case.assigned_worker}.`, false);
     }
   }
-  // Video starts by itself on the remote worker page, and for a video case on any desk (the
-  // receiver of a transfer sees the resident at once).
-  if ((ctx.surface === "telepresence" || (c && c.channel === "video")) && c && !media.pc
-      && !media.autoStarted.has(c.id)) {
+  // Video starts by itself on the remote worker page, and on any desk for a video case that
+  // came by transfer (the receiver sees the resident at once).
+  if (c && (ctx.surface === "telepresence" || (c.channel === "video" && c.transfers > 0))
+      && !media.pc && !media.autoStarted.has(c.id)) {
     media.autoStarted.add(c.id);  // once: after "End video" the worker starts it again
     setTimeout(startMedia, 0);
   }

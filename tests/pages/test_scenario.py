@@ -165,7 +165,10 @@ def test_escalation_at_the_robot_to_video_captions_controls_and_warm_transfer(
             "Residence card renewal; she needs the copy of her record too.")
         aiko.get_by_role("button", name="Request transfer").click()
         expect(aiko.locator("#case-status")).to_contain_text("Transfer requested")
-        expect(row).to_contain_text("Haruto Ito (haruto) (offered)")
+        # Warm: the case stays with aiko, video live, until haruto accepts.
+        expect(aiko.locator("#transfer-banner")).to_contain_text("offered to haruto")
+        expect(row.locator("td.who")).to_have_text("Aiko Tanaka (aiko)")
+        expect(aiko.locator("#media-status")).to_contain_text("Live with robot-1")
         shot(floor, "06-floor-transfer-offered")
         h_offer = haruto.locator("li.offer", has_text=case_id)
         expect(h_offer).to_be_visible()

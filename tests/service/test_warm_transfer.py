@@ -85,7 +85,7 @@ def test_a_decline_keeps_looking(router):
     assert r.status_code == 200, r.text
     first = r.json()["offered_to"]
     assert first in ("lucas", "mei")
-    offer = next(o for o, _ in router.core.engine.offers.values() if o.worker_id == first)
+    offer = router.core.offers_of(first)[0]
     r = router.client.post(f"/v1/offers/{offer.offer_id}/reject", headers=auth(first),
                            json={"reason": "busy with a walk-in"})
     assert r.status_code == 200, r.text
