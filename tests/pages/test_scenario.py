@@ -185,7 +185,8 @@ def test_escalation_at_the_robot_to_video_captions_controls_and_warm_transfer(
         expect(row).to_contain_text("Haruto Ito (haruto)")
         expect(aiko.locator("#case-tabs button", has_text=case_id)).to_contain_text(
             "now with haruto")
-        expect(aiko.locator("#media-status")).to_contain_text("no longer connected to you")
+        # Warm: the case went straight from aiko to haruto (never unassigned in between).
+        expect(aiko.locator("#media-status")).to_contain_text("The case is now with haruto.")
         expect(aiko.locator("#error")).to_be_hidden()
         shot(aiko, "07-worker-after-transfer")
         shot(floor, "07-floor-specialist")
