@@ -139,6 +139,9 @@ class RoutingFile(_C):
     service_level_s: float = Field(default=20, gt=0)
     presence_grace_s: float = Field(default=10, ge=0)
     idle_case_timeout_s: float = Field(default=1800, gt=0)
+    # After a worker closes a case, it keeps counting in their capacity this long (or until
+    # they say they are done): the wrap-up. 0 frees the capacity at the close.
+    wrapup_capacity_s: float = Field(default=60, ge=0, le=3600)
     # A device event older than this (by its ts) is refused, not applied: a wrong clock or
     # an outbox replayed from long ago (docs/protocol.md §8, time rules).
     max_event_age_s: float = Field(default=7 * 86400, gt=0)

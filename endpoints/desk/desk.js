@@ -1,156 +1,83 @@
-// Baton desk: one page for agents, specialists and remote workers.
+// Baton desk: one page for agents, specialists and remote workers (/desk, /telepresence).
 // The worker WebSocket (/v1/ws, protocol in router/service/ws.py) brings offers, cases,
 // presence and AI suggestions, and carries presence, accept and decline; case actions
-// (notes, chat messages, transfer, close) go over REST (/v1/cases/{id}/…).
-"use strict";
+// (notes, chat messages, transfer, hand back, close) go over REST (/v1/cases/{id}/…).
+// Shared pieces (REST client, socket, sign-in, attention) live in endpoints/shared.
+import { $, el, dur, showError, setConn } from "/static/shared/dom.js";
+import { api } from "/static/shared/api.js";
+import { openSocket } from "/static/shared/socket.js";
+import { savedToken, signIn, signOut } from "/static/shared/signin.js";
+import { chime, notify, askNotifications, notificationState, flashTitle, stopFlash }
+  from "/static/shared/attention.js";
+import { plainReasons } from "/static/shared/reasons.js";
+import { initMedia, renderMedia, onSignalSession, onSignal, mediaFailed } from "./media.js";
+import { initCaseActions, renderWrapup } from "./actions.js";
 
-const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "baton-desk-token";
-// One page, two surfaces: /desk for agents and specialists, /telepresence for remote workers
-// on robots and kiosks (video first, started on accept; layout in endpoints/telepresence).
-const SURFACE = location.pathname.replace(/\/+$/, "") === "/telepresence" ? "telepresence" : "desk";
-if (SURFACE === "telepresence") {
-  document.body.dataset.surface = SURFACE;
-  document.title = "Baton — remote worker";
-  document.querySelector("h1 .sub").textContent = "remote worker";
-  const css = document.createElement("link");
-  css.rel = "stylesheet";
-  css.href = "/static/telepresence/telepresence.css";
-  document.head.append(css);
-}
+// One script, two surfaces: /desk for agents and specialists, /telepresence for remote workers
+// on robots and kiosks (its own document, endpoints/telepresence/index.html: video first,
+// started on accept).
+const SURFACE = document.body.dataset.surface === "telepresence" ? "telepresence" : "desk";
 
 const state = {
-  token: null,
   me: null,            // {subject, role}
-  ws: null,
-  retry: null,         // reconnect timer
-  offers: new Map(),   // offer_id -> {offer, preview}
-  cases: new Map(),    // case_id -> {case, packet}
+  socket: null,
+  offers: new Map(),   // offer_id -> {offer, preview, words}
+  cases: new Map(),    // case_id -> {case, packet, transfer}
   current: null,       // case id shown
   suggestions: [],
+  workspace: null,     // GET /v1/workspace: dispositions, canned, timeouts
+  skew: 0,             // router clock − browser clock, from offers' created_at
+  awayByRouter: null,  // reason the router set me away, until I come back
 };
 
-// --- small helpers ----------------------------------------------------------------------
-
-function el(tag, text, cls) {
-  const e = document.createElement(tag);
-  if (text !== undefined && text !== null) e.textContent = String(text);
-  if (cls) e.className = cls;
-  return e;
-}
-
-function clock(ts) {
-  return ts ? new Date(ts * 1000).toLocaleTimeString() : "";
-}
-
-function ago(ts) {
-  if (!ts) return "–";
-  const s = Math.max(0, Date.now() / 1000 - ts);
-  return s < 90 ? `${s.toFixed(0)} s` : `${(s / 60).toFixed(1)} min`;
-}
+export const clock = (ts) => (ts ? new Date((ts - state.skew) * 1000).toLocaleTimeString() : "");
+const routerNow = () => Date.now() / 1000 + state.skew;
 
 function skillsText(skills) {
   const items = Object.entries(skills || {});
   return items.length ? items.map(([k, v]) => `${k} ${v}`).join(", ") : "none required";
 }
 
-function showError(message) {
-  const box = $("error");
-  box.textContent = message;
-  box.hidden = !message;
-}
-
-function setConn(kind, text) {
-  const c = $("conn");
-  c.dataset.state = kind;
-  c.textContent = text;
-}
-
-async function api(method, path, body) {
-  const init = { method, headers: { Authorization: `Bearer ${state.token}` } };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const r = await fetch(path, init);
-  const data = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(data.message || `${method} ${path}: HTTP ${r.status}`);
-  return data;
-}
-
 // --- sign in ----------------------------------------------------------------------------
 
-async function signIn(token) {
-  state.token = token;
+async function start(token) {
   showError("");
   try {
-    state.me = await api("GET", "/v1/me");
+    state.me = await signIn(TOKEN_KEY, token);
   } catch (e) {
-    state.token = null;
-    sessionStorage.removeItem(TOKEN_KEY);
-    showError(`Sign-in failed: ${e.message}`);
+    showError(e.message);
     setConn("refused", "signed out");
     return;
   }
-  sessionStorage.setItem(TOKEN_KEY, token);
-  if (location.hash.includes("token=")) history.replaceState(null, "", location.pathname);
   $("signin").hidden = true;
   $("desk").hidden = false;
   $("signout").hidden = false;
   $("presence").hidden = false;
   $("who").hidden = false;
   $("who").textContent = `${state.me.subject} (${state.me.role.replace("_", " ")})`;
-  connect();
+  showAlertsState();
+  api("GET", "/v1/workspace").then((w) => { state.workspace = w; fillWorkspace(); })
+    .catch((e) => showError(`Dispositions and ready answers are unavailable: ${e.message}`));
+  state.socket = openSocket({
+    onMessage: handle,
+    onStatus: setConn,
+    onRefused: (why) => showError(`The router refused this desk: ${why}`),
+  });
 }
 
-function signOut() {
-  sessionStorage.removeItem(TOKEN_KEY);
-  if (state.ws) { state.ws.onclose = null; state.ws.close(); }
-  clearTimeout(state.retry);
-  location.reload();
-}
-
-// --- WebSocket --------------------------------------------------------------------------
-
-function connect() {
-  clearTimeout(state.retry);
-  const proto = location.protocol === "https:" ? "wss" : "ws";
-  setConn("connecting", "connecting…");
-  const ws = new WebSocket(`${proto}://${location.host}/v1/ws`);
-  state.ws = ws;
-  ws.onopen = () => {
-    // The token goes in the first message, never in the URL (URLs end up in logs).
-    ws.send(JSON.stringify({ type: "auth", token: state.token }));
-    setConn("connected", "connected");
-  };
-  ws.onclose = (e) => {
-    if (e.code === 4401 || e.code === 4403) {
-      setConn("refused", "refused");
-      showError(`The router refused this desk: ${e.reason || e.code}`);
-      return;
-    }
-    setConn("reconnecting", `disconnected (${e.reason || e.code}); reconnecting…`);
-    state.retry = setTimeout(connect, 2000);
-  };
-  ws.onmessage = (m) => handle(JSON.parse(m.data));
-}
-
-function send(msg) {
-  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
+export function send(msg) {
+  if (!state.socket || !state.socket.send(msg)) {
     showError("Not connected to the router; try again in a moment.");
     return false;
   }
-  state.ws.send(JSON.stringify(msg));
   return true;
 }
 
 function handle(msg) {
   switch (msg.type) {
     case "hello": onHello(msg); break;
-    case "offer":
-      state.offers.set(msg.offer.offer_id, { offer: msg.offer, preview: msg.case });
-      renderOffers();
-      break;
+    case "offer": addOffer(msg.offer, msg.case, true); break;
     case "offer_closed":
       state.offers.delete(msg.offer_id);
       renderOffers();
@@ -158,29 +85,27 @@ function handle(msg) {
     case "accepted": onAccepted(msg); break;
     case "case": onCase(msg.case); break;
     case "presence":
-      if (msg.worker_id === undefined || msg.worker_id === state.me.subject) showPresence(msg.presence);
+      if (msg.worker_id === undefined || msg.worker_id === state.me.subject) {
+        showPresence(msg.presence, msg.reason);
+      }
       break;
     case "suggestion": onSuggestion(msg); break;
+    case "transfer": onTransfer(msg); break;
     case "signal_session": onSignalSession(msg); break;
     case "signal": onSignal(msg); break;
     case "error":
       showError(`${msg.request ? msg.request + ": " : ""}${msg.message}`);
-      if ((msg.request === "signal_start" || msg.request === "signal") && media.pc) {
-        mediaFailed(msg.message);
-      }
+      if (msg.request === "signal_start" || msg.request === "signal") mediaFailed(msg.message);
       if (msg.request === "accept" || msg.request === "reject") renderOffers();
       break;
-    default: break;  // step, alert, pong: not for this page yet
+    default: break;  // step, alert, pong: not for this page
   }
 }
 
 function onHello(msg) {
   showPresence(msg.presence);
   state.offers.clear();
-  for (const offer of msg.offers) {
-    state.offers.set(offer.offer_id, { offer, preview: null });
-    previewFromRest(offer);
-  }
+  for (const offer of msg.offers) addOffer(offer, null, false);
   for (const c of msg.cases) {
     if (c.assigned_worker === state.me.subject && c.state === "connected" && !state.cases.has(c.id)) {
       state.cases.set(c.id, { case: c, packet: null });
@@ -190,6 +115,34 @@ function onHello(msg) {
   renderOffers();
   renderCases();
 }
+
+// --- offers: cannot be missed -----------------------------------------------------------
+
+function addOffer(offer, preview, fresh) {
+  state.skew = offer.created_at - Date.now() / 1000;
+  state.offers.set(offer.offer_id, { offer, preview, words: null });
+  renderOffers();
+  if (!preview) previewFromRest(offer);
+  loadWords(offer);
+  if (fresh) attract(offer, preview);
+}
+
+function attract(offer, preview) {
+  const what = preview ? `${preview.language} · ${preview.channel}${preview.intent ? ` · ${preview.intent}` : ""}` : "";
+  const sound = chime();
+  document.documentElement.dataset.offerSound = sound;
+  notify(`New case for you: ${offer.case_id}`, `${what}. Answer within ${Math.round(offer.expires_at - offer.created_at)} s.`,
+    offer.offer_id, () => focusOffer(offer.offer_id));
+  if (document.hidden || !document.hasFocus()) flashTitle(`● New offer — ${document.title}`);
+}
+
+function focusOffer(offerId) {
+  const b = document.querySelector(`li.offer[data-offer-id="${CSS.escape(offerId)}"] button`);
+  if (b) b.focus();
+}
+
+window.addEventListener("focus", stopFlash);
+document.addEventListener("visibilitychange", () => { if (!document.hidden) stopFlash(); });
 
 async function previewFromRest(offer) {
   // Offers present at connect come without their preview: the router answers an offered
@@ -207,6 +160,168 @@ async function previewFromRest(offer) {
   } catch (e) { /* the offer may be gone already */ }
 }
 
+async function loadWords(offer) {
+  try {
+    const words = await api("GET", `/v1/offers/${encodeURIComponent(offer.offer_id)}/preview`);
+    const entry = state.offers.get(offer.offer_id);
+    if (!entry) return;
+    entry.words = words;
+    renderOffers();
+  } catch (e) { /* gone already */ }
+}
+
+function countdownText(offer) {
+  const left = Math.max(0, offer.expires_at - routerNow());
+  return left > 0 ? `Answer within ${left.toFixed(0)} s` : "Expiring…";
+}
+
+function renderOffers() {
+  const list = $("offers");
+  const items = [...state.offers.values()].sort((a, b) => a.offer.created_at - b.offer.created_at);
+  $("offer-count").textContent = items.length;
+  $("no-offers").hidden = items.length > 0;
+  $("offer-keys").hidden = items.length === 0;
+  if (!items.length) stopFlash();
+  list.replaceChildren(...items.map(({ offer, preview, words }) => {
+    const li = el("li", null, "offer");
+    li.dataset.offerId = offer.offer_id;
+    const p = preview || {};
+    const h = el("h3", `Case ${offer.case_id}`);
+    h.id = `offer-h-${offer.offer_id}`;
+    li.setAttribute("aria-labelledby", h.id);
+    const cd = el("p", countdownText(offer), "countdown");
+    cd.dataset.expires = String(offer.expires_at);
+    cd.dataset.total = String(offer.expires_at - offer.created_at);
+    const bar = el("progress");
+    bar.max = 100;
+    bar.value = Math.max(0, 100 * (offer.expires_at - routerNow()) / (offer.expires_at - offer.created_at));
+    bar.setAttribute("aria-label", "Time left to answer");
+    cd.append(bar);
+    const parts = [h, cd];
+    if (words) {
+      const why = plainReasons(words.reasons);
+      if (why.length) {
+        const ul = el("ul", null, "why");
+        ul.setAttribute("aria-label", "Why it came to a person");
+        ul.append(...why.map((t) => el("li", t)));
+        parts.push(ul);
+      }
+      for (const w of words.words.slice(-2)) {
+        const q = el("blockquote", null, "words");
+        const orig = el("p", `“${w.text}”`);
+        orig.lang = w.language || "";
+        q.append(orig);
+        if (w.translated) {
+          const tr = el("p", w.translated, "translated");
+          tr.lang = w.translated_language || "en";
+          q.append(tr);
+        }
+        parts.push(q);
+      }
+    }
+    const dl = el("dl");
+    const hand = p.last_handoff;
+    const rows = [
+      ["Language", p.language], ["Channel", p.channel], ["Intent", p.intent || "not known"],
+      ["Skills", skillsText(p.skills)], ["Where", p.site ? `${p.site} / ${p.device || "-"}` : ""],
+      ["Waiting since", p.waiting_since ? `${clock(p.waiting_since)} (${dur(routerNow() - p.waiting_since)})` : "–"],
+      ["Last handoff", hand ? handoffText(hand) : "none"],
+    ];
+    for (const [k, v] of rows) {
+      const dd = el("dd", v ?? "–");
+      if (k === "Waiting since") dd.dataset.since = p.waiting_since || "";
+      dl.append(el("dt", k), dd);
+    }
+    const buttons = el("div", null, "buttons");
+    const accept = el("button", "Accept");
+    accept.type = "button";
+    accept.setAttribute("aria-label", `Accept case ${offer.case_id}`);
+    accept.setAttribute("aria-keyshortcuts", "a");
+    accept.addEventListener("click", () => answerOffer(offer.offer_id, true));
+    const decline = el("button", "Decline", "secondary");
+    decline.type = "button";
+    decline.setAttribute("aria-label", `Decline case ${offer.case_id}`);
+    decline.setAttribute("aria-keyshortcuts", "d");
+    decline.addEventListener("click", () => answerOffer(offer.offer_id, false));
+    buttons.append(accept, decline);
+    li.append(...parts, dl, buttons);
+    return li;
+  }));
+}
+
+function answerOffer(offerId, accept) {
+  const li = document.querySelector(`li.offer[data-offer-id="${CSS.escape(offerId)}"]`);
+  const buttons = li ? [...li.querySelectorAll("button")] : [];
+  buttons.forEach((b) => { b.disabled = true; });
+  const ok = send(accept ? { type: "accept", offer_id: offerId }
+    : { type: "reject", offer_id: offerId, reason: "declined at the desk" });
+  if (!ok) buttons.forEach((b) => { b.disabled = false; });
+  stopFlash();
+}
+
+function oldestOffer() {
+  return [...state.offers.values()].sort((a, b) => a.offer.created_at - b.offer.created_at)[0];
+}
+
+export function typing(e) {
+  const t = e.target;
+  return t && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName)
+    || t.closest("dialog[open]"));
+}
+
+document.addEventListener("keydown", (e) => {
+  if (e.ctrlKey || e.metaKey || e.altKey || typing(e)) return;
+  const k = e.key.toLowerCase();
+  const o = oldestOffer();
+  if (o && (k === "a" || k === "d")) {
+    e.preventDefault();
+    answerOffer(o.offer.offer_id, k === "a");
+  }
+});
+
+function handoffText(h) {
+  const from = h.from_owner || "AI";
+  const to = h.to_owner || "queue";
+  return `${h.kind}: ${from} → ${to}${h.note ? ` — “${h.note}”` : ""}`;
+}
+
+// --- presence and away ------------------------------------------------------------------
+
+function showPresence(p, reason) {
+  for (const input of document.querySelectorAll('input[name="presence"]')) {
+    input.checked = input.value === p;
+  }
+  // Away set by the router (missed offers) is explained, with one click back.
+  // Away set by the router (missed offers), not by this person ("set from the desk", or
+  // "set by …" over REST, which a supervisor may do and which is said as it is).
+  if (p === "away" && reason && reason !== "set from the desk"
+      && reason !== `set by ${state.me.subject}`) {
+    state.awayByRouter = reason;
+  } else if (p !== "away") {
+    state.awayByRouter = null;
+  }
+  const banner = $("away-banner");
+  banner.hidden = !state.awayByRouter;
+  if (state.awayByRouter) {
+    const n = state.workspace ? state.workspace.away_after_timeouts : null;
+    $("away-text").textContent = `You were set to Away because ${state.awayByRouter}`
+      + `${n ? ` (after ${n} unanswered offers the router stops offering, so residents are not kept waiting on an empty desk)` : ""}. `
+      + "No new offers come while you are away.";
+  }
+}
+
+function showAlertsState() {
+  const s = notificationState();
+  const b = $("alerts-enable");
+  b.hidden = s !== "default";
+  $("alerts-state").hidden = false;
+  $("alerts-state").textContent = s === "granted" ? "Offer alerts: sound, notification, title"
+    : s === "denied" ? "Offer alerts: sound and title (notifications blocked in this browser)"
+    : s === "unsupported" ? "Offer alerts: sound and title" : "Offer alerts: sound and title";
+}
+
+// --- cases ------------------------------------------------------------------------------
+
 function onAccepted(msg) {
   state.offers.delete(msg.offer_id);
   state.cases.set(msg.case.id, { case: msg.case, packet: msg.packet });
@@ -219,7 +334,7 @@ function onAccepted(msg) {
 
 function onCase(c) {
   if (c.assigned_worker === state.me.subject && c.state === "connected") {
-    // Accepted elsewhere (REST, another tab): its offer is no longer open.
+    // Accepted elsewhere (REST, another tab, assigned by a supervisor): no longer an offer.
     for (const [id, o] of state.offers) if (o.offer.case_id === c.id) state.offers.delete(id);
     renderOffers();
   }
@@ -227,17 +342,48 @@ function onCase(c) {
   if (!entry) {
     if (c.assigned_worker === state.me.subject && c.state === "connected") {
       state.cases.set(c.id, { case: c, packet: null });
+      if (!state.current) state.current = c.id;
       refreshPacket(c.id);
       renderCases();
     }
     return;
   }
+  const before = entry.case;
   entry.case = c;
+  trackTransfer(entry, before, c);
   if (c.id === state.current) renderCaseMeta();
+  renderCases();
   refreshPacket(c.id);
 }
 
-async function refreshPacket(caseId) {
+// The sender's view of a warm transfer (router/service/warm.py, "transfer" messages): pending
+// while the case stays here, then accepted (it moved), returned (nobody in time: it stays,
+// with the reason) or cancelled. Never stuck on "requested".
+function onTransfer(t) {
+  const entry = state.cases.get(t.case_id);
+  if (!entry) return;
+  const until = t.deadline ? ` (until ${clock(t.deadline)})` : "";
+  const text = {
+    pending: `Transfer pending${t.to_worker ? ` to ${t.to_worker}` : ""}`
+      + `${t.offered_to ? `: offered to ${t.offered_to}` : ": looking for the next person"}`
+      + `${t.reason ? ` (${t.reason})` : ""}. You keep the resident until they accept${until}.`,
+    accepted: `${t.to} accepted the transfer; the case is with them now.`,
+    returned: `No one accepted the transfer (${t.reason}): ${t.text}. The case stays with you.`,
+    cancelled: `Transfer cancelled: ${t.reason}.`,
+  }[t.status] || "";
+  entry.transfer = { status: t.status, text };
+  if (t.case_id === state.current) renderCaseMeta();
+}
+
+function trackTransfer(entry, before, c) {
+  // A cold move (a supervisor's reassign): say where the case went.
+  if (c.assigned_worker && c.assigned_worker !== state.me.subject && c.state === "connected"
+      && (!entry.transfer || entry.transfer.status !== "accepted")) {
+    entry.transfer = { status: "accepted", text: `The case is with ${c.assigned_worker} now.` };
+  }
+}
+
+export async function refreshPacket(caseId) {
   try {
     const data = await api("GET", `/v1/cases/${encodeURIComponent(caseId)}`);
     const entry = state.cases.get(caseId);
@@ -254,71 +400,6 @@ function onSuggestion(msg) {
   state.suggestions.length = Math.min(state.suggestions.length, 30);
   renderSuggestions();
 }
-
-// --- presence ---------------------------------------------------------------------------
-
-function showPresence(p) {
-  for (const input of document.querySelectorAll('input[name="presence"]')) {
-    input.checked = input.value === p;
-  }
-}
-
-// --- rendering: offers ------------------------------------------------------------------
-
-function renderOffers() {
-  const list = $("offers");
-  const items = [...state.offers.values()].sort((a, b) => a.offer.created_at - b.offer.created_at);
-  $("offer-count").textContent = items.length;
-  $("no-offers").hidden = items.length > 0;
-  list.replaceChildren(...items.map(({ offer, preview }) => {
-    const li = el("li", null, "offer");
-    li.dataset.offerId = offer.offer_id;
-    const p = preview || {};
-    const h = el("h3", `Case ${offer.case_id}`);
-    h.id = `offer-h-${offer.offer_id}`;
-    li.setAttribute("aria-labelledby", h.id);
-    const dl = el("dl");
-    const hand = p.last_handoff;
-    const rows = [
-      ["Language", p.language], ["Channel", p.channel], ["Intent", p.intent || "not known"],
-      ["Skills", skillsText(p.skills)], ["Where", p.site ? `${p.site} / ${p.device || "-"}` : ""],
-      ["Waiting since", p.waiting_since ? `${clock(p.waiting_since)} (${ago(p.waiting_since)})` : "–"],
-      ["Last handoff", hand ? handoffText(hand) : "none"],
-      ["Offer expires", `${clock(offer.expires_at)}`],
-    ];
-    for (const [k, v] of rows) {
-      const dd = el("dd", v ?? "–");
-      if (k === "Waiting since") dd.dataset.since = p.waiting_since || "";
-      dl.append(el("dt", k), dd);
-    }
-    const buttons = el("div", null, "buttons");
-    const accept = el("button", "Accept");
-    accept.type = "button";
-    accept.setAttribute("aria-label", `Accept case ${offer.case_id}`);
-    accept.addEventListener("click", () => {
-      accept.disabled = true;
-      if (!send({ type: "accept", offer_id: offer.offer_id })) accept.disabled = false;
-    });
-    const decline = el("button", "Decline", "secondary");
-    decline.type = "button";
-    decline.setAttribute("aria-label", `Decline case ${offer.case_id}`);
-    decline.addEventListener("click", () => {
-      decline.disabled = true;
-      send({ type: "reject", offer_id: offer.offer_id, reason: "declined at the desk" });
-    });
-    buttons.append(accept, decline);
-    li.append(h, dl, buttons);
-    return li;
-  }));
-}
-
-function handoffText(h) {
-  const from = h.from_owner || "AI";
-  const to = h.to_owner || "queue";
-  return `${h.kind}: ${from} → ${to}${h.note ? ` — “${h.note}”` : ""}`;
-}
-
-// --- rendering: cases -------------------------------------------------------------------
 
 const isTerminal = (c) => ["resolved", "abandoned"].includes(c.state);
 
@@ -344,36 +425,47 @@ function renderCases() {
   renderMedia();
 }
 
-function renderCaseMeta() {
-  const entry = state.cases.get(state.current);
+export function currentEntry() { return state.cases.get(state.current); }
+
+export function renderCaseMeta() {
+  const entry = currentEntry();
   if (!entry) return;
   const c = entry.case;
   $("case-h").textContent = `Case ${c.id}`;
   const who = c.assigned_worker ? `with ${c.assigned_worker}` : "unassigned";
   $("case-meta").textContent = `${c.site} / ${c.device || "-"} · ${c.language} · ${c.channel} · `
     + `${c.intent || "intent not known"} · ${c.state} · ${who}`;
+  const t = entry.transfer;
+  $("transfer-banner").hidden = !t;
+  if (t) {
+    $("transfer-text").textContent = t.text;
+    $("transfer-banner").dataset.status = t.status;
+    $("transfer-cancel").hidden = t.status !== "pending";
+  }
+  const mine = c.state === "connected" && c.assigned_worker === state.me.subject;
+  for (const b of document.querySelectorAll("#actionbar button")) b.disabled = !mine;
+  $("actionbar").hidden = isTerminal(c) && !entry.wrapup;
+  renderWrapup(entry);
   renderMedia();
   renderChat();
 }
 
-// The chat panel: only for a case connected to me. Messages go to the router, which records
-// them in the transcript and, for a device's case, has the device translate and show them.
 // The language a message or caption is written in: recorded with it, so the device translates
 // from the right language and the transcript labels it truly. Choices: my roster languages,
 // shown next to the text; default: my last choice this session, else my strongest language.
 // A text without a single Japanese/Chinese character is not sent as ja/zh (the usual slip).
-const writeLang = { loaded: false, value: null };
+export const writeLang = { loaded: false, value: null };
 const SCRIPT = { ja: /[\u3040-\u30ff\u4e00-\u9fff]/, zh: /[\u4e00-\u9fff]/, ko: /[\uac00-\ud7af]/ };
 const LANG_KEY = "baton.writeLang";
 
-function languageSlip(text, lang) {
+export function languageSlip(text, lang) {
   const re = SCRIPT[lang];
   return re && !re.test(text)
     ? `This text has no ${lang} characters but is marked “${lang}”: choose the language it is written in.`
     : "";
 }
 
-async function loadWriteLanguages() {
+export async function loadWriteLanguages() {
   if (writeLang.loaded) return;
   writeLang.loaded = true;
   let langs = {};
@@ -394,12 +486,36 @@ async function loadWriteLanguages() {
       writeLang.value = sel.value;
       sessionStorage.setItem(LANG_KEY, sel.value);
       for (const other of document.querySelectorAll("select.write-lang")) other.value = sel.value;
+      fillCanned();
     });
   }
+  fillCanned();
+}
+
+// Ready answers in the language chosen for writing (config/workspace.yaml `canned`).
+function fillCanned() {
+  const sel = $("canned");
+  const lang = $("chat-lang").value || writeLang.value;
+  const list = (state.workspace && state.workspace.canned[lang]) || [];
+  sel.replaceChildren(el("option", list.length ? "Choose a ready answer…" : `No ready answers in ${lang}`),
+    ...list.map((t) => { const o = el("option", t); o.value = t; o.lang = lang; return o; }));
+  sel.firstElementChild.value = "";
+}
+
+function fillWorkspace() {
+  const sel = $("cl-disposition");
+  sel.replaceChildren(...state.workspace.dispositions.map((d) => {
+    const o = el("option", `${d.label}${d.status === "abandoned" ? " (abandoned)" : ""}`);
+    o.value = d.code;
+    o.dataset.status = d.status;
+    return o;
+  }));
+  fillCanned();
+  if (state.awayByRouter) showPresence("away", state.awayByRouter);
 }
 
 function renderChat() {
-  const entry = state.cases.get(state.current);
+  const entry = currentEntry();
   const c = entry && entry.case;
   const mine = !!c && c.state === "connected" && c.assigned_worker === state.me.subject;
   $("chat").hidden = !mine;
@@ -410,8 +526,8 @@ function renderChat() {
     : "Added to the conversation.";
 }
 
-function renderCase(notice) {
-  const entry = state.cases.get(state.current);
+export function renderCase(notice) {
+  const entry = currentEntry();
   $("case").hidden = !entry;
   if (!entry) return;
   renderCaseMeta();
@@ -425,8 +541,10 @@ function renderCase(notice) {
 
   const esc = p.escalation;
   const reasons = esc ? esc.decision.reasons : [];
-  $("esc-reasons").replaceChildren(...(reasons.length ? reasons : [esc ? "no reason given" : "Not escalated by the AI (opened for a person)."])
+  const plain = plainReasons(reasons, 5);
+  $("esc-plain").replaceChildren(...(plain.length ? plain : [esc ? "No reason given." : "Not escalated by the AI (opened for a person)."])
     .map((r) => el("li", r)));
+  $("esc-reasons").replaceChildren(...(reasons.length ? reasons : ["none"]).map((r) => el("li", r)));
   const numbers = esc ? {
     "expected cost (AI)": esc.decision.expected_cost_ai, "cost (human)": esc.decision.cost_human,
     threshold: esc.decision.threshold, ...esc.decision.numbers, ...esc.signals,
@@ -483,7 +601,7 @@ function renderSuggestions() {
   $("suggestions").replaceChildren(...state.suggestions.map((s) => {
     const li = el("li", null, "suggestion");
     const conf = typeof s.confidence === "number" ? ` · confidence ${(s.confidence * 100).toFixed(0)} %` : "";
-    li.append(el("div", `${clock(s.at)} · case ${s.case_id}${s.intent ? " · " + s.intent : ""}${conf}`, "sug-meta"));
+    li.append(el("div", `${new Date(s.at * 1000).toLocaleTimeString()} · case ${s.case_id}${s.intent ? " · " + s.intent : ""}${conf}`, "sug-meta"));
     const text = el("p", s.text);
     if (s.language) text.lang = s.language;
     li.append(text);
@@ -491,432 +609,62 @@ function renderSuggestions() {
   }));
 }
 
-// --- case actions (REST) ----------------------------------------------------------------
+// --- start ------------------------------------------------------------------------------
 
-function parseSkills(text) {
-  const skills = {};
-  for (const part of text.split(",").map((s) => s.trim()).filter(Boolean)) {
-    const [name, level] = part.split(/[:=\s]+/);
-    const n = Number(level || 3);
-    if (!name || !Number.isInteger(n) || n < 1 || n > 5) throw new Error(`skill “${part}”: write name:level (1–5)`);
-    skills[name] = n;
-  }
-  return skills;
-}
-
-async function caseAction(form, fn) {
-  const button = form.querySelector("button[type=submit]");
-  button.disabled = true;
-  showError("");
-  try {
-    await fn(state.current);
-  } catch (e) {
-    showError(e.message);
-  } finally {
-    button.disabled = false;
-  }
-}
-
-function wireForms() {
+function wire() {
   $("signin-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const t = $("token").value.trim();
-    if (t) signIn(t);
+    if (t) start(t);
   });
-  $("signout").addEventListener("click", signOut);
+  $("signout").addEventListener("click", () => {
+    if (state.socket) state.socket.close();
+    signOut(TOKEN_KEY);
+  });
   for (const input of document.querySelectorAll('input[name="presence"]')) {
-    input.addEventListener("change", () => { if (input.checked) send({ type: "presence", presence: input.value }); });
-  }
-
-  $("note-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    caseAction(e.target, async (id) => {
-      await api("POST", `/v1/cases/${encodeURIComponent(id)}/notes`, { text: $("note-text").value });
-      $("note-text").value = "";
-      $("case-status").textContent = "Note added.";
-      await refreshPacket(id);
+    input.addEventListener("change", () => {
+      if (!input.checked) return;
+      send({ type: "presence", presence: input.value });
+      // A click is the gesture browsers want before sound or a permission prompt.
+      if (input.value === "available") chime(0);
     });
-  });
-
-  $("chat-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    if (e.target.querySelector("button[type=submit]").disabled) return;  // one in flight
-    const text = $("chat-text").value.trim();
-    if (!text) { $("chat-status").textContent = "Write a message first."; return; }
-    const slip = languageSlip(text, $("chat-lang").value);
-    if (slip) { $("chat-status").textContent = slip; $("chat-lang").focus(); return; }
-    $("chat-status").textContent = "Sending…";
-    caseAction(e.target, async (id) => {
-      try {
-        const r = await api("POST", `/v1/cases/${encodeURIComponent(id)}/messages`,
-          { text, language: $("chat-lang").value || undefined });
-        $("chat-text").value = "";
-        $("chat-status").textContent = r.delivered_to
-          ? `Sent to ${r.delivered_to}; its translation appears in the transcript once shown.`
-          : (r.delivery_error || "Added to the conversation.");
-      } catch (err) {
-        $("chat-status").textContent = "Not sent (the reason is shown above); your message is kept.";
-        throw err;
-      }
-      await refreshPacket(id);
-    });
-  });
-  $("chat-text").addEventListener("keydown", (e) => {
-    // Enter sends, Shift+Enter is a new line; Enter that ends an IME composition is not a send.
-    if (e.key !== "Enter" || e.shiftKey || e.isComposing || e.keyCode === 229) return;
-    e.preventDefault();
-    $("chat-form").requestSubmit();
-  });
-
-  $("transfer-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    caseAction(e.target, async (id) => {
-      const body = { skills: parseSkills($("tr-skills").value), note: $("tr-note").value };
-      for (const [key, input] of [["language", "tr-language"], ["workflow", "tr-workflow"], ["to_worker", "tr-worker"]]) {
-        const v = $(input).value.trim();
-        if (v) body[key] = v;
-      }
-      const c = await api("POST", `/v1/cases/${encodeURIComponent(id)}/transfer`, body);
-      state.cases.get(id).case = c;
-      renderCaseMeta();
-      renderCases();
-      $("case-status").textContent = "Transfer requested: the case stays with you until the next person accepts.";
-      e.target.reset();
-    });
-  });
-
-  $("close-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    caseAction(e.target, async (id) => {
-      const verdict = document.querySelector('input[name="verdict"]:checked').value;
-      const body = { status: $("cl-status").value, code: $("cl-code").value.trim(), note: $("cl-note").value };
-      if (verdict) body.ai_verdict = verdict;
-      const c = await api("POST", `/v1/cases/${encodeURIComponent(id)}/close`, body);
-      state.cases.get(id).case = c;
-      renderCaseMeta();
-      renderCases();
-      $("case-status").textContent = `Case closed: ${c.state}${verdict ? ` (AI was ${verdict})` : ""}.`;
-      e.target.reset();
-    });
-  });
-}
-
-
-// --- live video, captions and robot controls (WebRTC; docs/telepresence.md) -------------
-// Signaling goes over the worker WebSocket (docs/protocol.md §11): signal_start →
-// signal_session {session, device, ice_servers}, then signal {case_id, signal} both ways.
-// Media flows directly to the device; captions (id 1) and device commands (id 2) travel on
-// pre-negotiated data channels.
-
-// Moves carry no duration: the device stops each one by itself at its safety timeout
-// (at most 10 s) unless renewed, so a lost connection can never leave the robot moving.
-const MOVES = {
-  forward: { type: "move", linear: 0.3, angular: 0 },
-  back: { type: "move", linear: -0.2, angular: 0 },
-  left: { type: "move", linear: 0, angular: 0.6 },
-  right: { type: "move", linear: 0, angular: -0.6 },
-  stop: { type: "stop" },
-  estop: { type: "estop", reason: "worker" },
-};
-const KEYS = { ArrowUp: "forward", ArrowDown: "back", ArrowLeft: "left", ArrowRight: "right" };
-
-const media = {
-  caseId: null,        // case the session belongs to
-  session: null,
-  pc: null,
-  local: null,         // MediaStream from getUserMedia
-  captions: null,      // RTCDataChannel id 1
-  device: null,        // RTCDataChannel id 2
-  pending: [],         // candidates that arrived before the answer
-  seq: 0,
-  captionRows: new Map(),
-  retries: 0,          // reconnects after an ICE failure, this case
-  autoStarted: new Set(),  // telepresence surface: cases whose video started on accept
-};
-const ICE_RETRIES = 3;
-
-function mediaCase() {
-  const entry = state.cases.get(state.current);
-  if (!entry) return null;
-  const c = entry.case;
-  return c.state === "connected" && c.device && c.assigned_worker === state.me.subject ? c : null;
-}
-
-function renderMedia() {
-  const c = mediaCase();
-  $("media").hidden = !c;
-  if (media.caseId && (!c || c.id !== media.caseId)) {
-    const entry = state.cases.get(media.caseId);
-    // The router already ended the session with both sides: no bye from here.
-    if (!entry || entry.case.state !== "connected") {
-      endMedia("The case is no longer connected to you.", false);
-    } else if (entry.case.assigned_worker !== state.me.subject) {
-      endMedia(`The case is now with ${entry.case.assigned_worker}.`, false);
+  }
+  $("back-available").addEventListener("click", () => {
+    if (send({ type: "presence", presence: "available" })) {
+      state.awayByRouter = null;
+      $("away-banner").hidden = true;
     }
-  }
-  if (SURFACE === "telepresence" && c && !media.pc && !media.autoStarted.has(c.id)) {
-    media.autoStarted.add(c.id);  // once: after "End video" the worker starts it again
-    setTimeout(startMedia, 0);
-  }
-  const live = !!media.pc && c && c.id === media.caseId;
-  $("media-start").disabled = !!media.pc;
-  $("media-end").disabled = !live;
-  const devOpen = !!(media.device && media.device.readyState === "open");
-  for (const b of document.querySelectorAll("#robot-controls button")) b.disabled = !devOpen;
-  $("caption-form").querySelector("button").disabled = !(media.captions && media.captions.readyState === "open");
-}
-
-function mediaStatus(text) { $("media-status").textContent = text; }
-
-function mediaFailed(message) {
-  endMedia(`Video failed: ${message}`);
-}
-
-function startMedia() {
-  const c = mediaCase();
-  if (!c || media.pc) return;
-  media.caseId = c.id;
-  mediaStatus("Asking the router for a session…");
-  $("media-start").disabled = true;
-  if (!send({ type: "signal_start", case_id: c.id })) { media.caseId = null; renderMedia(); }
-}
-
-function sendSignal(signal) {
-  if (media.caseId) send({ type: "signal", case_id: media.caseId, signal });
-}
-
-async function onSignalSession(msg) {
-  if (msg.case_id !== media.caseId || media.pc) return;
-  media.session = msg.session;
-  media.pending = [];
-  const pc = new RTCPeerConnection({ iceServers: msg.ice_servers || [] });
-  media.pc = pc;
-  renderMedia();
-  mediaStatus(`Connecting to ${msg.device}…`);
-  pc.onicecandidate = (e) => {
-    const cand = e.candidate;
-    sendSignal(cand ? { type: "candidate", candidate: cand.candidate, sdpMid: cand.sdpMid,
-      sdpMLineIndex: cand.sdpMLineIndex, usernameFragment: cand.usernameFragment }
-      : { type: "candidate", candidate: null });
-  };
-  pc.ontrack = (e) => {
-    const v = $("remote-video");
-    if (e.track.kind !== "video" && e.track.kind !== "audio") return;
-    if (!v.srcObject) v.srcObject = e.streams[0] || new MediaStream();
-    if (!e.streams[0]) v.srcObject.addTrack(e.track);
-    v.play().catch(() => { v.muted = true; v.play().catch(() => {}); });
-  };
-  pc.onconnectionstatechange = () => {
-    if (media.pc !== pc) return;
-    const s = pc.connectionState;
-    if (s === "connected") { media.retries = 0; mediaStatus(`Live with ${msg.device}.`); }
-    else if (s === "failed" && media.retries < ICE_RETRIES) {
-      // A new session: the device replaces its peer (fresh ICE), the case keeps going.
-      const caseId = media.caseId, attempt = ++media.retries;
-      endMedia(`The connection failed; reconnecting (attempt ${attempt} of ${ICE_RETRIES})…`);
-      setTimeout(() => { if (state.current === caseId) startMedia(); }, 500 * attempt);
-    }
-    else if (s === "failed") mediaFailed("the connection failed");
-    else if (s !== "closed") mediaStatus(`Connection: ${s}…`);
-  };
-  media.captions = pc.createDataChannel("captions", { negotiated: true, id: 1 });
-  media.device = pc.createDataChannel("device", { negotiated: true, id: 2 });
-  for (const ch of [media.captions, media.device]) {
-    ch.onopen = renderMedia;
-    ch.onclose = renderMedia;
-  }
-  media.captions.onmessage = (e) => onChannelMessage(e.data, onCaption);
-  media.device.onmessage = (e) => onChannelMessage(e.data, onDeviceMessage);
-  try {
-    try {
-      media.local = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
-    } catch (e) {
-      mediaStatus(`No camera or microphone (${e.message}): receiving only.`);
-      media.local = null;
-    }
-    if (media.pc !== pc) return;
-    if (media.local) {
-      $("local-video").srcObject = media.local;
-      for (const t of media.local.getTracks()) pc.addTrack(t, media.local);
-    } else {
-      pc.addTransceiver("video", { direction: "recvonly" });
-      pc.addTransceiver("audio", { direction: "recvonly" });
-    }
-    const offer = await pc.createOffer();
-    await pc.setLocalDescription(offer);
-    sendSignal({ type: "offer", sdp: pc.localDescription.sdp });
-  } catch (e) {
-    mediaFailed(e.message);
-  }
-}
-
-async function onSignal(msg) {
-  const pc = media.pc;
-  if (!pc || msg.case_id !== media.caseId) return;
-  if (msg.session && media.session && msg.session !== media.session) return;
-  const sig = msg.signal || {};
-  try {
-    if (sig.type === "answer") {
-      await pc.setRemoteDescription({ type: "answer", sdp: sig.sdp });
-      for (const c of media.pending.splice(0)) await addCandidate(pc, c);
-    } else if (sig.type === "offer") {
-      // The device may offer (either side may): answer it.
-      await pc.setRemoteDescription({ type: "offer", sdp: sig.sdp });
-      await pc.setLocalDescription(await pc.createAnswer());
-      sendSignal({ type: "answer", sdp: pc.localDescription.sdp });
-    } else if (sig.type === "candidate") {
-      if (!pc.remoteDescription) media.pending.push(sig);
-      else await addCandidate(pc, sig);
-    } else if (sig.type === "bye") {
-      endMedia(`The session ended (${sig.reason || "bye"}).`, false);
-    }
-  } catch (e) {
-    mediaFailed(e.message);
-  }
-}
-
-async function addCandidate(pc, sig) {
-  if (!sig.candidate) { await pc.addIceCandidate(); return; }  // end of candidates
-  await pc.addIceCandidate({ candidate: sig.candidate, sdpMid: sig.sdpMid ?? null,
-    sdpMLineIndex: sig.sdpMLineIndex ?? null, usernameFragment: sig.usernameFragment });
-}
-
-function endMedia(text, sayBye = true) {
-  if (media.pc) {
-    if (sayBye) sendSignal({ type: "bye", reason: "closed" });
-    media.pc.onconnectionstatechange = null;
-    media.pc.close();
-  }
-  if (media.local) for (const t of media.local.getTracks()) t.stop();
-  for (const id of ["remote-video", "local-video"]) $(id).srcObject = null;
-  Object.assign(media, { caseId: null, session: null, pc: null, local: null, captions: null,
-    device: null, pending: [] });
-  mediaStatus(text || "Video is off.");
-  renderMedia();
-}
-
-function onChannelMessage(data, fn) {
-  try {
-    fn(JSON.parse(data));
-  } catch (e) { /* a bad message from the device: ignore it */ }
-}
-
-function onCaption(m) {
-  if (m.type !== "caption") return;
-  const list = $("captions");
-  let li = media.captionRows.get(m.id);
-  if (!li) {
-    li = el("li", null, "caption");
-    media.captionRows.set(m.id, li);
-    list.append(li);
-    while (list.children.length > 50) {
-      const first = list.firstElementChild;
-      for (const [k, v] of media.captionRows) if (v === first) media.captionRows.delete(k);
-      first.remove();
-    }
-  }
-  const who = el("strong", `${m.speaker}: `);
-  const text = el("span", m.text, "text");
-  text.lang = m.lang || "";
-  const parts = [who, el("span", m.lang, "lang"), text];
-  if (m.original && m.original.text) {
-    const orig = el("div", null, "orig");
-    const o = el("span", m.original.text);
-    o.lang = m.original.lang || "";
-    orig.append(el("span", m.original.lang, "lang"), o);
-    parts.push(orig);
-  }
-  if (m.final === false) li.classList.add("partial"); else li.classList.remove("partial");
-  li.replaceChildren(...parts);
-  list.scrollTop = list.scrollHeight;
-}
-
-// A typed caption is a message to the resident: the router records it first, then the
-// device translates and shows it and echoes what the resident reads on the captions channel
-// (nothing reaches the resident's screen that is not in the case record).
-function sendCaption(text) {
-  const id = media.caseId;
-  if (!id) return false;
-  loadWriteLanguages();
-  const language = $("caption-lang").value || writeLang.value || undefined;
-  const slip = language && languageSlip(text, language);
-  if (slip) { showError(slip); $("caption-lang").focus(); return false; }
-  api("POST", `/v1/cases/${encodeURIComponent(id)}/messages`, { text, language })
-    .then(() => refreshPacket(id))
-    .catch((e) => showError(`Caption not sent: ${e.message}`));
-  return true;
-}
-
-function robotCommand(name) {
-  const ch = media.device;
-  const command = MOVES[name];
-  if (!ch || ch.readyState !== "open" || !command) return;
-  ch.send(JSON.stringify({ type: "command", id: `c${++media.seq}`, command }));
-  $("ds-result").textContent = `${name} sent…`;
-}
-
-function fmt(n, digits = 2) { return typeof n === "number" ? n.toFixed(digits) : "–"; }
-
-function showDeviceState(s) {
-  if (!s) return;
-  $("ds-battery").textContent = s.battery == null ? "mains power"
-    : `${(s.battery * 100).toFixed(0)} %${s.charging ? " (charging)" : ""}`;
-  $("ds-pose").textContent = s.pose ? `x ${fmt(s.pose.x)} m, y ${fmt(s.pose.y)} m, θ ${fmt(s.pose.theta)} rad` : "–";
-  $("ds-motion").textContent = s.estop ? `EMERGENCY STOP (${s.estop_reason || "latched"})`
-    : (s.linear || s.angular) ? `moving ${fmt(s.linear)} m/s, ${fmt(s.angular)} rad/s`
-    : `stopped${s.stops ? ` (stopped by itself ${s.stops}×)` : ""}`;
-  $("ds-motion").dataset.stops = String(s.stops || 0);
-  if (s.media) {
-    $("ds-video").textContent = s.media.rx_frames
-      ? `${fmt(s.media.rx_fps, 0)} fps${s.media.rx_size ? ` at ${s.media.rx_size.join("×")}` : ""}`
-      : "no video from you yet";
-    $("ds-video").dataset.fps = String(s.media.rx_fps || 0);
-  }
-}
-
-function onDeviceMessage(m) {
-  if (m.type === "device_state") showDeviceState(m.state);
-  else if (m.type === "command_result") {
-    $("ds-result").textContent = m.ok ? "ok" : `refused: ${m.message || m.error}`;
-    showDeviceState(m.state);
-  } else if (m.type === "error") {
-    $("ds-result").textContent = `error: ${m.message}`;
-  }
-}
-
-function wireMedia() {
-  $("media-start").addEventListener("click", startMedia);
-  $("media-end").addEventListener("click", () => endMedia("You ended the video."));
-  $("caption-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    const input = $("caption-text");
-    const text = input.value.trim();
-    if (text && sendCaption(text)) input.value = "";
   });
-  const controls = $("robot-controls");
-  controls.addEventListener("click", (e) => {
-    const b = e.target.closest("button[data-cmd]");
-    if (b && !b.disabled) robotCommand(b.dataset.cmd);
+  $("alerts-enable").addEventListener("click", async () => {
+    chime(0);
+    await askNotifications();
+    showAlertsState();
   });
-  controls.addEventListener("keydown", (e) => {
-    const name = KEYS[e.key];
-    if (!name) return;
-    e.preventDefault();
-    robotCommand(name);
+  $("canned").addEventListener("change", (e) => {
+    if (!e.target.value) return;
+    $("chat-text").value = e.target.value;
+    e.target.value = "";
+    $("chat-text").focus();
   });
-  window.addEventListener("beforeunload", () => { if (media.pc) endMedia(); });
 }
 
-// --- start ------------------------------------------------------------------------------
-
-wireForms();
-wireMedia();
-setInterval(() => {  // keep "waiting since" honest
+wire();
+initMedia({ state, send, refreshPacket, loadWriteLanguages, languageSlip, writeLang, surface: SURFACE });
+initCaseActions({ state, send, refreshPacket, renderCaseMeta, renderCases, renderCase,
+  currentEntry, languageSlip, typing, routerNow, onTransfer });
+setInterval(() => {  // keep countdowns and "waiting since" honest
+  for (const p of document.querySelectorAll("p.countdown[data-expires]")) {
+    const exp = Number(p.dataset.expires);
+    p.firstChild.textContent = countdownText({ expires_at: exp });
+    const bar = p.querySelector("progress");
+    if (bar) bar.value = Math.max(0, 100 * (exp - routerNow()) / Number(p.dataset.total));
+  }
   for (const dd of document.querySelectorAll("dd[data-since]")) {
     const ts = Number(dd.dataset.since);
-    if (ts) dd.textContent = `${clock(ts)} (${ago(ts)})`;
+    if (ts) dd.textContent = `${clock(ts)} (${dur(routerNow() - ts)})`;
   }
+  const entry = currentEntry();
+  if (entry && entry.wrapup) renderWrapup(entry);
 }, 1000);
-const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
-const saved = fromHash || sessionStorage.getItem(TOKEN_KEY);
-if (saved) signIn(saved); else $("token").focus();
+const saved = savedToken(TOKEN_KEY);
+if (saved) start(saved); else $("token").focus();

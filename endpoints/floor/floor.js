@@ -2,7 +2,13 @@
 // alerts, KPIs. REST for snapshots, the worker WebSocket (as a supervisor) for live changes.
 // A supervisor can reassign a connected case to a named worker (a warm transfer), or take it
 // themselves when they are on the worker roster (they then work it at /desk).
-"use strict";
+import { $, el, dur, showError, labelCells } from "/static/shared/dom.js";
+import { api as rest, attempt } from "/static/shared/api.js";
+import { openSocket } from "/static/shared/socket.js";
+import { savedToken, signIn as sharedSignIn, signOut as sharedSignOut } from "/static/shared/signin.js";
+import { chime } from "/static/shared/attention.js";
+import { initFloorActions, refreshTrends, refreshDirectory, alertActions, waitingActions,
+  personState } from "./floor_actions.js";
 
 const TOKEN_KEY = "baton-token";
 const WAITING = ["queued", "offered", "transferring"];
@@ -22,29 +28,18 @@ const LABEL = {
 };
 
 const state = {
-  token: null, me: null, ws: null, timers: [], skew: 0, slS: 20,
+  me: null, socket: null, timers: [], skew: 0, slS: 20,
   cases: new Map(), workers: [], devices: [], sites: [], stats: null, kpis: null,
   sync: null,            // Map device → bridge view, or null when /v1/sync is unavailable
   syncMsg: "", alerts: [], reassigning: null,
+  acked: new Set(),      // derived alerts acknowledged on this screen (kind|case)
+  sounded: new Set(),    // urgent alerts already sounded
 };
-const $ = (id) => document.getElementById(id);
-
-function el(tag, text, cls) {
-  const e = document.createElement(tag);
-  if (text !== undefined && text !== null) e.textContent = String(text);
-  if (cls) e.className = cls;
-  return e;
-}
+// The floor's REST shape: {ok, status, data} (it shows refusals inline rather than throw).
+const api = (path, method = "GET", body) => attempt(rest(method, path, body));
 
 const now = () => Date.now() / 1000 + state.skew;   // the router's clock
 
-function dur(s) {
-  if (s === null || s === undefined || !isFinite(s)) return "–";
-  s = Math.max(0, s);
-  if (s < 90) return `${s.toFixed(0)} s`;
-  if (s < 5400) return `${(s / 60).toFixed(1)} min`;
-  return `${(s / 3600).toFixed(1)} h`;
-}
 const pct = (x) => (x === null || x === undefined ? "–" : `${(x * 100).toFixed(0)} %`);
 const clock = (ts) => new Date((ts - state.skew) * 1000).toLocaleTimeString();
 const workerName = (id) => {
@@ -52,63 +47,50 @@ const workerName = (id) => {
   return w && w.name ? `${w.name} (${id})` : id;
 };
 
-function showError(text) {
-  $("error").textContent = text;
-  $("error").hidden = !text;
-}
 
-async function api(path, method = "GET", body) {
-  const init = { method, headers: { Authorization: `Bearer ${state.token}` } };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const r = await fetch(path, init);
-  let data = null;
-  try { data = await r.json(); } catch { /* empty body */ }
-  return { ok: r.ok, status: r.status, data };
-}
 
 // --- sign in --------------------------------------------------------------------------
 
 async function signIn(token) {
-  state.token = token;
   let me;
-  try { me = await api("/v1/me"); } catch (e) { me = { ok: false, status: 0 }; }
-  if (!me.ok || !["supervisor", "admin"].includes(me.data.role)) {
-    state.token = null;
-    sessionStorage.removeItem(TOKEN_KEY);
-    showError(me.ok ? `Sign-in failed: ${me.data.subject} is a ${me.data.role}; the floor monitor is for supervisors.`
-      : `Sign-in failed (${me.status || "network error"}): check the token.`);
+  try {
+    me = await sharedSignIn(TOKEN_KEY, token, { roles: ["supervisor", "admin"],
+      pageFor: "the floor monitor is for supervisors." });
+  } catch (e) {
+    showError(e.message);
     $("signin").hidden = false;
     $("token").focus();
     return;
   }
   showError("");
-  state.me = me.data.subject;
-  sessionStorage.setItem(TOKEN_KEY, token);
-  if (location.hash.includes("token=")) history.replaceState(null, "", location.pathname);
+  state.me = me.subject;
   $("signin").hidden = true;
   $("floor").hidden = false;
   $("signout").hidden = false;
   $("who").hidden = false;
-  $("who").textContent = `${me.data.subject} (${me.data.role})`;
+  $("who").textContent = `${me.subject} (${me.role})`;
+  initFloorActions({ state, api, render, log, workerName, now, showChangedCase, refusal, WAITING });
   await Promise.all([refreshWorkers(), refreshDevices(), refreshStats(), refreshAlerts(),
-    refreshSync(), refreshKpis()]);
-  connect();
+    refreshSync(), refreshKpis(), refreshTrends(), refreshDirectory()]);
+  state.socket = openSocket({
+    onMessage: (msg) => { onMessage(msg); render(); },
+    onStatus: (st, text) => setConn(st === "refused" || st === "reconnecting" ? "disconnected" : st,
+      st === "connected" ? "live" : st === "refused" ? "signed out" : text),
+    onRefused: (why) => showError(`The router refused the live connection: ${why}`),
+  });
   state.timers.push(setInterval(render, 1000));
-  state.timers.push(setInterval(() => { refreshStats(); refreshWorkers(); }, 5000));
+  state.timers.push(setInterval(() => { refreshStats(); refreshWorkers(); refreshDirectory(); }, 5000));
   state.timers.push(setInterval(refreshKpis, 15000));
+  state.timers.push(setInterval(refreshTrends, 60000));
   state.timers.push(setInterval(() => refreshSync(), 10000));
   render();
 }
 
 function signOut() {
-  sessionStorage.removeItem(TOKEN_KEY);
   state.timers.forEach(clearInterval);
   state.timers = [];
-  if (state.ws) { state.ws.onclose = null; state.ws.close(); }
-  location.reload();
+  if (state.socket) state.socket.close();
+  sharedSignOut(TOKEN_KEY);
 }
 
 // --- snapshots ------------------------------------------------------------------------
@@ -247,33 +229,6 @@ function setConn(st, text) {
   $("conn").textContent = text;
 }
 
-function connect() {
-  const proto = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${proto}://${location.host}/v1/ws`);
-  state.ws = ws;
-  setConn("connecting", "connecting…");
-  ws.onopen = () => {
-    // The token goes in the first message, never in the URL (URLs end up in logs).
-    ws.send(JSON.stringify({ type: "auth", token: state.token }));
-    setConn("connected", "live");
-  };
-  ws.onclose = (e) => {
-    if (e.code === 4401 || e.code === 4403) {
-      setConn("disconnected", "signed out");
-      showError(`The router refused the live connection: ${e.reason}`);
-      return;
-    }
-    setConn("disconnected", `disconnected (${e.reason || e.code}); retrying…`);
-    setTimeout(() => { if (state.token) connect(); }, 2000);
-  };
-  ws.onmessage = (m) => {
-    let msg;
-    try { msg = JSON.parse(m.data); } catch { return; }
-    onMessage(msg);
-    render();
-  };
-}
-
 function onMessage(msg) {
   switch (msg.type) {
     case "hello":
@@ -410,6 +365,7 @@ function renderCases() {
   const rows = activeCases();
   $("cases-none").hidden = rows.length > 0;
   $("take-help").hidden = !state.workers.length || onRoster();
+  $("take-help").textContent = "You are not on the worker roster: taking a case opens it on your desk (/desk) with live translation; your desk must be open.";
   // The table is rebuilt every second: keep the keyboard focus on the same button.
   const f = document.activeElement;
   const keep = f && f.dataset && f.dataset.action && $("cases").contains(f)
@@ -424,16 +380,18 @@ function renderCases() {
     const waited = WAITING.includes(c.state) && c.queued_at ? now() - c.queued_at : null;
     const w = el("td", waited === null ? "" : `Waiting ${dur(waited)}`, waited !== null && waited > state.slS ? "num late" : "num");
     tr.append(w);
-    const act = el("td");
+    const act = el("td", null, "actions");
+    if (WAITING.includes(c.state)) act.append(...waitingActions(c));
     if (c.state === "connected") {
       act.append(actionButton(c, "reassign", "Reassign", `Reassign case ${c.id}`, openReassign));
-      if (onRoster() && c.assigned_worker !== state.me) {
+      if (c.assigned_worker !== state.me) {
         act.append(" ", actionButton(c, "take", "Take", `Take case ${c.id} yourself`, takeCase));
       }
     }
     tr.append(act);
     return tr;
   }));
+  labelCells($("cases"));
   if (keep) {
     const b = document.querySelector(`tr[data-case="${CSS.escape(keep[0])}"] button[data-action="${keep[1]}"]`);
     if (b) b.focus();
@@ -465,6 +423,7 @@ function renderQueues() {
       el("td", g.late ? `${g.late} (> ${state.slS} s)` : "0", g.late ? "num late" : "num"));
     return tr;
   }));
+  labelCells($("queues"));
 }
 
 function sessionOn(device) {
@@ -501,6 +460,7 @@ function renderDevices() {
     }
   }
   $("devices").replaceChildren(...body);
+  labelCells($("devices"));
 }
 
 function alertText(a) {
@@ -515,15 +475,15 @@ function derivedAlerts() {
   const t = now();
   for (const c of activeCases()) {
     if (WAITING.includes(c.state) && c.queued_at && t - c.queued_at > state.slS) {
-      out.push({ kind: "sl_wait", sev: t - c.queued_at > 3 * state.slS ? "bad" : "warn",
+      out.push({ kind: "sl_wait", case_id: c.id, waiting: true, sev: t - c.queued_at > 3 * state.slS ? "bad" : "warn",
         text: `Resident at ${c.device || c.site} waiting ${dur(t - c.queued_at)} (service level ${state.slS} s) — ${c.id}` });
     }
-    if (c.handbacks >= 2) out.push({ kind: "loop", sev: "warn", text: `${c.id} handed back ${c.handbacks} times` });
-    if (c.transfers >= 3) out.push({ kind: "transfer_loop", sev: "warn", text: `${c.id} transferred ${c.transfers} times` });
+    if (c.handbacks >= 2) out.push({ kind: "loop", case_id: c.id, sev: "warn", text: `${c.id} handed back ${c.handbacks} times` });
+    if (c.transfers >= 3) out.push({ kind: "transfer_loop", case_id: c.id, sev: "warn", text: `${c.id} transferred ${c.transfers} times` });
     if (c.state === "connected" && c.assigned_worker) {
       const w = state.workers.find((x) => x.id === c.assigned_worker);
       if (w && w.presence !== "available") {
-        out.push({ kind: "worker_gone", sev: "bad", text: `${workerName(w.id)} is ${w.presence} with ${c.id} connected` });
+        out.push({ kind: "worker_gone", case_id: c.id, sev: "bad", text: `${workerName(w.id)} is ${w.presence} with ${c.id} connected` });
       }
     }
   }
@@ -533,10 +493,10 @@ function derivedAlerts() {
       for (const a of d.alarms || []) out.push({ kind: `device_${a}`, sev: "warn", text: `${d.device}: ${a.replace("_", " ")}` });
     }
   }
-  return out;
+  return out.filter((a) => !state.acked.has(`${a.kind}|${a.case_id || a.text}`));
 }
 
-function alertItem(kind, sev, text, at) {
+function alertItem(kind, sev, text, at, alert) {
   const li = el("li", null, sev);
   li.dataset.kind = kind;
   li.append(el("span", LABEL[kind] || kind, "kind"), el("span", text));
@@ -545,18 +505,44 @@ function alertItem(kind, sev, text, at) {
     tm.dateTime = new Date((at - state.skew) * 1000).toISOString();
     li.append(tm);
   }
+  if (alert) {
+    if (alert.case_id) li.dataset.case = alert.case_id;
+    const acts = alertActions(alert, LABEL[kind] || kind);
+    if (acts.length) li.append(el("div", null, "alert-actions"));
+    if (acts.length) li.lastChild.append(...acts);
+  }
   return li;
 }
 
 function renderAlerts() {
   const live = derivedAlerts();
-  $("attention").replaceChildren(...live.map((a) => alertItem(a.kind, a.sev, a.text)));
+  // Keep keyboard focus on the same alert action across the once-a-second rebuild.
+  const f = document.activeElement;
+  const keep = f && f.dataset && f.dataset.alertAction && $("attention").contains(f)
+    ? [f.closest("li").dataset.kind, f.closest("li").dataset.case, f.dataset.alertAction] : null;
+  $("attention").replaceChildren(...live.map((a) => alertItem(a.kind, a.sev, a.text, null, a)));
+  if (keep) {
+    const b = [...$("attention").querySelectorAll("li")].find((li) => li.dataset.kind === keep[0]
+      && li.dataset.case === keep[1]);
+    const btn = b && b.querySelector(`button[data-alert-action="${keep[2]}"]`);
+    if (btn) btn.focus();
+  }
+  // Urgent alerts sound once each (Web Audio); the list stays until handled or acknowledged.
+  for (const a of live) {
+    const id = `${a.kind}|${a.case_id || a.text}`;
+    if (a.sev === "bad" && !state.sounded.has(id)) {
+      state.sounded.add(id);
+      document.documentElement.dataset.alertSound = chime(3, 660);
+    }
+  }
   $("attention-none").hidden = live.length > 0;
   const recent = state.alerts.slice(-50).reverse();
-  const key = recent.map((a) => `${a.kind}@${a.at}`).join("|");
+  const key = recent.map((a) => `${a.kind}@${a.at}@${a.acknowledged_by || ""}`).join("|")
+    + [...state.cases.values()].filter((c) => WAITING.includes(c.state)).map((c) => c.id).join(",");
   if ($("alerts").dataset.key !== key) {   // only touch the live region when it changes
     $("alerts").dataset.key = key;
-    $("alerts").replaceChildren(...recent.map((a) => alertItem(a.kind, SEVERITY[a.kind] || "warn", alertText(a), a.at)));
+    $("alerts").replaceChildren(...recent.map((a) => alertItem(a.kind, SEVERITY[a.kind] || "warn",
+      alertText(a) + (a.acknowledged_by ? ` — acknowledged by ${a.acknowledged_by}` : ""), a.at, a)));
   }
   $("alerts-none").hidden = recent.length > 0;
   const n = live.filter((a) => a.sev !== "info").length;
@@ -578,11 +564,14 @@ function renderWorkers() {
     tr.dataset.worker = w.id;
     const th = el("th", workerName(w.id)); th.scope = "row";
     const load = Object.entries(w.load || {}).filter(([, n]) => n).map(([c, n]) => `${c}: ${n}`).join(", ");
+    const ps = personState(w.id);
     tr.append(th, el("td", w.kind.replace("_", " ")), el("td", w.presence, `presence ${w.presence}`),
+      el("td", ps ? `${ps.state} for ${dur(now() - ps.since)}` : "–", "num"),
       el("td", (mine.get(w.id) || []).join(", ") || "–"), el("td", load || "idle"),
       el("td", Object.entries(w.languages).map(([l, n]) => `${l} ${n}`).join(" ")));
     return tr;
   }));
+  labelCells($("workers"));
 }
 
 // --- reassign -------------------------------------------------------------------------
@@ -691,6 +680,5 @@ $("reassign").addEventListener("submit", submitReassign);
 $("reassign-cancel").addEventListener("click", closeReassign);
 $("reassign").addEventListener("keydown", (e) => { if (e.key === "Escape") closeReassign(); });
 
-const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
-const saved = fromHash || sessionStorage.getItem(TOKEN_KEY);
+const saved = savedToken(TOKEN_KEY);
 if (saved) signIn(saved); else $("token").focus();

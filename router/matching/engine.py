@@ -71,6 +71,7 @@ class MatchingEngine:
         self._worker_offers: dict[str, set[str]] = {}  # worker -> pending offer ids
         self._case_offer: dict[str, str] = {}  # case -> its pending offer id
         self.assignments: dict[str, tuple[str, Channel]] = {}  # case -> (worker, channel)
+        self.wrapups: dict[str, tuple[str, Channel]] = {}  # closed case -> (worker, channel)
         self._timers: list[tuple[float, int, str, str, int]] = []
         self._seq = itertools.count()
         self._new_id = new_id or (lambda: "o-" + uuid.uuid4().hex[:16])
@@ -242,6 +243,29 @@ class MatchingEngine:
         self.assignments[case_id] = (worker_id, channel)
         self.pool.add_load(w, channel, +1, now)
 
+    # --- wrap-up ------------------------------------------------------------------------
+
+    def hold_for_wrapup(self, case_id: str, until: float) -> str | None:
+        """A closed case's capacity stays taken by its worker until ``until`` (or
+        end_wrapup): the wrap-up counts in capacity, so no offer interrupts the notes.
+        Returns the worker id, or None when the case was not assigned."""
+        assigned = self.assignments.pop(case_id, None)
+        if assigned is None:
+            return None
+        self.wrapups[case_id] = assigned
+        self._schedule(until, "wrapup", case_id, 0)
+        return assigned[0]
+
+    def end_wrapup(self, case_id: str, now: float) -> list[Effect]:
+        held = self.wrapups.pop(case_id, None)
+        if held is None:
+            return []
+        w = self.pool.get(held[0])
+        if w is None:
+            return []
+        self.pool.add_load(w, held[1], -1, now)
+        return self._fill_worker(w, now)
+
     # --- time ---------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
@@ -261,6 +285,8 @@ class MatchingEngine:
                 if qc is not None and qc.token == token and qc.waiting:
                     effects += self._place(qc, now)
                     effects += self._try_case(qc, now)
+            elif kind == "wrapup":
+                effects += self.end_wrapup(key, now)
             elif kind == "wait":
                 qc = self.cases.get(key)
                 if qc is not None and not qc.wait_exceeded \

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from common.tasks import Supervisor
 from endpoints.desk import routes as desk_routes
 from endpoints.floor import routes as floor_routes
+from endpoints.shared import routes as shared_routes
 from endpoints.telepresence import routes as telepresence_routes
 from router.audit import AuditLog
 from router.config import BatonConfig
@@ -24,6 +25,7 @@ from router.service.routes import api
 from router.service.auth import TokenBook
 from router.service.conversation import build_conversations
 from router.service.core import Clock, CoreError, RouterCore
+from router.service.routes_workspace import workspace_api
 from router.service.http_errors import error_body, error_code, status_of
 from router.service.hub import Hub
 from router.service.web_security import SecurityHeaders, add_docs_and_icon
@@ -156,6 +158,7 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
     app.include_router(api, responses=ERROR_RESPONSES)
     app.include_router(ws_router)
     app.include_router(sync_api, responses=ERROR_RESPONSES)
+    app.include_router(workspace_api, responses=ERROR_RESPONSES)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -190,7 +193,7 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
         return {"ok": True}
 
     # The surfaces (endpoints/): each mounts its own page and assets.
-    for surface in (floor_routes, desk_routes, telepresence_routes):
+    for surface in (shared_routes, floor_routes, desk_routes, telepresence_routes):
         surface.mount(app)
     return app
 

@@ -142,7 +142,9 @@ def hello(core: RouterCore, principal) -> dict:
     now, wrapup = core.clock.now(), wrapup_s(core.cfg)
     visible = [c for c in core.open_cases()
                if access(principal, c, now, wrapup) >= Access.read]
-    offers = [o.model_dump(mode="json") for o in core.offers_of(principal.subject)]
+    # A warm transfer's offer is searched under a shadow id: shown under the real case.
+    offers = [o.model_copy(update={"case_id": core.warm.real_id(o.case_id)}).model_dump(
+              mode="json") for o in core.offers_of(principal.subject)]
     presence = core.presence_of(principal.subject) or Presence.offline
     return {"type": "hello", "subject": principal.subject, "role": principal.role.value,
             "presence": presence.value, "offers": offers,

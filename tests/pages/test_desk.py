@@ -39,7 +39,7 @@ def router(tmp_path):
     next(w for w in roster["workers"] if w["id"] == "mateo")["skills"]["appointments"] = 3
     (cfg / "workers.yaml").write_text(yaml.safe_dump(roster, allow_unicode=True))
     proc = RouterProcess(cfg, f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
-    client = proc.start()
+    client = proc.start(timeout=120)  # a loaded 2-core machine can take ~50 s
     try:
         yield proc, client
     finally:
@@ -139,7 +139,7 @@ def test_desk_offer_accept_packet_note_transfer_close(router, browser):
 
     # Keyboard: Tab reaches Accept, Enter accepts.
     accept = offer.get_by_role("button", name=f"Accept case {case_id}")
-    mateo.locator("body").focus()
+    mateo.evaluate("document.activeElement && document.activeElement.blur()")
     for _ in range(40):
         mateo.keyboard.press("Tab")
         if accept.evaluate("b => b === document.activeElement"):
@@ -158,8 +158,13 @@ def test_desk_offer_accept_packet_note_transfer_close(router, browser):
     expect(transcript).to_contain_text("En la ventanilla 3, planta baja.")
     expect(transcript.locator("tr", has_text="Prefiero hablar")).to_contain_text(
         "I'd rather speak to a real person, please.")
+    # Why, in plain words first; the reason codes and model numbers behind "details".
+    expect(mateo.locator("#esc-plain")).to_contain_text("The resident asked for a person")
+    expect(mateo.locator("#esc-numbers")).to_be_hidden()
+    mateo.locator("#details > summary").click()
     expect(mateo.locator("#esc-reasons")).to_contain_text(reasons[0])
     expect(mateo.locator("#esc-numbers")).to_contain_text("threshold")
+    mateo.locator("#details > summary").click()
     expect(mateo.locator("#offers li")).to_have_count(0)
     shot(mateo, "04-packet")
 
@@ -172,8 +177,10 @@ def test_desk_offer_accept_packet_note_transfer_close(router, browser):
     expect(mateo.locator("#suggestions")).to_contain_text(case_id)
 
     # A note over REST, shown in the packet.
+    mateo.locator("#actionbar").get_by_role("button", name="Note").click()
     mateo.get_by_label("Note", exact=True).fill("Resident prefers Spanish; tax question first.")
     mateo.get_by_role("button", name="Add note").click()
+    expect(mateo.locator("#note-dlg")).to_be_hidden()
     expect(mateo.locator("#notes")).to_contain_text("mateo: Resident prefers Spanish")
     shot(mateo, "05-note-and-suggestion")
 
@@ -209,12 +216,23 @@ def test_desk_offer_accept_packet_note_transfer_close(router, browser):
     # Warm transfer to a residency specialist; the specialist's desk gets the offer.
     haruto = open_desk(browser, proc.url, "haruto")
     wait_available(client, "haruto")
+    # The transfer dialog (key T) lists people with live availability, languages and skills.
+    mateo.evaluate("document.activeElement && document.activeElement.blur()")
+    mateo.keyboard.press("t")
+    expect(mateo.locator("#transfer-dlg")).to_be_visible()
+    row = mateo.locator('#directory tr[data-worker="haruto"]')
+    expect(row).to_contain_text("available")
+    expect(row).to_contain_text("ja 5")
+    expect(row).to_contain_text("residency 5")
+    expect(mateo.locator('#directory tr[data-worker="lucas"]')).to_contain_text("offline")
+    shot(mateo, "06a-transfer-directory")
     mateo.get_by_label("Language (code, e.g. ja)").fill("ja")
     mateo.get_by_label("Skills (e.g. residency:4, tax:3)").fill("residency:5")
     mateo.get_by_label("Workflow (optional)").fill("contact_center")
     mateo.get_by_label("Note for the next person").fill("Needs a residency card renewal.")
-    mateo.get_by_role("button", name="Transfer").click()
+    mateo.get_by_role("button", name="Request transfer").click()
     expect(mateo.locator("#case-status")).to_contain_text("Transfer requested")
+    expect(mateo.locator("#transfer-banner")).to_contain_text("haruto")
     shot(mateo, "06-transfer-requested")
 
     h_offer = haruto.locator("li.offer", has_text=case_id)
@@ -229,18 +247,22 @@ def test_desk_offer_accept_packet_note_transfer_close(router, browser):
     expect(haruto.locator("#handoffs")).to_contain_text("mateo → haruto")
     expect(haruto.locator("#transcript")).to_contain_text("Where do I pay my taxes?")
     shot(haruto, "08-specialist-packet")
+    # The sender's page follows the transfer to its end (never stuck on "requested").
+    expect(mateo.locator("#transfer-banner")).to_contain_text("haruto accepted the transfer")
+    shot(mateo, "08b-transfer-accepted")
 
     # Close with an outcome and a verdict on the AI.
-    haruto.get_by_label("Outcome", exact=True).select_option("resolved")
-    haruto.get_by_label("Outcome code (optional)").fill("residency_renewal")
+    haruto.locator("#actionbar").get_by_role("button", name="Close").click()
+    haruto.get_by_label("Disposition").select_option("document_explained")
     haruto.get_by_label("AI was right").check()
     haruto.get_by_role("button", name="Close case").click()
-    expect(haruto.locator("#case-status")).to_contain_text("Case closed: resolved (AI was right)")
+    expect(haruto.locator("#case-status")).to_contain_text(
+        "Case closed: resolved, Document or form explained (AI was right)")
     shot(haruto, "09-closed")
 
     got = client.get(f"/v1/cases/{case_id}", headers=bearer("admin")).json()["case"]
     assert got["state"] == "resolved" and got["assigned_worker"] == "haruto"
     events = client.get(f"/v1/cases/{case_id}/events", headers=bearer("admin")).json()["events"]
     outcome = [e for e in events if e["type"] == "outcome"][-1]["payload"]
-    assert outcome["ai_verdict"] == "right" and outcome["code"] == "residency_renewal"
+    assert outcome["ai_verdict"] == "right" and outcome["code"] == "document_explained"
     assert not PAGE_ERRORS, PAGE_ERRORS

@@ -179,6 +179,27 @@ async def test_desk_live_video_captions_and_robot_controls(router, broker,  # no
 
             SHOTS.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(SHOTS / "desk-media.png"), full_page=True)
+
+            # Emergency stop latches on the robot: a banner says so, moves are refused, and
+            # the worker in session resets it from the banner (edge/device estop_reset).
+            banner = page.locator("#estop-banner")
+            await expect(banner).to_be_hidden()
+            await page.get_by_role("button", name="Emergency stop").click()
+            await wait_for(lambda: robot.state().estop, 5, "the e-stop to latch")
+            await expect(banner).to_be_visible()
+            await expect(banner).to_contain_text("Emergency stop is on")
+            await expect(page.locator("#ds-motion")).to_contain_text("EMERGENCY STOP")
+            await page.get_by_role("button", name="Forward").click()
+            await expect(page.locator("#ds-result")).to_contain_text("refused")
+            assert robot.state().linear == 0
+            await page.screenshot(path=str(SHOTS / "desk-estop-latched.png"), full_page=True)
+            await page.get_by_role("button", name="Reset emergency stop").click()
+            await wait_for(lambda: not robot.state().estop, 5, "the e-stop to reset")
+            await expect(banner).to_be_hidden()
+            await expect(page.locator("#ds-motion")).not_to_contain_text("EMERGENCY")
+            await page.get_by_role("button", name="Forward").click()
+            await wait_for(lambda: robot.state().linear > 0, 5, "the robot to move again")
+            await page.screenshot(path=str(SHOTS / "desk-estop-reset.png"), full_page=True)
             assert not errors, errors
         finally:
             if edge is not None:

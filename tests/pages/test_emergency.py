@@ -18,8 +18,7 @@ import pytest
 
 from sandbox.procs import EdgeProcess
 from tests.mqtt.helpers import fleet_config
-from tests.pages.test_desk import browser  # noqa: F401 (fixture)
-from tests.pages.test_desk import shot as desk_shot  # noqa: F401 (fixture)
+from tests.pages.test_desk import browser, shot as desk_shot  # noqa: F401 (fixture)
 from tests.telepresence.conftest import broker, router, token  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,7 +101,7 @@ def test_medical_turn_at_a_robot_raises_the_emergency_protocol(router, broker, b
         assert shown["language"] == "es" and "personal" in shown["text"], shown
 
         # The supervisor acknowledges: the dialog closes, the alarm stops.
-        page.get_by_role("button", name="Acknowledge").click()
+        page.get_by_role("button", name="Acknowledge — I am handling it").click()
         expect(dialog).to_be_hidden()
         expect(dialog).to_have_attribute("data-sound", "off")
         expect(page.locator("#alerts")).to_contain_text("Emergency")

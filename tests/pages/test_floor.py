@@ -28,7 +28,7 @@ def router(tmp_path):
     # wait_exceeded alert) so both show within the test; offers stay up while it works.
     cfg = config_copy(tmp_path, service_level_s=3, max_wait_s=MAX_WAIT_S, offer_timeout_s=60)
     proc = RouterProcess(cfg, f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
-    client = proc.start()
+    client = proc.start(timeout=120)  # a loaded 2-core machine can take ~50 s
     try:
         yield proc, client
     finally:

@@ -22,8 +22,7 @@ import pytest
 
 from sandbox.procs import EdgeProcess
 from tests.mqtt.helpers import fleet_config
-from tests.pages.test_desk import browser  # noqa: F401 (fixture)
-from tests.pages.test_desk import shot as desk_shot  # noqa: F401 (fixture)
+from tests.pages.test_desk import browser, shot as desk_shot  # noqa: F401 (fixture)
 from tests.pages.test_desk import wait_available
 from tests.telepresence.conftest import broker, router, token  # noqa: F401 (fixtures)
 
@@ -159,13 +158,17 @@ def test_escalation_at_the_robot_to_video_captions_controls_and_warm_transfer(
         # Warm transfer to a residency specialist at a desk: the packet goes along.
         haruto = open_page(browser, router.url, "/desk", "haruto", available=True)
         wait_available(http, "haruto")
+        aiko.locator("#actionbar").get_by_role("button", name="Transfer").click()
         aiko.get_by_label("Skills (e.g. residency:4, tax:3)").fill("residency:5")
         aiko.get_by_label("Workflow (optional)").fill("contact_center")
         aiko.get_by_label("Note for the next person").fill(
             "Residence card renewal; she needs the copy of her record too.")
-        aiko.get_by_role("button", name="Transfer").click()
+        aiko.get_by_role("button", name="Request transfer").click()
         expect(aiko.locator("#case-status")).to_contain_text("Transfer requested")
-        expect(row).to_contain_text("Haruto Ito (haruto) (offered)")
+        # Warm: the case stays with aiko, video live, until haruto accepts.
+        expect(aiko.locator("#transfer-banner")).to_contain_text("offered to haruto")
+        expect(row.locator("td.who")).to_have_text("Aiko Tanaka (aiko)")
+        expect(aiko.locator("#media-status")).to_contain_text("Live with robot-1")
         shot(floor, "06-floor-transfer-offered")
         h_offer = haruto.locator("li.offer", has_text=case_id)
         expect(h_offer).to_be_visible()
@@ -182,7 +185,8 @@ def test_escalation_at_the_robot_to_video_captions_controls_and_warm_transfer(
         expect(row).to_contain_text("Haruto Ito (haruto)")
         expect(aiko.locator("#case-tabs button", has_text=case_id)).to_contain_text(
             "now with haruto")
-        expect(aiko.locator("#media-status")).to_contain_text("no longer connected to you")
+        # Warm: the case went straight from aiko to haruto (never unassigned in between).
+        expect(aiko.locator("#media-status")).to_contain_text("The case is now with haruto.")
         expect(aiko.locator("#error")).to_be_hidden()
         shot(aiko, "07-worker-after-transfer")
         shot(floor, "07-floor-specialist")

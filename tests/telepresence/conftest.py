@@ -37,7 +37,7 @@ def cfg_dir(tmp_path):
 @pytest.fixture
 def router(tmp_path, cfg_dir, broker):
     r = MqttRouter(cfg_dir, tmp_path / "router.db", broker.port)
-    r.http = r.start()
+    r.http = r.start(timeout=120)  # a loaded 2-core machine can take ~50 s
     yield r
     r.http.close()
     r.kill()

@@ -28,6 +28,7 @@ from protocol.models import (
     ROUTABLE_STATES,
     CaseEvent,
     CaseState,
+    Channel,
     Offer,
     OfferStatus,
     Presence,
@@ -50,6 +51,7 @@ from router.packet import full_packet
 from router.service.alerts import AlertBuffer
 from router.service.core import events
 from router.service.core.errors import CoreError, Forbidden, Invalid, NotFound, Unavailable
+from router.service.warm import WarmTransfers
 from router.store.sync import SyncStore
 
 log = logging.getLogger("baton.core")
@@ -140,6 +142,7 @@ class RouterCore:
         self._answered: deque[tuple[float, float]] = deque(maxlen=10_000)  # (at, waited_s)
         self._alerts = AlertBuffer()
         self._engine = self._new_engine()
+        self.warm = WarmTransfers(self)
         self._closed: OrderedDict[str, Case] = OrderedDict()  # recently closed, for reads
         self._batch: list[tuple[Any, Case]] = []  # the current unit's staged events
         self._outbox: list[tuple[str | None, dict[str, Any], str | None]] = []
@@ -526,6 +529,11 @@ class RouterCore:
 
     async def _effects(self, effects: list) -> None:
         for eff in effects:
+            shadow = getattr(getattr(eff, "offer", None), "case_id", None) \
+                or getattr(eff, "case_id", None)
+            if shadow is not None and self.warm.owns(shadow):
+                await self.warm.effect(eff)  # a warm transfer's search (router/service/warm.py)
+                continue
             if isinstance(eff, OfferMade):
                 case = await self._router_event(eff.offer.case_id, "offer",
                                                 {"offer": eff.offer.model_dump(mode="json")})
@@ -556,6 +564,7 @@ class RouterCore:
     async def _remove(self, case_id: str) -> None:
         """The case left routing (closed): a pending offer disappears from its worker's desk
         (the outcome event already cleared it from the case), capacity comes back."""
+        await self.warm.cancel(case_id, "the case closed", record=False)
         for offer, _ in [v for v in self._engine.offers.values() if v[0].case_id == case_id]:
             self._emit(events.OfferClosed(offer.offer_id, offer.worker_id, "withdrawn",
                                           "case closed"))
@@ -579,6 +588,8 @@ class RouterCore:
             self._alert("worker_away", worker_id=worker_id, message=reason)
 
     def _alert(self, kind: str, **fields: Any) -> None:
+        # Every alert has an id, so any supervisor can acknowledge it for the whole floor.
+        fields.setdefault("alert_id", "al-" + uuid.uuid4().hex[:16])
         alert = {"kind": kind, "at": self.clock.now(), **fields}
         self._alerts.append(alert)
         self._emit(events.AlertRaised(dict(alert)))
@@ -591,6 +602,7 @@ class RouterCore:
         async with self._unit():
             now = self.clock.now()
             await self._effects(self._engine.tick(now))
+            await self.warm.expire(now)
             if sweep or now - self._last_sweep >= IDLE_SWEEP_S:
                 self._last_sweep = now
                 await self._close_idle(now)
@@ -736,6 +748,9 @@ class RouterCore:
             offer = entry[0]
             if offer.worker_id != worker_id:
                 raise Forbidden(f"offer {offer_id!r} was not made to you")
+            if self.warm.owns(offer.case_id):
+                return await self.warm.answer(worker_id, offer,
+                                              status is OfferStatus.accepted, reason)
             now = self.clock.now()
             case = await self._router_event(offer.case_id, "offer_result", {
                 "offer_id": offer_id, "worker_id": worker_id, "status": status.value,
@@ -754,8 +769,33 @@ class RouterCore:
             case = await self._router_event(case_id, "outcome", {
                 "status": status, "code": code, "note": note, "by": by,
                 "ai_verdict": ai_verdict})
+            hold = self.cfg.routing.wrapup_capacity_s
+            if hold > 0 and by == case.assigned_worker:
+                # The closing worker's wrap-up keeps their capacity (engine.hold_for_wrapup).
+                self._engine.hold_for_wrapup(case_id, self.clock.now() + hold)
             await self._remove(case_id)
             return case
+
+    async def warm_transfer(self, case_id: str, worker_id: str, requirement: Requirement,
+                            note: str, to_worker: str | None, timeout_s: float) -> dict:
+        """Start a warm transfer (router/service/warm.py): the case stays with ``worker_id``
+        until the next person accepts, or returns to them after ``timeout_s``."""
+        async with self._unit():
+            return await self.warm.start(case_id, worker_id, requirement, note, to_worker,
+                                         timeout_s)
+
+    async def cancel_warm_transfer(self, case_id: str, reason: str) -> bool:
+        async with self._unit():
+            return await self.warm.cancel(case_id, reason)
+
+    async def end_wrapup(self, case_id: str, worker_id: str) -> bool:
+        """The worker is done with a closed case's wrap-up: their capacity comes back."""
+        async with self._unit():
+            held = self._engine.wrapups.get(case_id)
+            if held is None or held[0] != worker_id:
+                return False
+            await self._effects(self._engine.end_wrapup(case_id, self.clock.now()))
+            return True
 
     async def transfer(self, case_id: str, worker_id: str, requirement: Requirement,
                        note: str, to_worker: str | None) -> Case:
@@ -772,6 +812,7 @@ class RouterCore:
 
     async def _transfer(self, case_id: str, worker_id: str, requirement: Requirement,
                         note: str, to_worker: str | None) -> Case:
+        await self.warm.cancel(case_id, "transferred another way")
         now = self.clock.now()
         case = await self._router_event(case_id, "transfer", {
             "from_worker": worker_id, "requirement": requirement.model_dump(mode="json"),
@@ -838,8 +879,71 @@ class RouterCore:
             self._emit(events.OfferClosed(offer.offer_id, taker, "accepted"))
             return case
 
+    async def assign(self, case_id: str, worker_id: str, by: str, note: str = "") -> Case:
+        """A supervisor assigns a waiting case (queued, offered or transferring) to a chosen
+        person, who gets it connected at once (their desk opens it). A pending offer to
+        someone else is withdrawn first. Checked before anything is staged."""
+        target = self._engine.pool.get(worker_id)
+        if target is None:
+            raise NotFound(f"unknown worker {worker_id!r}; GET /v1/directory lists them")
+        async with self._unit():
+            case = await self.case(case_id)
+            if case is None:
+                raise NotFound(f"unknown case {case_id!r}")
+            req = case.requirement
+            if case.state not in (CaseState.queued, CaseState.offered,
+                                  CaseState.transferring) or req is None:
+                raise CoreError(f"case {case_id!r} is {case.state.value}: only a waiting case "
+                                "can be assigned; reassign a connected one", reason="not_waiting")
+            if self._presence.get(worker_id) is not Presence.available:
+                raise CoreError(f"{worker_id} is {self._presence.get(worker_id, Presence.offline).value}"
+                                ": only an available person can be assigned a case",
+                                reason="target_unavailable")
+            if target.languages.get(req.language, 0) < 1:
+                raise CoreError(f"{worker_id} does not speak {req.language}",
+                                reason="language")
+            pending = case.pending_offer
+            if pending is not None and pending.worker_id == worker_id:
+                pass  # their own pending offer is accepted below
+            elif pending is not None:
+                await self._router_event(case_id, "offer_result", {
+                    "offer_id": pending.offer_id, "worker_id": pending.worker_id,
+                    "status": "withdrawn", "reason": f"assigned to {worker_id} by {by}"})
+                self._emit(events.OfferClosed(pending.offer_id, pending.worker_id, "withdrawn",
+                                              f"assigned to {worker_id}"))
+            if pending is None or pending.worker_id != worker_id:
+                if not self._engine.pool.can_take(target, req.channel):
+                    raise CoreError(f"{worker_id} cannot take another {req.channel.value} "
+                                    "case now (at capacity)", reason="target_at_capacity")
+                now = self.clock.now()
+                await self._effects(self._engine.remove_case(case_id, now))
+                case = await self.case(case_id)
+                await self._effects(self._engine.enqueue(
+                    case_id, req, queued_at=case.queued_at or now, now=now,
+                    excluded=[w for w in case.excluded_workers if w != worker_id],
+                    preferred_worker=worker_id))
+                case = await self.case(case_id)
+            offer = case.pending_offer
+            if offer is None or offer.worker_id != worker_id:
+                raise CoreError(f"case {case_id!r} could not be offered to {worker_id} (they "
+                                "declined or missed it before); try another person",
+                                reason="excluded")
+            now = self.clock.now()
+            case = await self._router_event(case_id, "offer_result", {
+                "offer_id": offer.offer_id, "worker_id": worker_id, "status": "accepted",
+                "reason": f"assigned by {by}"})
+            await self._effects(self._engine.offer_result(offer.offer_id, OfferStatus.accepted,
+                                                         now))
+            if case.queued_at is not None:
+                self._answered.append((now, now - case.queued_at))
+            if note:
+                case = await self._router_event(case_id, "note", {"author": by, "text": note})
+            self._emit(events.OfferClosed(offer.offer_id, worker_id, "accepted"))
+            return case
+
     async def handback(self, case_id: str, worker_id: str, reason: str, note: str) -> Case:
         async with self._unit():
+            await self.warm.cancel(case_id, "handed back to the AI")
             case = await self._router_event(case_id, "handback", {
                 "worker_id": worker_id, "reason": reason, "note": note})
             await self._effects(self._engine.release(case_id, self.clock.now()))
@@ -973,7 +1077,8 @@ class RouterCore:
                 return alert
             now = self.clock.now()
             alert["acknowledged_by"], alert["acknowledged_at"] = by, now
-            if alert.get("case_id") and alert["case_id"] in self._open:
+            if alert.get("kind") == "emergency" and alert.get("case_id") \
+                    and alert["case_id"] in self._open:
                 await self._router_event(alert["case_id"], "signal", {
                     "name": "emergency_acknowledged", "value": True,
                     "detail": {"alert_id": alert_id, "by": by, "at": now}})
@@ -1106,6 +1211,42 @@ class RouterCore:
         state = self._engine.pool.get(worker_id)
         return {"load": {c.value: n for c, n in state.load.items()} if state else {},
                 "idle_since": state.idle_since if state else None}
+
+    # --- workspace queries (router/service/routes_workspace.py) ---------------------------
+
+    def offer(self, offer_id: str) -> Offer | None:
+        """A pending offer by id (a warm transfer's carries its search id: see warm.real_id)."""
+        entry = self._engine.offers.get(offer_id)
+        return entry[0] if entry else None
+
+    def availability(self, worker_id: str) -> dict[str, Any]:
+        """What the directory shows of a person: channels they can take now, and whether a
+        closed case's wrap-up still holds their capacity."""
+        state = self._engine.pool.get(worker_id)
+        return {"can_take": [c.value for c in Channel if state is not None
+                             and self._engine.pool.can_take(state, c)],
+                "wrapping_up": any(w == worker_id for w, _ in self._engine.wrapups.values())}
+
+    def waiting_by_queue(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for qc in self._engine.cases.values():
+            if self.warm.owns(qc.case_id):
+                continue
+            name = qc.req.workflow or "default"
+            out[name] = out.get(name, 0) + 1
+        return out
+
+    def why_not(self, case: Case) -> list[dict[str, Any]]:
+        """Per workflow step, who could take ``case`` now or the requirement no one available
+        meets (router/matching/explain.py)."""
+        from router.matching.explain import explain
+
+        req = case.requirement
+        pool = self._engine.pool
+        workers = [w for w in (pool.get(x.id) for x in self.cfg.workers.workers) if w]
+        return explain(self._engine._workflow(req).steps, req, workers,
+                       lambda w: pool.can_take(w, req.channel), excluded=case.excluded_workers,
+                       current_step=self.step_of(case.id))
 
     def high_water_of(self, origin: str) -> int:
         """The highest seq of ``origin`` the core has taken (staged, maybe not yet durable)."""
