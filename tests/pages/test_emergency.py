@@ -18,6 +18,7 @@ import pytest
 
 from sandbox.procs import EdgeProcess
 from tests.mqtt.helpers import fleet_config
+from tests.pages.test_desk import browser  # noqa: F401 (fixture)
 from tests.pages.test_desk import shot as desk_shot  # noqa: F401 (fixture)
 from tests.telepresence.conftest import broker, router, token  # noqa: F401 (fixtures)
 
