@@ -17,11 +17,7 @@ REASON = re.compile(r"^[a-z][a-z0-9_]{1,60}$")
 # Classes whose modules other branches of issue 13 rewrite at the same time (the core, the MQTT
 # client, bridge and relay, the station, the peer): they join the root when those land, and
 # then leave this list. Nothing else may be added here.
-NOT_YET = {
-    "router.mqtt.bridge.BridgeError", "common.mqtt.client.MqttError",
-    "common.mqtt.client.NotConnected", "edge.station.StationError",
-    "edge.webrtc.peer.PeerError", "edge.webrtc.peer.PeerClosedError",
-}
+NOT_YET: set[str] = set()  # all joined
 
 
 def _exception_classes() -> list[type[BaseException]]:
