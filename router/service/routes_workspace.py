@@ -86,7 +86,7 @@ async def directory(core: Core, principal: Principal = Desk) -> dict[str, Any]:
 async def warm_transfer(case_id: str, body: WarmTransferIn, core: Core, request: Request,
                         principal: Principal = require(*WORKER_ROLES, Role.supervisor)
                         ) -> dict[str, Any]:
-    """Warm transfer (router/service/warm.py): you keep the resident — video, chat — until
+    """Warm transfer (router/service/core/warm.py): you keep the resident — video, chat — until
     the next person accepts; if nobody does within ``timeout_s`` the case stays with you and
     the reason comes back (WebSocket ``transfer`` message, and a note on the case)."""
     case = await core.case(case_id)

@@ -49,7 +49,7 @@ from router.packet import full_packet
 from router.service.alerts import AlertBuffer
 from router.service.core import events
 from router.service.core.errors import CoreError, Forbidden, Invalid, NotFound, Unavailable
-from router.service.warm import WarmTransfers
+from router.service.core.warm import WarmTransfers
 from router.store.sync import SyncStore
 
 log = logging.getLogger("baton.core")
@@ -528,7 +528,7 @@ class RouterCore:
             shadow = getattr(getattr(eff, "offer", None), "case_id", None) \
                 or getattr(eff, "case_id", None)
             if shadow is not None and self.warm.owns(shadow):
-                await self.warm.effect(eff)  # a warm transfer's search (router/service/warm.py)
+                await self.warm.effect(eff)  # a warm transfer's search (router/service/core/warm.py)
                 continue
             if isinstance(eff, OfferMade):
                 case = await self._router_event(eff.offer.case_id, "offer",
@@ -774,7 +774,7 @@ class RouterCore:
 
     async def warm_transfer(self, case_id: str, worker_id: str, requirement: Requirement,
                             note: str, to_worker: str | None, timeout_s: float) -> dict:
-        """Start a warm transfer (router/service/warm.py): the case stays with ``worker_id``
+        """Start a warm transfer (router/service/core/warm.py): the case stays with ``worker_id``
         until the next person accepts, or returns to them after ``timeout_s``."""
         async with self._unit():
             return await self.warm.start(case_id, worker_id, requirement, note, to_worker,
