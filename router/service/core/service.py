@@ -821,15 +821,17 @@ class RouterCore:
         return self._open.get(case_id) or case
 
     async def take(self, case_id: str, taker: str, note: str = "") -> Case:
-        """A supervisor on the worker roster takes a connected case: a warm transfer to
+        """A supervisor on the worker roster (workers.yaml, or a supervisor with languages in
+        tokens.yaml: router/config.py) takes a connected case: a warm transfer to
         them, accepted at once (their desk picks it up); ``note`` is recorded as theirs.
         Everything is checked before anything is staged, so a refusal changes nothing."""
         worker = next((w for w in self.cfg.workers.workers if w.id == taker), None)
         if worker is None:
             raise Forbidden(f"you ({taker}) are not in the worker roster, so no case can be "
-                            f"assigned to you: add a worker with id {taker!r} to "
-                            "config/workers.yaml, or reassign the case to a worker",
-                            reason="not_in_roster")
+                            f"assigned to you: give your entry in config/tokens.yaml the "
+                            "languages you work in (or add a worker with id "
+                            f"{taker!r} to config/workers.yaml), or reassign the case to a "
+                            "worker", reason="not_in_roster")
         async with self._unit():
             case = await self.case(case_id)
             if case is None:
