@@ -178,11 +178,18 @@ class TokenConfig(_C):
     role: Role
     token: str | None = Field(default=None, min_length=16)
     token_env: str | None = None
+    # A supervisor who is not on the worker roster takes cases from the floor in these
+    # languages (levels 1-5): load_config adds them to the roster as floor staff.
+    languages: dict[LangCode, Level] | None = None
+    name: str = ""
 
     @model_validator(mode="after")
     def _one_source(self):
         if not self.token and not self.token_env:
             raise ValueError("give token or token_env")
+        if self.languages is not None and self.role is not Role.supervisor:
+            raise ValueError("only a supervisor entry takes languages (workers are listed "
+                             "in workers.yaml)")
         return self
 
 
@@ -255,6 +262,7 @@ def load_config(directory: str | Path | None = None) -> BatonConfig:
     directory = config_dir(directory)
     parts = {name: parse_file(directory / fname, model) for name, (fname, model) in _FILES.items()}
     cfg = BatonConfig(directory=str(directory), **parts)
+    _add_supervisors(cfg)
     _cross_check(cfg, directory)
     from router.transition import load_transition_config  # it imports this module
 
@@ -262,6 +270,19 @@ def load_config(directory: str | Path | None = None) -> BatonConfig:
         directory, languages=set(cfg.languages.languages), skills=set(cfg.skills.skills),
         sites={s.id for s in cfg.sites.sites})
     return cfg
+
+
+def _add_supervisors(cfg: BatonConfig) -> None:
+    """Supervisors with languages in tokens.yaml who are not on the worker roster join it as
+    floor staff, so they can take a case from the floor and work it at the desk (the core
+    knows only roster workers: presence, capacity, offers). Checked like every worker."""
+    on_roster = {w.id for w in cfg.workers.workers}
+    for entry in cfg.tokens.tokens:
+        if entry.languages and entry.subject not in on_roster:
+            cfg.workers.workers.append(Worker(
+                id=entry.subject, name=entry.name or entry.subject,
+                kind=WorkerKind.floor_staff, languages=entry.languages))
+            on_roster.add(entry.subject)
 
 
 def _cross_check(cfg: BatonConfig, directory: Path) -> None:

@@ -217,7 +217,7 @@ export function initCaseActions(context) {
     e.preventDefault();
     caseAction(e.target, async (id) => {
       // Warm: the case stays with you (video, chat) until the next person accepts; nobody in
-      // time and it simply stays, with the reason (router/service/warm.py).
+      // time and it simply stays, with the reason (router/service/core/warm.py).
       const body = { skills: parseSkills($("tr-skills").value), note: $("tr-note").value,
         timeout_s: Number($("tr-timeout").value) || 60 };
       for (const [key, input] of [["language", "tr-language"], ["workflow", "tr-workflow"], ["to_worker", "tr-worker"]]) {

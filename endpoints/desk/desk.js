@@ -356,7 +356,7 @@ function onCase(c) {
   refreshPacket(c.id);
 }
 
-// The sender's view of a warm transfer (router/service/warm.py, "transfer" messages): pending
+// The sender's view of a warm transfer (router/service/core/warm.py, "transfer" messages): pending
 // while the case stays here, then accepted (it moved), returned (nobody in time: it stays,
 // with the reason) or cancelled. Never stuck on "requested".
 function onTransfer(t) {

@@ -365,7 +365,6 @@ function renderCases() {
   const rows = activeCases();
   $("cases-none").hidden = rows.length > 0;
   $("take-help").hidden = !state.workers.length || onRoster();
-  $("take-help").textContent = "You are not on the worker roster: taking a case opens it on your desk (/desk) with live translation; your desk must be open.";
   // The table is rebuilt every second: keep the keyboard focus on the same button.
   const f = document.activeElement;
   const keep = f && f.dataset && f.dataset.action && $("cases").contains(f)

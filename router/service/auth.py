@@ -22,7 +22,8 @@ from router.config import BatonConfig
 
 WORKER_ROLES = frozenset({Role.agent, Role.specialist, Role.remote_worker})
 STAFF_ROLES = frozenset({Role.supervisor, Role.admin})
-# Who may work cases at the desk: workers, and supervisors who are also on the worker roster
+# Who may work cases at the desk: workers, and supervisors on the worker roster (workers.yaml,
+# or a supervisor entry with languages in tokens.yaml: router/config.py adds them)
 # (they take cases themselves: POST /v1/cases/{id}/take).
 DESK_ROLES = WORKER_ROLES | {Role.supervisor}
 

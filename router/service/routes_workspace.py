@@ -86,7 +86,7 @@ async def directory(core: Core, principal: Principal = Desk) -> dict[str, Any]:
 async def warm_transfer(case_id: str, body: WarmTransferIn, core: Core, request: Request,
                         principal: Principal = require(*WORKER_ROLES, Role.supervisor)
                         ) -> dict[str, Any]:
-    """Warm transfer (router/service/warm.py): you keep the resident — video, chat — until
+    """Warm transfer (router/service/core/warm.py): you keep the resident — video, chat — until
     the next person accepts; if nobody does within ``timeout_s`` the case stays with you and
     the reason comes back (WebSocket ``transfer`` message, and a note on the case)."""
     case = await core.case(case_id)
@@ -202,10 +202,11 @@ async def get_trends(core: Core, principal: Principal = Staff,
     """Waiting, service level, ASA, escalation rate/precision/recall per time bucket over
     the last ``hours``, from the store's cases and events (router/trends.py)."""
     now = core.clock.now()
-    cases = await core.store.list_cases(limit=MAX_TREND_CASES)
     since = now - hours * 3600
-    cases = [c for c in cases if c.updated_at >= since or not c.terminal]
-    items = [(c, await core.store.case_events(c.id)) for c in cases]
+    # One query for the cases and their events (not one events query per case).
+    items = [(c, events) for c, events
+             in await core.store.recent_cases_with_events(MAX_TREND_CASES)
+             if c.updated_at >= since or not c.terminal]
     try:
         return trends(items, now=now, hours=hours, bucket_s=bucket_s,
                       service_level_s=core.cfg.routing.service_level_s, site=site,

@@ -176,7 +176,8 @@ async def _handle(core: RouterCore, conn: Connection, principal, raw: str,
         elif isinstance(msg, PresenceMsg):
             if core.presence_of(principal.subject) is None:
                 raise Forbidden(f"you ({principal.subject}) are not in the worker roster "
-                                "(config/workers.yaml): only people on it have a presence "
+                                "(config/workers.yaml, or a supervisor with languages in "
+                                "config/tokens.yaml): only people on it have a presence "
                                 "and take cases", reason="not_in_roster")
             await core.set_presence(principal.subject, msg.presence, "set from the desk")
         elif isinstance(msg, AcceptMsg):

@@ -38,6 +38,10 @@ StubNotification.permission = "default";
 StubNotification.requestPermission = async () => {
   window.__asked++; StubNotification.permission = "granted"; return "granted"; };
 window.Notification = StubNotification;
+// The page in the background: set window.__background to make document.hasFocus() false.
+window.__background = false;
+const realHasFocus = Document.prototype.hasFocus;
+Document.prototype.hasFocus = function () { return !window.__background && realHasFocus.call(this); };
 """
 
 
@@ -132,9 +136,15 @@ def test_offers_cannot_be_missed_and_away_is_explained(router, browser):  # noqa
     page.get_by_label("Available").check()
     wait_presence(client, "mateo", "available")
 
+    title = page.title()
+    page.evaluate("window.__background = true")  # the worker is in another tab
     case_id = escalate(client)
     offer = page.locator("li.offer", has_text=case_id)
     expect(offer).to_be_visible()
+    # The title flashes while the offer is pending: it alternates with the page's own title.
+    page.wait_for_function("() => document.title.startsWith('● New offer')")
+    page.wait_for_function(f"() => document.title === {title!r}")
+    page.wait_for_function("() => document.title.startsWith('● New offer')")
     # The resident's words and why, in plain language; a visible countdown.
     expect(offer.locator("blockquote.words").last).to_contain_text(
         "Prefiero hablar con una persona, por favor.")
@@ -160,6 +170,10 @@ def test_offers_cannot_be_missed_and_away_is_explained(router, browser):  # noqa
     expect(banner).to_contain_text("You were set to Away because 1 offers in a row timed out")
     expect(page.locator("li.offer")).to_have_count(0)
     expect(page.get_by_label("Away")).to_be_checked()
+    # No offer pending: the title stops flashing and is the page's own again.
+    assert page.title() == title and page.evaluate(
+        "document.documentElement.dataset.titleFlash") is None
+    page.evaluate("window.__background = false")
     visit(page, "03-away-explained")
     page.get_by_role("button", name="I'm back: set me available").click()
     expect(banner).to_be_hidden()

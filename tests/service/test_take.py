@@ -3,8 +3,21 @@ to their own worker id, accepted at once, worked from their desk's WebSocket lik
 
 from __future__ import annotations
 
-from tests.service.conftest import auth, token
+import yaml
+
+from router.config import load_config
+from tests.service.conftest import auth, config_copy, token
 from tests.service.test_api import _connect, recv_until
+
+
+def without_staff_languages(tmp_path):
+    """config/ with floor-supervisor's languages removed: a supervisor off the roster."""
+    cfg = config_copy(tmp_path)
+    tokens = yaml.safe_load((cfg / "tokens.yaml").read_text())
+    entry = next(t for t in tokens["tokens"] if t["subject"] == "floor-supervisor")
+    del entry["languages"]
+    (cfg / "tokens.yaml").write_text(yaml.safe_dump(tokens, allow_unicode=True))
+    return cfg
 
 
 def take(router, case_id: str, who: str = "sato-floor", **body):
@@ -57,9 +70,6 @@ def test_take_refusals_say_what_to_do_and_change_nothing(router):
 
     r = take(router, case["id"], who="ken")
     assert r.status_code == 403 and "supervisor" in r.json()["message"]
-    r = take(router, case["id"], who="supervisor")  # floor-supervisor: not on the roster
-    assert r.status_code == 403 and r.json()["reason"] == "not_in_roster"
-    assert "worker roster" in r.json()["message"] and "config/workers.yaml" in r.json()["message"]
     r = take(router, case["id"])  # sato-floor is offline: no desk open
     assert r.status_code == 409 and r.json()["reason"] == "taker_unavailable"
     assert "/desk" in r.json()["message"]
@@ -82,7 +92,47 @@ def test_take_refusals_say_what_to_do_and_change_nothing(router):
     assert r.status_code == 409 and r.json()["reason"] == "already_yours"
 
 
-def test_supervisor_off_the_roster_is_told_at_the_desk(router):
+def test_a_supervisor_off_workers_yaml_takes_a_case_and_works_it(router):
+    """floor-supervisor is not in workers.yaml: their tokens.yaml entry names the languages
+    they work in, so they join the roster as floor staff, take a case and close it."""
+    assert "floor-supervisor" not in {w["id"] for w in yaml.safe_load(
+        open(load_config().directory + "/workers.yaml"))["workers"]}
+    assert router.core.presence_of("floor-supervisor") is not None
+    router.available("haruto")
+    case = _connect(router, "haruto", skills={"residency": 3})
+    r = take(router, case["id"], who="supervisor")
+    assert r.status_code == 409 and r.json()["reason"] == "taker_unavailable"  # desk closed
+    with router.client.websocket_connect("/v1/ws", headers={"Authorization": f"Bearer {token('supervisor')}"}) as desk:
+        assert desk.receive_json()["role"] == "supervisor"
+        desk.send_json({"type": "presence", "presence": "available"})
+        assert recv_until(desk, "presence")["presence"] == "available"
+        r = take(router, case["id"], who="supervisor", note="Mine now.")
+        assert r.status_code == 200, r.text
+        assert r.json()["assigned_worker"] == "floor-supervisor"
+        mine = recv_until(desk, "case")["case"]
+        while mine["id"] != case["id"] or mine["state"] != "connected":
+            mine = recv_until(desk, "case")["case"]
+        assert mine["assigned_worker"] == "floor-supervisor"
+        r = router.client.post(f"/v1/cases/{case['id']}/messages", headers=auth("supervisor"),
+                               json={"text": "I'm the floor supervisor, I will help you."})
+        assert r.status_code == 201, r.text
+    people = router.client.get("/v1/directory", headers=auth("supervisor")).json()["people"]
+    me = next(p for p in people if p["id"] == "floor-supervisor")
+    assert me["kind"] == "floor_staff" and me["languages"] == {"ja": 4, "en": 4}
+    r = router.client.post(f"/v1/cases/{case['id']}/close", headers=auth("supervisor"),
+                           json={"status": "resolved", "ai_verdict": "right"})
+    assert r.status_code == 200 and r.json()["state"] == "resolved"
+
+
+def test_a_supervisor_without_languages_is_refused_and_told_what_to_do(make_router, tmp_path):
+    router = make_router(without_staff_languages(tmp_path))
+    assert router.core.presence_of("floor-supervisor") is None
+    router.available("haruto")
+    case = _connect(router, "haruto", skills={"residency": 3})
+    r = take(router, case["id"], who="supervisor")
+    assert r.status_code == 403 and r.json()["reason"] == "not_in_roster"
+    assert "config/tokens.yaml" in r.json()["message"]
+    assert "config/workers.yaml" in r.json()["message"]
     with router.client.websocket_connect("/v1/ws", headers={"Authorization": f"Bearer {token('supervisor')}"}) as desk:
         desk.receive_json()
         desk.send_json({"type": "presence", "presence": "available"})

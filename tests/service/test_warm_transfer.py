@@ -1,4 +1,4 @@
-"""Warm transfer (router/service/warm.py) on the real app with a manual clock: the first
+"""Warm transfer (router/service/core/warm.py) on the real app with a manual clock: the first
 worker keeps the case until the next person accepts; nobody in time → it stays with them,
 with a typed reason; a decline keeps looking; closing cancels the search."""
 

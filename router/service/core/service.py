@@ -51,7 +51,7 @@ from router.packet import full_packet
 from router.service.alerts import AlertBuffer
 from router.service.core import events
 from router.service.core.errors import CoreError, Forbidden, Invalid, NotFound, Unavailable
-from router.service.warm import WarmTransfers
+from router.service.core.warm import WarmTransfers
 from router.store.sync import SyncStore
 
 log = logging.getLogger("baton.core")
@@ -532,7 +532,7 @@ class RouterCore:
             shadow = getattr(getattr(eff, "offer", None), "case_id", None) \
                 or getattr(eff, "case_id", None)
             if shadow is not None and self.warm.owns(shadow):
-                await self.warm.effect(eff)  # a warm transfer's search (router/service/warm.py)
+                await self.warm.effect(eff)  # a warm transfer's search (router/service/core/warm.py)
                 continue
             if isinstance(eff, OfferMade):
                 case = await self._router_event(eff.offer.case_id, "offer",
@@ -778,7 +778,7 @@ class RouterCore:
 
     async def warm_transfer(self, case_id: str, worker_id: str, requirement: Requirement,
                             note: str, to_worker: str | None, timeout_s: float) -> dict:
-        """Start a warm transfer (router/service/warm.py): the case stays with ``worker_id``
+        """Start a warm transfer (router/service/core/warm.py): the case stays with ``worker_id``
         until the next person accepts, or returns to them after ``timeout_s``."""
         async with self._unit():
             return await self.warm.start(case_id, worker_id, requirement, note, to_worker,
@@ -825,15 +825,17 @@ class RouterCore:
         return self._open.get(case_id) or case
 
     async def take(self, case_id: str, taker: str, note: str = "") -> Case:
-        """A supervisor on the worker roster takes a connected case: a warm transfer to
+        """A supervisor on the worker roster (workers.yaml, or a supervisor with languages in
+        tokens.yaml: router/config.py) takes a connected case: a warm transfer to
         them, accepted at once (their desk picks it up); ``note`` is recorded as theirs.
         Everything is checked before anything is staged, so a refusal changes nothing."""
         worker = next((w for w in self.cfg.workers.workers if w.id == taker), None)
         if worker is None:
             raise Forbidden(f"you ({taker}) are not in the worker roster, so no case can be "
-                            f"assigned to you: add a worker with id {taker!r} to "
-                            "config/workers.yaml, or reassign the case to a worker",
-                            reason="not_in_roster")
+                            f"assigned to you: give your entry in config/tokens.yaml the "
+                            "languages you work in (or add a worker with id "
+                            f"{taker!r} to config/workers.yaml), or reassign the case to a "
+                            "worker", reason="not_in_roster")
         async with self._unit():
             case = await self.case(case_id)
             if case is None:

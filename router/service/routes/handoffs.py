@@ -72,7 +72,8 @@ async def transfer_case(case_id: str, body: views.TransferCase, core: Core, audi
 async def take_case(case_id: str, core: Core, audit: Audit, principal: Supervisor,
                     body: views.TakeCase | None = None) -> dict[str, Any]:
     """A supervisor takes a connected case themselves: a warm transfer to their own worker
-    id, accepted at once. They must be on the worker roster (config/workers.yaml) and
+    id, accepted at once. They must be on the worker roster (config/workers.yaml, or a supervisor with languages
+    in config/tokens.yaml) and
     available on their desk (/desk), where they then work the case."""
     holder = (await visible_case(core, principal, case_id)).assigned_worker
     case = await core.take(case_id, principal.subject, body.note if body else "")

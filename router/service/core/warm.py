@@ -1,4 +1,4 @@
-"""Warm transfer as people mean it: the first worker keeps the case — video, chat, capacity —
+"""Warm transfer as people mean it (a collaborator of the core, inside its package): the first worker keeps the case — video, chat, capacity —
 while the router looks for the next person; the case moves only when that person accepts;
 if nobody accepts within the timeout it simply stays with the first worker, who is told why.
 
@@ -215,12 +215,13 @@ class WarmTransfers:
 
 
 def _preview(case, p: Pending) -> dict[str, Any]:
-    from router.service import views
-
-    out = views.case_preview(case)
-    out["skills"] = dict(p.requirement.skills)
-    out["waiting_since"] = None
-    out["last_handoff"] = {"at": case.updated_at, "kind": "warm transfer",
-                           "from_owner": p.from_worker, "to_owner": p.to_worker,
-                           "note": p.note}
-    return out
+    """What the receiver's offer shows (the shape of views.case_preview), with the transfer's
+    requirement and note."""
+    return {"id": case.id, "site": case.site, "device": case.device,
+            "language": case.language, "channel": case.channel.value, "intent": case.intent,
+            "state": case.state.value, "priority": p.requirement.priority,
+            "skills": dict(p.requirement.skills), "waiting_since": None,
+            "transfers": case.transfers,
+            "last_handoff": {"at": case.updated_at, "kind": "warm transfer",
+                             "from_owner": p.from_worker, "to_owner": p.to_worker,
+                             "note": p.note}}
