@@ -177,23 +177,47 @@ class RotatingWorker(SimulatedWorker):
             async for raw in ws:
                 msg = json.loads(raw)
                 if msg["type"] == "offer":
-                    spawn(self._answer(ws, http, msg["offer"]))
+                    spawn(self._resyncing(ws, self._answer(ws, http, msg["offer"])))
                 elif msg["type"] == "hello":
                     for offer in msg.get("offers", []):
-                        spawn(self._answer(ws, http, offer))
+                        spawn(self._resyncing(ws, self._answer(ws, http, offer)))
                     for case in msg.get("cases", []):
                         if case.get("assigned_worker") == self.worker_id and \
                                 case.get("state") == "connected":
-                            spawn(self._close(http, case["id"]))
+                            spawn(self._resyncing(ws, self._close(http, case["id"])))
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    @staticmethod
+    async def _resyncing(ws, work) -> None:
+        """A request that failed (its router died): drop the socket, so the reconnect's
+        hello snapshot says what we hold and what is offered to us."""
+        try:
+            await work
+        except httpx.HTTPError:
+            await ws.close()
+
+    async def _answer(self, ws, http: httpx.AsyncClient, offer: dict) -> None:
+        await asyncio.sleep(self.rng.uniform(*self.answer_s))
+        if self.rng.random() < self.decline_rate:
+            await ws.send(json.dumps({"type": "reject", "offer_id": offer["offer_id"],
+                                      "reason": "busy with paperwork"}))
+            return
+        r = await http.post(f"/v1/offers/{offer['offer_id']}/accept")
+        if r.status_code in (421, 503):
+            r.raise_for_status()
+        if r.status_code == 200:
+            await self._close(http, offer["case_id"])
+            self.handled += 1
+
     async def _close(self, http: httpx.AsyncClient, case_id: str) -> None:
         await asyncio.sleep(self.rng.uniform(*self.handle_s))
-        await http.post(f"/v1/cases/{case_id}/close", json={"status": "resolved",
-                                                            "code": "answered"})
+        r = await http.post(f"/v1/cases/{case_id}/close", json={"status": "resolved",
+                                                                "code": "answered"})
+        if r.status_code in (421, 503):
+            r.raise_for_status()  # not the leader any more: resync elsewhere
 
 
 @dataclass

@@ -168,6 +168,13 @@ async def partitioned(app: FastAPI, cfg, store, settings: HaSettings, *, clock=N
         term.extras["since"] = time.time()
 
     async def lose(term: Term) -> None:
+        # The partition's sockets must reconnect (to its new leader) and resync from hello.
+        hub = term.extras.get("hub")
+        if hub is not None:
+            conns = {c for cs in hub._by_subject.values() for c in cs} | set(hub._watchers)
+            for conn in conns:
+                conn.send({"type": "_close", "reason": "this router no longer leads the "
+                           f"partition {term.partition}: reconnect"})
         feed = term.extras.pop("feed", None)
         if feed is not None:
             feed.cancel()
