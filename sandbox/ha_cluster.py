@@ -59,7 +59,7 @@ class Cluster:
         self.lease_s = lease_s
 
     def start(self, name: str) -> None:
-        self.routers[name].start(timeout=60)
+        self.routers[name].start(timeout=120)
 
     def start_all(self) -> None:
         for name in self.routers:

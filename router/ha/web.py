@@ -68,7 +68,7 @@ class Metrics:
         self.open_cases = Gauge("baton_open_cases", "open cases in the led partitions",
                                 registry=r)
         self.open_cases.set_function(
-            lambda: sum(len(t.core._open) for t in leadership.terms.values()))
+            lambda: sum(len(t.core.open_cases()) for t in leadership.terms.values()))
         self.not_leader = Counter("baton_not_leader_total", "requests for a partition this "
                                   "router does not lead", registry=r)
 
