@@ -1,7 +1,7 @@
 """The web side of partitioned mode: per-partition URLs, /readyz, /metrics, the lifespan.
 
-Partitioned mode is on when BATON_HA_INSTANCE names this router (and the store is
-PostgreSQL); otherwise nothing here runs and the router is the single-router default.
+Partitioned mode is on when BATON_HA_INSTANCE names this router (router/ha/settings.py;
+the store must be PostgreSQL); otherwise nothing here runs and the router is the single-router default.
 
 Every existing REST route and the worker WebSocket are served per partition under
 ``/p/<partition>/`` (``/p/city/v1/cases``, ``/p/city/v1/ws``): the router that leads the
@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -28,24 +26,9 @@ from sqlalchemy import text
 
 from router.ha.leader import Leadership, Term
 from router.ha.partitions import load_partitions
+from router.ha.settings import HaSettings
 
 _PREFIX = re.compile(r"^/p/([A-Za-z0-9][A-Za-z0-9_.:-]{0,63})(/.*)$")
-
-
-@dataclass(frozen=True)
-class HaSettings:
-    instance: str
-    ttl_s: float = 3.0
-    poll_s: float = 0.5
-
-
-def ha_settings_from_env(env=None) -> HaSettings | None:
-    env = os.environ if env is None else env
-    instance = env.get("BATON_HA_INSTANCE", "").strip()
-    if not instance:
-        return None
-    return HaSettings(instance=instance, ttl_s=float(env.get("BATON_HA_LEASE_S", "3")),
-                      poll_s=float(env.get("BATON_HA_POLL_S", "0.5")))
 
 
 class Metrics:

@@ -161,7 +161,7 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
                   "`Authorization: Bearer <token>` (see docs/security.md).")
     app.state.cfg = cfg
     app.state.tokens = TokenBook(cfg)
-    from router.ha.web import ha_settings_from_env
+    from router.ha.settings import ha_settings_from_env
 
     ha = ha_settings_from_env()  # None: the single-router default
     if ha is not None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from router.ha.web import ha_settings_from_env
+from router.ha.settings import ha_settings_from_env
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.ha.yml").read_text())
