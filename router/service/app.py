@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -118,6 +119,17 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
 
         bridge_settings = settings_from_env() if mqtt is None else (mqtt or None)
         store = await open_store(db_url or default_db_url())
+        if ha is not None:  # partitioned mode (router/ha/): one core per led partition
+            from router.ha.web import partitioned
+
+            app.state.core = app.state.hub = None
+            app.state.audit = AuditLog(clock.now if clock else time.time, _audit_path(db_url))
+            try:
+                async with partitioned(app, cfg, store, ha, clock=clock, autotick=autotick):
+                    yield
+            finally:
+                await store.close()
+            return
         core = RouterCore(cfg, store, clock=clock, autotick=autotick)
         app.state.core = core
         app.state.audit = core.audit = AuditLog(core.clock.now, _audit_path(db_url))
@@ -152,6 +164,14 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
                   "`Authorization: Bearer <token>` (see docs/security.md).")
     app.state.cfg = cfg
     app.state.tokens = TokenBook(cfg)
+    from router.ha.settings import ha_settings_from_env
+
+    ha = ha_settings_from_env()  # None: the single-router default
+    if ha is not None:
+        from router.ha.web import PartitionPrefix, ha_routes
+
+        app.add_middleware(PartitionPrefix)
+        app.include_router(ha_routes(app))
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders, force_https=tls)
     add_docs_and_icon(app)

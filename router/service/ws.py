@@ -56,7 +56,8 @@ Incoming = TypeAdapter(Annotated[Union[PresenceMsg, AcceptMsg, RejectMsg, PingMs
 
 @ws_router.websocket("/v1/ws")
 async def worker_socket(ws: WebSocket) -> None:
-    core: RouterCore = ws.app.state.core
+    # Partitioned mode (router/ha/web.py) puts the partition's core and hub on the request.
+    core: RouterCore = getattr(ws.state, "core", None) or ws.app.state.core
     await ws.accept()  # before any refusal, so the client sees the close code and reason
     if "token" in ws.query_params:
         # Refused even when valid: URLs end up in access logs and browser history.
@@ -73,7 +74,7 @@ async def worker_socket(ws: WebSocket) -> None:
     if audit is not None:
         audit.token_used(principal.subject, ws.client.host if ws.client else None, "ws")
     conn = Connection(principal.subject, principal.role)
-    hub: Hub = ws.app.state.hub
+    hub: Hub = getattr(ws.state, "hub", None) or ws.app.state.hub
     hub.attach(conn)
     core.connected(principal.subject)
     sender = asyncio.create_task(_send_loop(ws, conn), name=f"ws-send-{principal.subject}")

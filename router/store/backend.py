@@ -7,7 +7,7 @@ Everything else in the store is written once against ``Backend``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -34,12 +34,18 @@ class Backend:
     where: str  # the URL with the password hidden, for messages
     # Blocking set-up to run in a thread before first use (e.g. create the SQLite directory).
     prepare: Callable[[], None] | None = None
+    # Run first in every write transaction; raises to refuse the write. High availability
+    # (router/ha/leases.py) puts the leader's epoch check here, so a deposed leader's write
+    # fails in the very transaction that would have stored it. None: no check.
+    fence: Callable[[AsyncConnection], Awaitable[None]] | None = None
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction: commits on exit, rolls back on any exception."""
         async with self.write_lock or nullcontext():
             async with self.engine.begin() as conn:
+                if self.fence is not None:
+                    await self.fence(conn)
                 yield conn
 
     @asynccontextmanager

@@ -120,3 +120,17 @@ device_presence = sa.Table(
     sa.Column("last_seen", sa.Double(), nullable=False),
     sa.Column("telemetry", sa.JSON()),
 )
+
+# --- high availability (router/ha/; revision 0004) ----------------------------------------
+
+# One row per partition: who leads it, under which epoch, until when (seconds since the
+# epoch, PostgreSQL's clock, so routers' clocks never matter). The epoch grows by one at
+# every change of holder; every append of the leader checks its (holder, epoch) row in the
+# same transaction (router/ha/leases.py), so a deposed leader cannot write.
+leases = sa.Table(
+    "leases", metadata,
+    sa.Column("partition", sa.String(ID), primary_key=True),
+    sa.Column("holder", sa.String(ID), nullable=False),
+    sa.Column("epoch", sa.BigInteger(), nullable=False),
+    sa.Column("expires_at", sa.Double(), nullable=False),
+)

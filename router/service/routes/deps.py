@@ -18,7 +18,11 @@ MAX_OFFSET = 1_000_000  # every integer query parameter has bounds (no 500 on 2*
 
 
 async def core_of(request: Request) -> RouterCore:
-    return request.app.state.core
+    # Partitioned mode (router/ha/web.py) puts the partition's core on the request.
+    core = getattr(request.state, "core", None) or request.app.state.core
+    if core is None:
+        raise HTTPException(421, "this router runs partitions: use /p/<partition>/v1/...")
+    return core
 
 
 Core = Annotated[RouterCore, Depends(core_of)]
