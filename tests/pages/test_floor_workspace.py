@@ -209,7 +209,10 @@ def test_floor_trends_assign_why_not_alert_actions_and_small_screens(router, bro
     expect(desk.locator("#case-meta")).to_contain_text("with floor-supervisor")
     desk.get_by_label("Message to the resident").fill("I am the floor supervisor; I will help you.")
     desk.get_by_role("button", name="Send", exact=True).click()
-    expect(desk.locator("#transcript")).to_contain_text("I am the floor supervisor")
+    status = desk.locator("#chat-status")
+    expect(status).not_to_be_empty()
+    assert "Not sent" not in status.inner_text(), status.inner_text()
+    expect(desk.locator("#error")).to_be_hidden()
     visit(desk, "10-supervisor-desk-working-the-case")
     events = client.get(f"/v1/cases/{ja_id}/events", headers=admin).json()["events"]
     transfer = [e for e in events if e["type"] == "transfer"][-1]["payload"]
