@@ -120,7 +120,9 @@ def test_floor_trends_assign_why_not_alert_actions_and_small_screens(router, bro
     case_id = r.json()["id"]
     row = page.locator(f'#cases tr[data-case="{case_id}"]')
     expect(row).to_contain_text("queued")
-    expect(page.locator('#workers tr[data-worker="ken"]')).to_contain_text("available for")
+    # Time in state comes from /v1/directory, which the page reads every 5 s.
+    expect(page.locator('#workers tr[data-worker="ken"]')).to_contain_text(
+        "available for", timeout=12_000)
     row.get_by_role("button", name=f"Assign case {case_id} to a person").click()
     why = page.locator("#whynot")
     step1 = why.locator('li[data-step="specialist_in_language"]')
@@ -211,6 +213,7 @@ def test_floor_trends_assign_why_not_alert_actions_and_small_screens(router, bro
     desk.get_by_role("button", name="Send", exact=True).click()
     status = desk.locator("#chat-status")
     expect(status).not_to_be_empty()
+    expect(status).not_to_have_text("Sending…")
     assert "Not sent" not in status.inner_text(), status.inner_text()
     expect(desk.locator("#error")).to_be_hidden()
     visit(desk, "10-supervisor-desk-working-the-case")

@@ -368,7 +368,7 @@ def test_warm_transfer_consult_then_handover(calm_router, browser):  # noqa: F81
     expect(b.locator("#consult-log")).to_contain_text(
         "mateo (", timeout=TIMEOUT_MS)
     expect(b.locator("#consult-log")).to_contain_text("where to pay her taxes; can you take it?")
-    visit(b, "09-consult-receiver-offer")
+    visit(b, "20-consult-receiver-offer")
     b.get_by_label("Message to your colleague").fill("Yes, I know that office. Hand her over.")
     b.get_by_role("button", name="Send to colleague").click()
     expect(a.locator("#consult-log li")).to_have_count(2)
@@ -376,7 +376,7 @@ def test_warm_transfer_consult_then_handover(calm_router, browser):  # noqa: F81
         "ana (")
     expect(a.locator("#consult-log li").last).to_contain_text("I know that office")
     expect(a.locator("#case-meta")).to_contain_text("with mateo")  # still his until she accepts
-    visit(a, "10-consult-sender")
+    visit(a, "21-consult-sender")
 
     # The handover: Ana accepts; the case is hers, Mateo's banner says so.
     offer.get_by_role("button", name=f"Accept case {case_id}").click()
@@ -388,7 +388,7 @@ def test_warm_transfer_consult_then_handover(calm_router, browser):  # noqa: F81
     b.get_by_label("Message to your colleague").fill("Got her, thanks.")
     b.get_by_role("button", name="Send to colleague").click()
     expect(a.locator("#consult-log li").last).to_contain_text("Got her, thanks.")
-    visit(b, "11-consult-after-handover")
+    visit(b, "22-consult-after-handover")
     # The side conversation never reached the resident: no case event carries it.
     events = client.get(f"/v1/cases/{case_id}/events", headers=bearer("admin")).json()["events"]
     assert "I know that office" not in str(events) and "can you take it" not in str(events)
