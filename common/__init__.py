@@ -1,3 +1,3 @@
 """Code the router and the edge both run and that is not wire format: the error root
-(``errors``), YAML config loading (``config``) and the MQTT client adapter (``mqtt``).
-Imports neither ``router`` nor ``edge``."""
+(``errors``), YAML config loading (``config``), the task supervisor (``tasks``) and the MQTT
+client adapter (``mqtt``). Imports neither ``router`` nor ``edge``."""

@@ -27,6 +27,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.errors import BatonError
+from common.tasks import Supervisor
 from edge.asr import ASRConfig, Final, Partial, StreamingRecognizer, WhisperEngine
 from edge.asr.errors import ASRError
 from edge.audio import AudioError, AudioFormatError, AudioFrame
@@ -174,7 +175,8 @@ class EdgeNode:
         self._own_engine = engine is None
         self.recognizer: StreamingRecognizer | None = None
         self.translation: TranslationService | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self.tasks = Supervisor(f"edge-node-{cfg.device}", logger=log,
+                                context={"device": cfg.device})
         self._format_errors = 0
         self.status: dict[str, Any] = {"asr": "starting", "translation": "starting"}
 
@@ -184,12 +186,6 @@ class EdgeNode:
 
     async def __aexit__(self, *exc) -> None:
         await self.aclose()
-
-    def _spawn(self, coro, name: str) -> asyncio.Task:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     async def start(self) -> None:
         if self.speech:
@@ -224,7 +220,7 @@ class EdgeNode:
         self.recognizer = StreamingRecognizer(self.engine, self.cfg.asr,
                                               languages=self.cfg.languages)
         await self.recognizer.__aenter__()
-        self._spawn(self._consume(self.recognizer), "edge-asr-events")
+        self.tasks.spawn(self._consume(self.recognizer), "asr-events")
         self.status["asr"] = "ready"
 
     async def reload_asr(self) -> bool:
@@ -257,9 +253,7 @@ class EdgeNode:
             "phrasebook only" if phrasebook is not None else "no packages"
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.tasks.aclose()
         if self.recognizer is not None:
             await self.recognizer.aclose()
         if self.translation is not None:
@@ -270,7 +264,7 @@ class EdgeNode:
     # --- audio in ----------------------------------------------------------------------
 
     def run_source(self, source: AudioSource) -> asyncio.Task:
-        return self._spawn(self._pump(source), f"edge-audio-{source.name}")
+        return self.tasks.spawn(self._pump(source), f"audio-{source.name}")
 
     def attach_track(self, track: Any) -> asyncio.Task:
         """Recognize an aiortc audio track (the telepresence peer calls this)."""

@@ -34,6 +34,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from common.errors import BatonError
+from common.tasks import Supervisor, SupervisorClosed
 from edge.device import DeviceDriver, DeviceRunner, EstopChange, SafetyLimits, make_driver
 from edge.node import EdgeConfig, EdgeNode, ResidentTurn
 from edge.outbox import Outbox
@@ -79,8 +81,10 @@ def display_kind(display: str) -> str:
     return "browser" if chromium_path() else "window"
 
 
-class StationError(Exception):
+class StationError(BatonError):
     """The router refused something the station needs (the message says what to do)."""
+
+    reason = "router_refused"
 
 
 @dataclass(slots=True)
@@ -89,7 +93,7 @@ class StationOptions:
     token: str
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
-    mqtt_protocol: str = "auto"  # common.mqtt.client.Settings.protocol (3.1.1 on amqtt)
+    mqtt_protocol: str = "5"  # common.mqtt.client.Settings.protocol (3.1.1 on amqtt)
     outbox_path: str | Path = "edge-outbox.db"
     video: str = "auto"        # edge.webrtc.open_local_media: auto | test | none | path
     audio: str = "tone"
@@ -132,7 +136,10 @@ class Station:
         self.peer: MediaPeer | None = None
         self.screen: ScreenHost | None = None
         self._reply_ids: dict[str, str] = {}  # the AI reply's text → its turn event id
-        self._tasks: set[asyncio.Task] = set()
+        # Every task of the station (the session loop, ending a video, recording an action):
+        # a failure is logged with the device's name, never lost with its task.
+        self.tasks = Supervisor(f"station-{cfg.device}", logger=log,
+                                context={"device": cfg.device})
         self._seq = 0
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -163,7 +170,7 @@ class Station:
         self.chat = ChatRelay(self.sync, self.driver, self.node.translation,
                               on_shown=self._worker_message_shown)
         await self.sync.start()
-        self._spawn(self._sessions(), "sessions")
+        self.tasks.keep("sessions", self._sessions)
         self._out("station", {"site": self.cfg.site, "device": self.cfg.device,
                               "kind": self.cfg.kind, **self.node.status,
                               "screen_url": self.screen.url if self.screen else None})
@@ -171,23 +178,16 @@ class Station:
     async def aclose(self) -> None:
         if self.screen is not None:
             await self.screen.aclose()
-        if self.peer is not None:
-            await self.peer.aclose()
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Inputs first (no new session, case update or command starts work), then the
+        # video, then whatever is still running.
         await self.link.aclose()
         await self.sync.aclose()
+        await self._close_video()
+        await self.tasks.aclose()
         await self.node.aclose()
         await self.runner.aclose()
         await self.outbox.aclose()
         await self.http.aclose()
-
-    def _spawn(self, coro, name: str) -> asyncio.Task:
-        task = asyncio.create_task(coro, name=f"station-{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     # --- the resident ---------------------------------------------------------------------
 
@@ -291,8 +291,7 @@ class Station:
     async def _sessions(self) -> None:
         while True:
             signaler = await self.link.next_session()
-            if self.peer is not None:  # a new session for a case replaces the old one
-                await self._end_video()
+            await self._close_video()  # a new session for a case replaces the old one
             try:
                 self.peer = await self._answer(signaler)
             except Exception:
@@ -305,7 +304,7 @@ class Station:
 
         def on_track(track) -> None:
             if track.kind == "video" and self.screen is not None and peer is not None:
-                self._spawn(self.screen.video_on(peer), "page-video")
+                self.tasks.spawn(self.screen.video_on(peer), "page-video")
 
         display = "record" if display_kind(self.opts.display) == "browser" \
             else self.opts.display
@@ -394,7 +393,7 @@ class Station:
             self.case_id = self.case_language = None
         if update.state != "connected" and self.peer is not None:
             # Transferred or closed: no frozen frame of this worker stays up.
-            self._spawn(self._end_video(), "end-video")
+            self.tasks.spawn(self._end_video(), "end-video", case_id=update.case_id)
         if self.screen is not None:
             worker = None
             if update.assigned_worker:
@@ -406,6 +405,14 @@ class Station:
             self.screen.push()
         self._out("case", {"case_id": update.case_id, "state": update.state,
                            "worker": update.assigned_worker})
+
+    async def _close_video(self) -> None:
+        """End the current video session, if any, and wait for the end. A peer that fails to
+        close is logged by the supervisor and forgotten: the next session is still answered,
+        and the station still closes."""
+        if self.peer is not None:
+            await asyncio.wait([self.tasks.spawn(self._end_video(), "end-video",
+                                                 case_id=self.case_id)])
 
     async def _end_video(self) -> None:
         peer, self.peer = self.peer, None
@@ -462,8 +469,13 @@ class Station:
             log.warning("e-stop change outside any case: not in the router's audit log",
                         extra={"estop": tool, "by": change.by})
             return
-        self._spawn(self._record(case_id, "action", {"tool": tool, "args": args, "ok": True},
-                                 change.at), f"record-{tool}")
+        try:
+            self.tasks.spawn(self._record(case_id, "action",
+                                          {"tool": tool, "args": args, "ok": True}, change.at),
+                             f"record-{tool}", case_id=case_id)
+        except SupervisorClosed:  # the station is closing: its log keeps the change
+            log.warning("e-stop change while the station closes: not in the router's audit "
+                        "log", extra={"estop": tool, "by": change.by, "case_id": case_id})
 
     async def _record(self, case_id: str, type: str, payload: dict[str, Any],
                       ts: float) -> None:
@@ -527,6 +539,8 @@ def add_station_arguments(p) -> None:
                    "$BATON_DEVICE_TOKEN); also its MQTT password")
     g.add_argument("--mqtt-host", default="127.0.0.1")
     g.add_argument("--mqtt-port", type=int, default=1883)
+    g.add_argument("--mqtt-protocol", choices=["5", "3.1.1"], default="5",
+                   help="the MQTT version the broker speaks (3.1.1 for amqtt or NATS)")
     g.add_argument("--outbox", default=None, help="the outbox database (default "
                    "./var/edge-<device>.db)")
     g.add_argument("--video", default="auto", help="auto (camera if present, else a test "
@@ -572,6 +586,7 @@ def run_station(cfg: EdgeConfig, args) -> int:
     Path(outbox).parent.mkdir(parents=True, exist_ok=True)
     opts = StationOptions(router_url=args.router.rstrip("/"), token=token,
                           mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port,
+                          mqtt_protocol=args.mqtt_protocol,
                           outbox_path=outbox, video=args.video, audio=args.audio_out,
                           display=args.display, speech=not args.no_speech,
                           screen_port=None if args.screen_port < 0 else args.screen_port,
@@ -584,16 +599,12 @@ def run_station(cfg: EdgeConfig, args) -> int:
             loop.add_signal_handler(sig, stop.set)
         async with Station(cfg, opts, models=args.models_dir,
                            print_events=args.print_events) as station:
-            tasks = []
             if args.resident_stdin:
-                tasks.append(asyncio.create_task(read_resident_lines(station)))
+                station.tasks.spawn(read_resident_lines(station), "resident-stdin")
             try:
                 await asyncio.wait_for(stop.wait(), args.seconds)
             except TimeoutError:
                 pass
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
 
     from edge.screen.server import ScreenError
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from common.tasks import Supervisor
 from common.mqtt.client import Message, MqttClient, NotConnected, Settings, Subscription, Will
 from edge.outbox import Outbox
 from protocol import topics
@@ -90,7 +91,10 @@ class EdgeSync:
         self._timeout = s.ack_timeout_s
         self._commands: asyncio.Queue[Command] = asyncio.Queue(1000)
         self._acks: asyncio.Queue[Ack] = asyncio.Queue()
-        self._tasks: list[asyncio.Task] = []
+        # The sender, ack timer, heartbeats, ack and command loops: each is logged and
+        # started again if it fails (a failing outbox read must not stop the replay).
+        self.tasks = Supervisor(f"edge-sync-{s.device}", logger=log,
+                                context={"device": s.device})
         self.client = MqttClient(
             s.mqtt, on_message=self._on_message, on_connect=self._on_connect,
             subscriptions=[Subscription(f, 1) for f in topics.device_filters(s.site, s.device)],
@@ -106,11 +110,10 @@ class EdgeSync:
         await self.aclose()
 
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(c, name=f"edge-{self.settings.device}-{n}")
-                       for n, c in (("sender", self._sender()), ("acks", self._ack_timer()),
-                                    ("heartbeat", self._heartbeats()),
-                                    ("ack-in", self._ack_loop()),
-                                    ("commands", self._command_loop()))]
+        for name, loop in (("sender", self._sender), ("acks", self._ack_timer),
+                           ("heartbeat", self._heartbeats), ("ack-in", self._ack_loop),
+                           ("commands", self._command_loop)):
+            self.tasks.keep(name, loop)
         await self.client.start()
 
     async def aclose(self) -> None:
@@ -123,10 +126,7 @@ class EdgeSync:
             except (NotConnected, TimeoutError):
                 pass
         await self.client.aclose()
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await self.tasks.aclose()
 
     # --- sending events -------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
 from pathlib import Path
@@ -230,25 +231,26 @@ def cmd_edge_sim(args) -> int:
 # faster-whisper (the `baton[edge]` extra). They are imported only when that command is the one
 # being run, so `baton router` never loads them and a router-only install (`pip install .`)
 # runs every router command; there, an edge command says which extra to install.
-EDGE_EXTRA_MODULES = ("aiortc", "av", "faster_whisper", "ctranslate2", "argostranslate",
-                      "pysbd", "sentencepiece")
+EDGE_EXTRA_MODULES = ("faster_whisper", "ctranslate2", "argostranslate", "av", "aiortc")
+
+
+def _edge_missing() -> str | None:
+    """The first of the edge extra's libraries that is not installed (None: all are)."""
+    return next((m for m in EDGE_EXTRA_MODULES if importlib.util.find_spec(m) is None), None)
+
+
+# Commands that need the edge extra (`baton demo` runs a live edge station).
+EDGE_COMMANDS = ("edge", "models", "transcribe", "demo")
 
 
 def _lazy(sub, command: str | None, name: str, help: str, module: str, func) -> None:
+    """A sub-command whose arguments come from ``module``, imported only when ``command`` is
+    this one (None: every one, where the edge is installed)."""
     p = sub.add_parser(name, help=help)
     p.set_defaults(func=func)
-    if command not in (None, name):
-        return
-    try:
-        add_arguments = importlib.import_module(module).add_arguments
-    except ModuleNotFoundError as exc:
-        missing = (exc.name or "").split(".")[0]
-        if missing not in EDGE_EXTRA_MODULES:
-            raise
-        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        p.set_defaults(func=lambda args: _needs_edge_extra(name, missing))
-        return
-    add_arguments(p)
+    if command == name or (command is None and
+                           (name not in EDGE_COMMANDS or _edge_missing() is None)):
+        importlib.import_module(module).add_arguments(p)
 
 
 def _needs_edge_extra(name: str, missing: str) -> int:
@@ -383,7 +385,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # `baton router` installs its own policy (flags); every command redacts PII by default.
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(_command_in(argv)).parse_args(argv)
+    command = _command_in(argv)
+    missing = _edge_missing() if command in EDGE_COMMANDS else None
+    if missing is not None:
+        return _needs_edge_extra(command, missing)
+    args = build_parser(command).parse_args(argv)
     logs.install(logs.policy_from_env(demo=args.command == "demo"))
     return args.func(args) or 0
 

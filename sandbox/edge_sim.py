@@ -146,6 +146,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mqtt-host", default=os.environ.get("BATON_MQTT_HOST", "127.0.0.1"))
     p.add_argument("--mqtt-port", type=int, default=int(os.environ.get("BATON_MQTT_PORT")
                                                         or 1883))
+    p.add_argument("--mqtt-protocol", choices=["5", "3.1.1"],
+                   default=os.environ.get("BATON_MQTT_PROTOCOL") or "5",
+                   help="the version the broker speaks (default $BATON_MQTT_PROTOCOL or 5)")
     p.add_argument("--outbox", default=None, help="outbox file (default "
                    "$BATON_DATA_DIR/edge-<device>.db)")
 
@@ -194,7 +197,7 @@ async def _run_mqtt(args, client: httpx.AsyncClient, token: str, profile: Device
                 f"edge-{profile.device}.db")
     settings = EdgeSettings(profile.site, profile.device, profile.kind,
                             edge_mqtt_settings(profile.device, token, args.mqtt_host,
-                                               args.mqtt_port))
+                                               args.mqtt_port, protocol=args.mqtt_protocol))
     async with Outbox(path, profile.device) as outbox, EdgeSync(settings, outbox) as sync:
         sim = MqttSimulatedDevice(client, token, profile, random.Random(args.seed), sync)
         await sim.run(args.cases_per_minute, stop)

@@ -64,8 +64,10 @@ class RouterProcess:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def start(self, timeout: float = 30.0, **client_kw) -> httpx.Client:
-        """Start the router and return a client once /healthz answers."""
+    def start(self, timeout: float = 120.0, **client_kw) -> httpx.Client:
+        """Start the router and return a client once /healthz answers. The router starts in
+        ~8 s of CPU; on a shared 2-core machine under test load that took 36-40 s of wall
+        time (measured on this branch and on main alike), hence the generous default."""
         env = {**os.environ, **(self.secrets or {}), **self.env}
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,

@@ -12,9 +12,11 @@ Constraints (paho's users hit each of these):
 - Each connection gets a fresh paho client: what must survive a disconnect lives with the
   caller (the edge outbox, the router's command table), never in paho's memory. The broker
   session persists (MQTT 5 session expiry, or clean_session=False on 3.1.1).
-- MQTT 5 when the broker speaks it (session and message expiry, shared subscriptions,
-  reason codes); ``protocol="auto"`` falls back to 3.1.1 when the broker refuses 5
-  (amqtt does), and remembers it.
+- The protocol version is configuration per deployment, never probed: "5" (Mosquitto,
+  EMQX: session and message expiry, will delay, reason codes) or "3.1.1" (amqtt, the
+  embedded demo broker; NATS's MQTT listener). A broker refusing the configured version is
+  a connect error that says which setting to change.
+- Why this and not aiomqtt: docs/decisions/0012-mqtt-client.md.
 """
 
 from __future__ import annotations
@@ -39,21 +41,27 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from common.errors import BatonError
+from common.tasks import Supervisor
+
 log = logging.getLogger("baton.mqtt")
 
-Protocol = Literal["auto", "5", "3.1.1"]
+Protocol = Literal["5", "3.1.1"]
+PROTOCOLS: tuple[str, ...] = ("5", "3.1.1")
 # Connects block (DNS, TCP, TLS): their own small pool, so a fleet reconnecting at once
 # does not starve the default executor.
 _CONNECT_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16,
                                                       thread_name_prefix="mqtt-connect")
 
 
-class MqttError(Exception):
+class MqttError(BatonError):
     """The MQTT adapter's own error; messages say what to do."""
+
+    reason = "mqtt"
 
 
 class NotConnected(MqttError):
-    pass
+    reason = "mqtt_not_connected"
 
 
 class _Refused(MqttError):
@@ -77,7 +85,7 @@ class Settings:
     client_id: str = ""
     username: str | None = None
     password: str | None = None
-    protocol: Protocol = "auto"
+    protocol: Protocol = "5"
     keepalive: int = 30
     session_expiry_s: int = 7 * 86400  # MQTT 5: how long the broker keeps our session
     connect_timeout_s: float = 10.0
@@ -146,7 +154,10 @@ class MqttClient:
         self._on_message, self._on_connect, self._on_disconnect = (
             on_message, on_connect, on_disconnect)
         self._rng = rng or random.Random()
-        self._protocol: str | None = None if settings.protocol == "auto" else settings.protocol
+        if settings.protocol not in PROTOCOLS:
+            raise MqttError(f"MQTT protocol {settings.protocol!r}: use 5 or 3.1.1 (the "
+                            "version the deployment's broker speaks)")
+        self._protocol: str = settings.protocol
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._client: paho.Client | None = None
@@ -155,7 +166,7 @@ class MqttClient:
         self._suback: dict[int, asyncio.Future] = {}
         self._puback: dict[int, asyncio.Future] = {}
         self._lost: asyncio.Event = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self.tasks: Supervisor | None = None  # per start(): the connection loop, keepalive
         self._misc: asyncio.Task | None = None
         self._up = False  # connected and subscribed: publishing allowed
         self._closing = False
@@ -176,7 +187,10 @@ class MqttClient:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._task = asyncio.create_task(self._run(), name=f"mqtt-{self.settings.client_id}")
+        self._closing = False
+        self.tasks = Supervisor(f"mqtt-{self.settings.client_id}", logger=log,
+                                context={"client_id": self.settings.client_id})
+        self.tasks.spawn(self._run(), "connection")
 
     async def aclose(self) -> None:
         """Disconnect cleanly (no last will) and stop."""
@@ -185,17 +199,15 @@ class MqttClient:
         if client is not None and self._up:
             client.disconnect()
             client.loop_write()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        if self.tasks is not None:
+            await self.tasks.aclose()
         self._drop_client()
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self.connected.wait(), timeout)
 
     @property
-    def protocol(self) -> str | None:
+    def protocol(self) -> str:
         return self._protocol
 
     # --- publishing -----------------------------------------------------------------------
@@ -262,33 +274,7 @@ class MqttClient:
             attempt += 1
             await asyncio.sleep(delay)
 
-    async def _detect_protocol(self) -> str:
-        """Ask the broker for MQTT 5 on a throw-away connection (own client id, clean start,
-        no properties, no will). A 3.1.1-only broker such as amqtt refuses it at once, but
-        can hang on a 5 CONNECT that carries properties, so the real connection must not be
-        the probe."""
-        probe = MqttClient(Settings(
-            self.settings.host, self.settings.port,
-            client_id=f"{self.settings.client_id or 'baton'}-probe-{self._rng.randrange(1 << 30)}",
-            username=self.settings.username, password=self.settings.password, protocol="5",
-            connect_timeout_s=self.settings.connect_timeout_s, tls=self.settings.tls),
-            on_message=lambda m: None)
-        probe._loop, probe._loop_thread = self._loop, self._loop_thread
-        probe._closing = True  # quiet: its end is expected
-        try:
-            await probe._connect_once(probe_only=True)
-            return "5"
-        except _Refused as exc:
-            if _is_bad_version(exc.rc):
-                log.info("broker refuses MQTT 5; using 3.1.1", extra={"broker": self._where()})
-                return "3.1.1"
-            raise
-        finally:
-            await probe.aclose()
-
-    async def _connect_once(self, probe_only: bool = False) -> None:
-        if self._protocol is None:
-            self._protocol = await self._detect_protocol()
+    async def _connect_once(self) -> None:
         protocol = self._protocol
         client = self._new_client(protocol)
         self._client = client
@@ -296,29 +282,29 @@ class MqttClient:
         self._connack = self._loop.create_future()
         s = self.settings
         props = None
-        if protocol == "5" and not probe_only:
+        if protocol == "5":
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = s.session_expiry_s
         try:
             await asyncio.wait_for(self._loop.run_in_executor(
                 _CONNECT_POOL, lambda: client.connect(
                     s.host, s.port, s.keepalive,
-                    clean_start=(probe_only if protocol == "5"
-                                 else paho.MQTT_CLEAN_START_FIRST_ONLY),
+                    clean_start=False if protocol == "5" else paho.MQTT_CLEAN_START_FIRST_ONLY,
                     properties=props)), s.connect_timeout_s)
             rc, session_present = await asyncio.wait_for(self._connack, s.connect_timeout_s)
         except (OSError, ssl.SSLError, TimeoutError, ValueError) as exc:
             raise MqttError(f"cannot reach {self._where()}: {exc or type(exc).__name__}; "
-                            "check that the broker runs and host/port are right") from None
+                            f"check that the broker runs, host/port are right and it speaks "
+                            f"MQTT {protocol}") from None
         if rc != 0:
             hint = ""
             if _is_auth_failure(rc):
                 hint = ": check the username and password (the device token) and the ACL"
+            elif _is_bad_version(rc):
+                hint = (f": the broker does not speak MQTT {protocol}; configure the version it "
+                        "speaks (BATON_MQTT_PROTOCOL, --mqtt-protocol)")
             raise _Refused(rc, f"{self._where()} refused the connection "
                                f"({_reason_name(rc)}){hint}")
-        if probe_only:
-            self._up = True
-            return
         conn = Connection(protocol=protocol, session_present=session_present)
         if self.subscriptions:
             conn.granted = await self._subscribe(client)
@@ -505,9 +491,8 @@ class MqttClient:
     def _connected(self, client: paho.Client, rc: int, session_present: bool) -> None:
         if client is self._client and self._connack is not None and not self._connack.done():
             self._connack.set_result((rc, session_present))
-            if rc == 0:
-                self._misc = asyncio.create_task(self._keepalive(client),
-                                                 name=f"mqtt-keepalive-{self.settings.client_id}")
+            if rc == 0 and not self._closing:
+                self._misc = self.tasks.spawn(self._keepalive(client), "keepalive")
 
     async def _keepalive(self, client: paho.Client) -> None:
         """paho's timers (PINGREQ, and dropping a connection whose PINGRESP is late)."""

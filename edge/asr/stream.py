@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from common.tasks import Supervisor
 from edge.asr.config import ASRConfig
 from edge.asr.engine import Hypothesis, WhisperEngine
 from edge.asr.guard import Evidence, reject_reason
@@ -156,6 +157,7 @@ class StreamingRecognizer:
         self._jobs: asyncio.Queue[_FinalJob | None] = asyncio.Queue()
         self._events: asyncio.Queue[ASREvent | None] = asyncio.Queue(maxsize=queue_size)
         self._finalizer: asyncio.Task | None = None
+        self.tasks = Supervisor("asr", logger=log)  # the finalizer: a failure is logged
         self._closed = False
         self._finished = False
         self.sticky: str | None = None
@@ -174,7 +176,7 @@ class StreamingRecognizer:
 
     def _start(self) -> None:
         if self._finalizer is None:
-            self._finalizer = asyncio.create_task(self._finalize_loop(), name="asr-finalizer")
+            self._finalizer = self.tasks.spawn(self._finalize_loop(), "finalizer")
 
     async def aclose(self) -> None:
         if self._closed:
@@ -182,12 +184,7 @@ class StreamingRecognizer:
         self._closed = True
         for fut in list(self._inflight):
             fut.cancel()
-        if self._finalizer is not None:
-            self._finalizer.cancel()
-            try:
-                await self._finalizer
-            except asyncio.CancelledError:
-                pass
+        await self.tasks.aclose()
         await asyncio.to_thread(self._vad_executor.shutdown, True, cancel_futures=True)
         self._put_nowait(None)
 

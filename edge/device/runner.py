@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from common.tasks import Supervisor
 from edge.device.base import DeviceDriver, DeviceState
 from edge.device.commands import CommandResult, apply_command
 
@@ -45,7 +46,7 @@ class DeviceRunner:
         self.tick_s = tick_s
         self.on_state = on_state
         self.on_estop = on_estop
-        self._task: asyncio.Task | None = None
+        self._tasks: Supervisor | None = None  # one per start(): the watchdog's tick
         first = driver.state()
         self._estop, self._estop_reason = first.estop, first.estop_reason
 
@@ -57,8 +58,9 @@ class DeviceRunner:
         await self.aclose()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="device-tick")
+        if self._tasks is None:
+            self._tasks = Supervisor("device", logger=log)
+            self._tasks.keep("tick", self._run, restart_s=self.tick_s)
 
     def execute(self, data: Any, *, by: str = "device",
                 source: Literal["data_channel", "device"] = "device") -> CommandResult:
@@ -96,10 +98,8 @@ class DeviceRunner:
             await asyncio.sleep(self.tick_s)
 
     async def aclose(self) -> None:
-        task, self._task = self._task, None
+        tasks, self._tasks = self._tasks, None
         with contextlib.suppress(Exception):
             self.driver.stop()
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks is not None:
+            await tasks.aclose()

@@ -17,6 +17,7 @@ import tempfile
 import time
 from typing import Any, Protocol
 
+from common.tasks import Supervisor
 from edge.screen.model import ScreenModel
 from edge.screen.server import (
     Answer,
@@ -63,7 +64,7 @@ class ScreenHost:
         self.browser: subprocess.Popen | None = None
         self._profile: str | None = None
         self._peer: Any = None  # the MediaPeer whose video the pages show
-        self._tasks: set[asyncio.Task] = set()
+        self.tasks = Supervisor("screen", logger=log)
 
     @property
     def url(self) -> str:
@@ -71,7 +72,7 @@ class ScreenHost:
 
     async def start(self) -> None:
         await self.server.start()
-        self._spawn(self._ticker(), "ticker")
+        self.tasks.keep("ticker", self._ticker)
         if self.open_browser:
             try:
                 self.browser = await asyncio.to_thread(self._launch_browser)
@@ -80,9 +81,7 @@ class ScreenHost:
                             extra={"error": str(exc), "url": self.url})
 
     async def aclose(self) -> None:
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.tasks.aclose()
         await self.server.aclose()
         if self.browser is not None and self.browser.poll() is None:
             self.browser.terminate()
@@ -107,12 +106,6 @@ class ScreenHost:
                                  f"--app={self.url}"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def _spawn(self, coro, name: str) -> asyncio.Task:
-        task = asyncio.create_task(coro, name=f"screen-{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
     # --- the page ---------------------------------------------------------------------
 
     def push(self) -> None:
@@ -130,7 +123,7 @@ class ScreenHost:
     def _on_open(self, client: PageClient) -> None:
         client.send(self.model.snapshot(self.clock()))
         if self._peer is not None and self.model.video:
-            self._spawn(self._offer(client, self._peer), "offer")
+            self.tasks.spawn(self._offer(client, self._peer), "offer")
 
     async def _on_close(self, client: PageClient) -> None:
         if client.video is not None:
@@ -146,13 +139,13 @@ class ScreenHost:
                 m.choose_language(msg.language)
             case Say():
                 # The turn takes a router round trip: the page keeps working meanwhile.
-                self._spawn(self.actions.say(msg.text, m.language or m.site_languages[0]),
-                            "say")
+                self.tasks.spawn(self.actions.say(msg.text, m.language or m.site_languages[0]),
+                                 "say")
                 return
             case AskPerson():
                 lang = m.language or m.site_languages[0]
-                self._spawn(self.actions.say(self.cfg.languages[lang].person_request, lang),
-                            "person")
+                self.tasks.spawn(self.actions.say(self.cfg.languages[lang].person_request, lang),
+                                 "person")
                 return
             case Rate():
                 case_id = m.case_id

@@ -35,6 +35,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 from pydantic import ValidationError
 
+from common.errors import BatonError
+from common.tasks import Supervisor
 from edge.device.runner import DeviceRunner
 from edge.webrtc.channels import (
     CAPTIONS,
@@ -62,12 +64,12 @@ from edge.webrtc.signaling import (
 log = logging.getLogger(__name__)
 
 
-class PeerError(Exception):
-    code = "webrtc"
+class PeerError(BatonError):
+    reason = "webrtc"
 
 
 class PeerClosedError(PeerError):
-    code = "webrtc_closed"
+    reason = "webrtc_closed"
 
 
 def ice_servers_from_config(servers: list[dict[str, Any]]) -> list[RTCIceServer]:
@@ -112,7 +114,7 @@ class MediaPeer:
         # Received tracks go through a relay, so the display and others (the resident's
         # page, edge.screen.video) each get every frame without competing for recv().
         self.relay = MediaRelay()
-        self._tasks: set[asyncio.Task] = set()
+        self.tasks = Supervisor(self.name, logger=log, context={"peer": self.name})
         self._pending: dict[str, asyncio.Future] = {}
         self._ids = itertools.count(1)
         self._closing = False
@@ -129,9 +131,9 @@ class MediaPeer:
 
     async def start(self) -> None:
         self.started_at = time.monotonic()
-        self._spawn(self._signal_loop(), "signal")
+        self.tasks.spawn(self._signal_loop(), "signal")
         if self.device is not None:
-            self._spawn(self._push_state(), "device-state")
+            self.tasks.spawn(self._push_state(), "device-state")
         if self.role == "offer":
             self._add_local_tracks()
             for kind, track in (("video", self.media.video), ("audio", self.media.audio)):
@@ -166,12 +168,7 @@ class MediaPeer:
         # Close before cancelling: a close already started by a remote "bye" in the signaling
         # task must finish (aiortc's second close() waits for the first one).
         await self.pc.close()  # ends received tracks: drains see MediaStreamError
-        tasks, self._tasks = list(self._tasks), set()
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await self.tasks.aclose()  # a task's failure was logged when it ended
         self.media.stop()
         for fut in self._pending.values():
             if not fut.done():
@@ -208,12 +205,6 @@ class MediaPeer:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _spawn(self, coro, name: str) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro, name=f"{self.name}-{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
     def _add_local_tracks(self) -> None:
         for track in (self.media.video, self.media.audio):
             if track is not None:
@@ -234,8 +225,10 @@ class MediaPeer:
 
         @pc.on("track")
         def _track(track: MediaStreamTrack) -> None:
+            if self._closing:
+                return
             self.received_tracks.append(track)
-            self._spawn(self._drain(self.relay.subscribe(track)), f"drain-{track.kind}")
+            self.tasks.spawn(self._drain(self.relay.subscribe(track)), f"drain-{track.kind}")
             if self.on_track is not None:
                 self.on_track(track)
 

@@ -23,8 +23,8 @@ def add_router_arguments(p: argparse.ArgumentParser) -> None:
                    "(default $BATON_MQTT_HOST; unset: no bridge)")
     p.add_argument("--mqtt-port", type=int, default=None,
                    help="default $BATON_MQTT_PORT or 1883")
-    p.add_argument("--mqtt-protocol", choices=["auto", "5", "3.1.1"], default=None,
-                   help="default $BATON_MQTT_PROTOCOL or auto")
+    p.add_argument("--mqtt-protocol", choices=["5", "3.1.1"], default=None,
+                   help="the version the broker speaks (default $BATON_MQTT_PROTOCOL or 5)")
 
 
 def bridge_settings(args) -> BridgeSettings | None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from common.errors import BatonError
 from common.mqtt.client import NotConnected
 from protocol import topics
 from protocol.models import CaseState, Role
@@ -42,8 +43,10 @@ from router.telepresence import TelepresenceConfig
 log = logging.getLogger("baton.signal")
 
 
-class SignalRefused(Exception):
+class SignalRefused(BatonError):
     """Said to the worker as an ``error``; nothing was published."""
+
+    reason = "signal_refused"
 
 
 @dataclass(slots=True)

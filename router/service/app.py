@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from contextlib import asynccontextmanager
@@ -14,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from common.tasks import Supervisor
 from endpoints.desk import routes as desk_routes
 from endpoints.floor import routes as floor_routes
 from endpoints.shared import routes as shared_routes
@@ -123,7 +123,9 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
         app.state.audit = core.audit = AuditLog(core.clock.now, _audit_path(db_url))
         hub = app.state.hub = Hub(snapshot=lambda principal: hello(core, principal))
         # The sockets' feed: a subscriber like any other (router/service/core/events.py).
-        feed = asyncio.create_task(hub.run(core.subscribe("ws-hub")), name="baton-ws-hub")
+        tasks = Supervisor("router", logger=log)
+        hub_feed = core.subscribe("ws-hub")
+        tasks.keep("ws-hub", lambda: hub.run(hub_feed))
         bridge = None
         try:
             await core.start()
@@ -139,9 +141,8 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
             conversations = getattr(app.state, "conversations", None)
             if conversations is not None:
                 await conversations.assistant.aclose()
-            await core.aclose()
-            feed.cancel()
-            await asyncio.gather(feed, return_exceptions=True)
+            await core.aclose()  # ends the hub's feed
+            await tasks.aclose()
             await store.close()
 
     app = FastAPI(title="Baton router", version="0.1.0", lifespan=lifespan,

@@ -232,7 +232,7 @@ async def test_runner_stops_motion_on_time_and_on_close():
         assert r.pose.x == pytest.approx(0.1, abs=1e-6)
         runner.execute({"type": "move", "linear": 0.5, "duration_s": 5})
     assert r.state().linear == 0.0  # aclose stops the device
-    assert runner._task is None
+    assert runner._tasks is None
 
 
 async def test_runner_reports_each_estop_change_once_with_who_asked():

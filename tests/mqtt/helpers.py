@@ -72,7 +72,7 @@ class MqttRouter(RouterProcess):
         super().__init__(cfg_dir, f"sqlite+aiosqlite:///{db}")
         self.db, self.broker_port = db, broker_port
 
-    def start(self, timeout: float = 30.0) -> httpx.Client:
+    def start(self, timeout: float = 120.0) -> httpx.Client:  # as RouterProcess.start
         saved = {k: os.environ.get(k) for k in router_env(self.broker_port)}
         os.environ.update(router_env(self.broker_port))
         try:

@@ -131,14 +131,13 @@ async def test_presence_heartbeats_and_alerts(tmp_path, router, broker):
                           10, "a low-battery alert")
         # The process dies without a word: the broker publishes its last will.
         sync.client._drop_client()
-        for t in sync._tasks:
+        for t in sync.tasks.tasks:
             t.cancel()
         await await_until(lambda: device().get("status") == "offline", 15, "offline")
         await await_until(lambda: [a for a in alerts() if a["kind"] == "device_offline"], 5,
                           "the offline alert")
         await asyncio.sleep(0.5)
         assert [a["kind"] for a in alerts()].count("device_offline") == 1
-        sync._tasks = []
         sync.client._closing = True
     # Back: online again, and a device_online alert clears the floor's worry.
     async with edge(tmp_path, dev, broker.port):

@@ -1,13 +1,15 @@
-"""The asyncio adapter over paho: MQTT 5 on Mosquitto, 3.1.1 on amqtt, reconnects."""
+"""The asyncio adapter over paho: MQTT 5 on Mosquitto, 3.1.1 on amqtt (configured), reconnects."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 
+import pytest
+
 from amqtt.broker import Broker
 
-from common.mqtt.client import MqttClient, Settings, Subscription, backoff_delay
+from common.mqtt.client import MqttClient, MqttError, Settings, Subscription, backoff_delay
 from protocol import topics
 from sandbox.mosquitto import MosquittoProcess
 from sandbox.procs import free_port
@@ -32,11 +34,12 @@ def test_topics_round_trip_and_router_filters():
     assert "baton/v1/+/+/state" in shared  # retained presence: never a shared subscription
 
 
-async def _roundtrip(port: int) -> tuple[str, bytes]:
+async def _roundtrip(port: int, protocol: str = "5") -> tuple[str, bytes]:
     got: list = []
-    a = MqttClient(Settings("127.0.0.1", port, client_id="a"), on_message=got.append,
-                   subscriptions=[Subscription("t/#")])
-    b = MqttClient(Settings("127.0.0.1", port, client_id="b"), on_message=lambda m: None)
+    a = MqttClient(Settings("127.0.0.1", port, client_id="a", protocol=protocol),
+                   on_message=got.append, subscriptions=[Subscription("t/#")])
+    b = MqttClient(Settings("127.0.0.1", port, client_id="b", protocol=protocol),
+                   on_message=lambda m: None)
     async with a, b:
         await a.wait_connected(10)
         await b.wait_connected(10)
@@ -50,14 +53,38 @@ async def test_mqtt5_on_mosquitto(tmp_path):
         assert await _roundtrip(m.port) == ("5", b"hello")
 
 
-async def test_falls_back_to_311_on_amqtt():
-    port = free_port()
+async def _amqtt(port: int) -> Broker:
     broker = Broker({"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
                      "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
                                  {"allow_anonymous": True}}})
     await broker.start()
+    return broker
+
+
+async def test_311_on_amqtt_when_configured():
+    port = free_port()
+    broker = await _amqtt(port)
     try:
-        assert await _roundtrip(port) == ("3.1.1", b"hello")
+        assert await _roundtrip(port, "3.1.1") == ("3.1.1", b"hello")
+    finally:
+        await broker.shutdown()
+
+
+async def test_the_version_is_configured_never_probed():
+    """MQTT 5 against a 3.1.1-only broker: no silent fall-back, a refusal (or a timeout)
+    whose message names the setting to change; an unknown version is refused at once."""
+    with pytest.raises(MqttError, match="use 5 or 3.1.1"):
+        MqttClient(Settings("127.0.0.1", 1, protocol="auto"), on_message=lambda m: None)
+    port = free_port()
+    broker = await _amqtt(port)
+    try:
+        c = MqttClient(Settings("127.0.0.1", port, client_id="v5", connect_timeout_s=3,
+                                backoff_max_s=1), on_message=lambda m: None)
+        async with c:
+            await await_until(lambda: c.last_error is not None, 15, "the refusal")
+            assert not c.connected.is_set() and c.protocol == "5"
+            assert "MQTT 5" in c.last_error and "BATON_MQTT_PROTOCOL" in c.last_error \
+                or "speaks MQTT 5" in c.last_error, c.last_error
     finally:
         await broker.shutdown()
 

@@ -19,7 +19,7 @@ class Device:
     """A device with its own credentials: publishes raw payloads, reads its acks."""
 
     def __init__(self, port: int, device: str, client_id: str | None = None,
-                 protocol: str = "auto", session_expiry_s: int = 0, extra_subs=()):
+                 protocol: str = "5", session_expiry_s: int = 0, extra_subs=()):
         self.device, self.acks = device, []
         subs = [Subscription(topics.topic(LAB, device, "acks"), 1), *extra_subs]
         self.client = MqttClient(

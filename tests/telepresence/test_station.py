@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 
 import pytest
@@ -16,7 +17,7 @@ from edge.node import EdgeConfig, TranslationConfig
 from edge.station import Station, StationOptions
 from edge.webrtc import MediaPeer, RecordingDisplay, open_local_media
 from edge.webrtc.channels import Caption
-from tests.telepresence.conftest import recv_until, token, worker_socket
+from tests.telepresence.conftest import connected_case, recv_until, token, worker_socket
 from tests.telepresence.test_media import WsSignaler
 from tests.webrtc.conftest import loopback_ice  # noqa: F401 (fixture)
 
@@ -127,3 +128,60 @@ async def test_station_escalates_answers_the_session_and_translates_captions(
             await until(lambda: peer.closed.is_set(), 5, "the old peer closed")
         finally:
             await worker.aclose()
+
+
+class PeerFailingOnClose(MediaPeer):
+    """The real peer, whose close then fails (a driver or aiortc bug at hang-up)."""
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        raise RuntimeError("injected: the peer failed to close")
+
+
+async def _video_session(station, ws, case_id: str, before) -> MediaPeer:
+    """The worker starts a video session; returns the worker's peer once media flows both
+    ways with the station's (new) peer."""
+    await ws.send(json.dumps({"type": "signal_start", "case_id": case_id}))
+    await recv_until(ws, "signal_session")
+    worker = MediaPeer(WsSignaler(ws, case_id), role="offer",
+                       media=open_local_media("test", "tone"), display=RecordingDisplay(),
+                       name="worker")
+    await worker.start()
+    await worker.wait_connected(15)
+    peer = await until(lambda: station.peer if station.peer not in (None, before) else None,
+                       10, "the station's peer for the new session")
+    await peer.wait_connected(10)
+    await until(lambda: worker.stats().video_frames > 5 and peer.stats().video_frames > 5,
+                10, "video both ways")
+    return worker
+
+
+@pytest.mark.slow
+async def test_a_peer_failing_on_close_is_logged_and_the_next_session_is_answered(
+        router, broker, tmp_path, loopback_ice, monkeypatch, caplog):  # noqa: F811
+    caplog.set_level(logging.ERROR, logger="baton.edge.station")
+    monkeypatch.setattr("edge.station.MediaPeer", PeerFailingOnClose)
+    robot = SimulatedRobot(limits=SafetyLimits(command_timeout_s=1.0))
+    station = station_for(router, broker, tmp_path, robot)
+    async with station, worker_socket(router, "aiko") as ws:
+        case_id = await connected_case(router, ws, "aiko")
+        first = await _video_session(station, ws, case_id, before=None)
+        old = station.peer
+        await first.aclose()  # the worker hangs up (the page retries after an ICE failure)
+
+        # The next session replaces the old peer, whose close raises: the station answers
+        # the new session all the same.
+        second = await _video_session(station, ws, case_id, before=old)
+        try:
+            assert old.closed.is_set() and isinstance(station.peer, PeerFailingOnClose)
+            failed = [r for r in caplog.records if r.getMessage() == "task failed"]
+            assert len(failed) == 1, [r.getMessage() for r in caplog.records]
+            rec = failed[0]
+            assert (rec.task, rec.device, rec.case_id) == ("end-video", "robot-1", case_id)
+            assert "injected: the peer failed to close" in rec.error and rec.exc_info
+            assert station.tasks.failures == 1
+        finally:
+            await second.aclose()
+    # Closing the station closes the second failing peer: logged again, and the close
+    # finished (every task awaited).
+    assert station.tasks.failures == 2 and not station.tasks.tasks

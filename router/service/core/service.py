@@ -22,6 +22,8 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
+from common.tasks import Supervisor
+
 from protocol.models import (
     ROUTABLE_STATES,
     CaseEvent,
@@ -160,6 +162,9 @@ class RouterCore:
         self._wake = asyncio.Event()
         self._timer: asyncio.Task | None = None
         self._grace: dict[str, asyncio.Task] = {}
+        # The writer, the timer loop and the presence grace periods: every failure is
+        # logged with its context (common/tasks.py), none dies unseen.
+        self.tasks = Supervisor("core", logger=log)
         self.audit = None  # router.audit.AuditLog (the app sets it): device e-stops go there
 
     def _new_engine(self) -> MatchingEngine:
@@ -168,6 +173,8 @@ class RouterCore:
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self.tasks.closed:  # started again after aclose
+            self.tasks = Supervisor("core", logger=log)
         async with self.lock:
             await self._restore()
         # What was just loaded lives long: keep it out of the collector's full passes, which
@@ -179,16 +186,13 @@ class RouterCore:
         for worker_id, presence in self._presence.items():
             if presence is not Presence.offline or self._assigned_to(worker_id):
                 self.disconnected(worker_id)
-        self._writer = asyncio.create_task(self._writer_loop(), name="baton-router-writer")
+        self._writer = self.tasks.spawn(self._writer_loop(), "writer")
         if self.autotick:
-            self._timer = asyncio.create_task(self._timer_loop(), name="baton-router-timers")
+            self._timer = self.tasks.keep("timers", self._timer_loop)
 
     async def aclose(self) -> None:
         await self._drain()
-        tasks = [t for t in (self._timer, self._writer, *self._grace.values()) if t is not None]
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.tasks.aclose()
         self._timer = self._writer = None
         self._grace.clear()
         await self._bus.aclose()  # ends every subscriber's iteration
@@ -1136,21 +1140,18 @@ class RouterCore:
         old = self._grace.pop(subject, None)
         if old is not None:
             old.cancel()
-        self._grace[subject] = asyncio.create_task(self._offline_after_grace(subject),
-                                                   name=f"grace-{subject}")
+        self._grace[subject] = self.tasks.spawn(self._offline_after_grace(subject),
+                                                f"grace-{subject}", worker_id=subject)
 
     async def _offline_after_grace(self, worker_id: str) -> None:
         await asyncio.sleep(self.cfg.routing.presence_grace_s)
         self._grace.pop(worker_id, None)
         if worker_id in self._online:
             return
-        try:
-            if self._presence[worker_id] is not Presence.offline:
-                await self.set_presence(worker_id, Presence.offline, "browser closed")
-            await self.run_timers()  # the sweep sends their connected cases back
-        except Exception:  # nobody awaits this task: say so, the next sweep retries
-            log.exception("taking a disconnected worker offline failed",
-                          extra={"worker_id": worker_id})
+        # A failure is logged by the supervisor (with worker_id); the next sweep retries.
+        if self._presence[worker_id] is not Presence.offline:
+            await self.set_presence(worker_id, Presence.offline, "browser closed")
+        await self.run_timers()  # the sweep sends their connected cases back
 
     # --- the resident's turn (router/service/conversation.py decides, the core records) ---
 
