@@ -12,6 +12,7 @@ import { chime, notify, askNotifications, notificationState, flashTitle, stopFla
 import { plainReasons } from "/static/shared/reasons.js";
 import { initMedia, renderMedia, onSignalSession, onSignal, mediaFailed } from "./media.js";
 import { initCaseActions, renderWrapup } from "./actions.js";
+import { initConsult, openConsult, endConsult, onConsult } from "./consult.js";
 
 const TOKEN_KEY = "baton-desk-token";
 // One script, two surfaces: /desk for agents and specialists, /telepresence for remote workers
@@ -79,6 +80,9 @@ function handle(msg) {
     case "hello": onHello(msg); break;
     case "offer": addOffer(msg.offer, msg.case, true); break;
     case "offer_closed":
+      if (msg.status !== "accepted" && state.offers.has(msg.offer_id)) {
+        endConsult(state.offers.get(msg.offer_id).offer.case_id);
+      }
       state.offers.delete(msg.offer_id);
       renderOffers();
       break;
@@ -91,6 +95,7 @@ function handle(msg) {
       break;
     case "suggestion": onSuggestion(msg); break;
     case "transfer": onTransfer(msg); break;
+    case "consult": onConsult(msg); break;
     case "signal_session": onSignalSession(msg); break;
     case "signal": onSignal(msg); break;
     case "error":
@@ -123,6 +128,9 @@ function addOffer(offer, preview, fresh) {
   state.offers.set(offer.offer_id, { offer, preview, words: null });
   renderOffers();
   if (!preview) previewFromRest(offer);
+  // A warm transfer offered to me: I may consult its sender before accepting.
+  const hand = preview && preview.last_handoff;
+  if (hand && hand.kind === "warm transfer") openConsult(offer.case_id, hand.from_owner);
   loadWords(offer);
   if (fresh) attract(offer, preview);
 }
@@ -372,6 +380,12 @@ function onTransfer(t) {
     cancelled: `Transfer cancelled: ${t.reason}.`,
   }[t.status] || "";
   entry.transfer = { status: t.status, text };
+  // Consult: with the person it is offered to (or named), and after they accepted.
+  if (t.status === "pending" || t.status === "accepted") {
+    openConsult(t.case_id, t.status === "accepted" ? t.to : (t.offered_to || t.to_worker));
+  } else {
+    endConsult(t.case_id);
+  }
   if (t.case_id === state.current) renderCaseMeta();
 }
 
@@ -649,6 +663,7 @@ function wire() {
 }
 
 wire();
+initConsult(() => state.me, clock);
 initMedia({ state, send, refreshPacket, loadWriteLanguages, languageSlip, writeLang, surface: SURFACE });
 initCaseActions({ state, send, refreshPacket, renderCaseMeta, renderCases, renderCase,
   currentEntry, languageSlip, typing, routerNow, onTransfer });

@@ -23,6 +23,7 @@ STATUS_BY_REASON: dict[str, int] = {
     "excluded": 409,
     "taker_unavailable": 409,
     "taker_at_capacity": 409,
+    "no_consult": 409,
 }
 
 # Reasons that only restate the status: not repeated as ``reason`` in the error body.

@@ -37,6 +37,11 @@ class WarmTransferIn(views.TransferCase):
                              "for the next person before the case stays with you.")
 
 
+class ConsultIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=2000)
+
+
 class AssignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     worker_id: str = Field(min_length=1, max_length=80)
@@ -128,6 +133,19 @@ async def cancel_warm_transfer(case_id: str, core: Core,
     if not await core.cancel_warm_transfer(case_id, f"cancelled by {principal.subject}"):
         raise HTTPException(409, f"no warm transfer of case {case_id!r} is pending")
     return {"case_id": case_id, "status": "cancelled"}
+
+
+@workspace_api.post("/cases/{case_id}/consult")
+async def consult(case_id: str, body: ConsultIn, core: Core,
+                  principal: Principal = require(*WORKER_ROLES, Role.supervisor)
+                  ) -> dict[str, Any]:
+    """Write to the other worker of a warm transfer (while it is offered to them or names
+    them, and after they accepted): a ``consult`` WebSocket message on both desks; it never
+    reaches the resident's device."""
+    text = body.text.strip()
+    if not text:
+        raise HTTPException(422, "the consult message is empty: write what you want to ask")
+    return await core.consult(case_id, principal.subject, text)
 
 
 @workspace_api.post("/cases/{case_id}/wrapup/done")

@@ -16,7 +16,8 @@ from router.config import load_config
 from sandbox.procs import RouterProcess
 from router.service.app import create_app
 from tests.pages.test_desk import PAGE_ERRORS, TIMEOUT_MS, bearer, browser, shot  # noqa: F401
-from tests.pages.test_workspace import STUBS, axe_check, no_sideways_scroll
+from tests.pages.test_floor import accept_when_offered
+from tests.pages.test_workspace import STUBS, axe_check, no_sideways_scroll, open_desk
 from tests.service.conftest import ManualClock, Router, auth, config_copy
 
 HOUR = 3600.0
@@ -69,13 +70,14 @@ def visit(page, name: str) -> None:
     axe_check(page, name)
 
 
-def open_floor(browser, url: str, width: int = 1280, height: int = 1000):  # noqa: F811
+def open_floor(browser, url: str, width: int = 1280, height: int = 1000,  # noqa: F811
+               token: str = "demo-sato-floor-token-0001"):
     ctx = browser.new_context(viewport={"width": width, "height": height})
     ctx.add_init_script(STUBS)
     page = ctx.new_page()
     page.on("pageerror", lambda e: PAGE_ERRORS.append(f"floor: {e}"))
     page.set_default_timeout(TIMEOUT_MS)
-    page.goto(f"{url}/floor#token=demo-sato-floor-token-0001")
+    page.goto(f"{url}/floor#token={token}")
     page.wait_for_selector('#conn[data-state="connected"]')
     return page
 
@@ -118,7 +120,9 @@ def test_floor_trends_assign_why_not_alert_actions_and_small_screens(router, bro
     case_id = r.json()["id"]
     row = page.locator(f'#cases tr[data-case="{case_id}"]')
     expect(row).to_contain_text("queued")
-    expect(page.locator('#workers tr[data-worker="ken"]')).to_contain_text("available for")
+    # Time in state comes from /v1/directory, which the page reads every 5 s.
+    expect(page.locator('#workers tr[data-worker="ken"]')).to_contain_text(
+        "available for", timeout=12_000)
     row.get_by_role("button", name=f"Assign case {case_id} to a person").click()
     why = page.locator("#whynot")
     step1 = why.locator('li[data-step="specialist_in_language"]')
@@ -178,4 +182,52 @@ def test_floor_trends_assign_why_not_alert_actions_and_small_screens(router, bro
         no_sideways_scroll(page, f"floor assign panel at {width} px")
         visit(page, f"08-floor-assign-{width}px")
         page.get_by_role("button", name="Cancel").first.click()
+
+    # A supervisor who is not in workers.yaml (floor-supervisor: languages in tokens.yaml)
+    # takes a case from the floor and works it at their desk.
+    sup = open_floor(browser, proc.url, token="demo-supervisor-token-0001")
+    expect(sup.locator("#who")).to_contain_text("floor-supervisor")
+    desk = open_desk(browser, proc.url, "supervisor")
+    desk.get_by_label("Available").check()
+    expect(desk.get_by_label("Available")).to_be_checked()
+    r = client.put("/v1/workers/haruto/presence", json={"presence": "available"}, headers=admin)
+    assert r.status_code == 200, r.text
+    r = client.post("/v1/cases", headers=bearer("kiosk-1"), json={
+        "site": "city-office", "device": "kiosk-1", "language": "ja",
+        "skills": {"residency": 2}, "workflow": "contact_center"})
+    assert r.status_code == 201, r.text
+    ja_id = r.json()["id"]
+    accept_when_offered(client, ja_id, "haruto")
+    ja_row = sup.locator(f'#cases tr[data-case="{ja_id}"]')
+    expect(ja_row.locator("td.who")).to_have_text("Haruto Ito (haruto)")
+    expect(sup.locator("#take-help")).to_be_hidden()  # on the roster through tokens.yaml
+    sup.on("dialog", lambda dialog: dialog.accept())
+    ja_row.get_by_role("button", name=f"Take case {ja_id} yourself").click()
+    expect(ja_row.locator("td.who")).to_have_text("Floor supervisor (floor-supervisor)")
+    expect(sup.locator("#error")).to_be_hidden()
+    visit(sup, "09-supervisor-took-a-case")
+    expect(desk.locator("#case-tabs")).to_contain_text(ja_id)
+    desk.locator("#case-tabs button", has_text=ja_id).click()
+    expect(desk.locator("#case-meta")).to_contain_text("with floor-supervisor")
+    desk.get_by_label("Message to the resident").fill("I am the floor supervisor; I will help you.")
+    desk.get_by_label("Message language").select_option("en")  # English text: say so
+    desk.get_by_role("button", name="Send", exact=True).click()
+    status = desk.locator("#chat-status")
+    expect(status).not_to_be_empty()
+    # The box empties only when the router took the message.
+    expect(desk.get_by_label("Message to the resident")).to_have_value("")
+    assert "Not sent" not in status.inner_text(), status.inner_text()
+    expect(desk.locator("#error")).to_be_hidden()
+    visit(desk, "10-supervisor-desk-working-the-case")
+    said = []
+    for _ in range(50):  # the router stores events in batches: the turn may be a moment behind
+        events = client.get(f"/v1/cases/{ja_id}/events", headers=admin).json()["events"]
+        said = [e["payload"] for e in events if e["type"] == "turn"
+                and e["payload"].get("speaker") == "human"]
+        if said:
+            break
+        time.sleep(0.1)
+    assert said and said[-1]["worker_id"] == "floor-supervisor", said
+    transfer = [e for e in events if e["type"] == "transfer"][-1]["payload"]
+    assert transfer["from_worker"] == "haruto" and transfer["to_worker"] == "floor-supervisor"
     assert not PAGE_ERRORS, PAGE_ERRORS

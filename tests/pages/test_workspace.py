@@ -316,3 +316,80 @@ def test_desk_on_a_phone_and_a_tablet(router, browser):  # noqa: F811
         visit(page, f"12-transfer-{width}px")
         page.keyboard.press("Escape")
     assert not PAGE_ERRORS, PAGE_ERRORS
+
+
+@pytest.fixture
+def calm_router(tmp_path):
+    # Offers wait 60 s: the two workers consult before the receiver accepts.
+    cfg = config_copy(tmp_path, default_workflow="telepresence", offer_timeout_s=60)
+    proc = RouterProcess(cfg, f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
+    client = proc.start(timeout=120)
+    try:
+        yield proc, client
+    finally:
+        client.close()
+        proc.stop()
+
+
+def test_warm_transfer_consult_then_handover(calm_router, browser):  # noqa: F811
+    """Mateo asks for a warm transfer to Ana; while her offer is up they consult (each sees
+    the other's message on their desk; nothing reaches the resident); Ana accepts: handed
+    over, and the case is hers."""
+    from playwright.sync_api import expect
+
+    proc, client = calm_router
+    a = open_desk(browser, proc.url, "mateo")
+    a.get_by_label("Available").check()
+    wait_presence(client, "mateo", "available")
+    case_id = escalate(client)
+    a.locator("li.offer", has_text=case_id).get_by_role(
+        "button", name=f"Accept case {case_id}").click()
+    expect(a.locator("#case-h")).to_have_text(f"Case {case_id}")
+    b = open_desk(browser, proc.url, "ana")
+    b.get_by_label("Available").check()
+    wait_presence(client, "ana", "available")
+
+    a.evaluate("document.activeElement && document.activeElement.blur()")
+    a.keyboard.press("t")
+    row = a.locator('#directory tr[data-worker="ana"]')
+    expect(row).to_contain_text("available")
+    row.get_by_role("radio").check()
+    a.get_by_label("Note for the next person").fill("Tax question.")
+    a.get_by_role("button", name="Request transfer").click()
+    expect(a.locator("#transfer-banner")).to_contain_text("offered to ana")
+    expect(a.locator("#consult-about")).to_contain_text(f"With ana about case {case_id}")
+    offer = b.locator("li.offer", has_text=case_id)
+    expect(offer).to_be_visible()
+    expect(b.locator("#consult-about")).to_contain_text(f"With mateo about case {case_id}")
+
+    a.get_by_label("Message to your colleague").fill(
+        "She asks where to pay her taxes; can you take it?")
+    a.get_by_role("button", name="Send to colleague").click()
+    expect(b.locator("#consult-log")).to_contain_text(
+        "mateo (", timeout=TIMEOUT_MS)
+    expect(b.locator("#consult-log")).to_contain_text("where to pay her taxes; can you take it?")
+    visit(b, "20-consult-receiver-offer")
+    b.get_by_label("Message to your colleague").fill("Yes, I know that office. Hand her over.")
+    b.get_by_role("button", name="Send to colleague").click()
+    expect(a.locator("#consult-log li")).to_have_count(2)
+    expect(a.locator("#consult-log li").last).to_contain_text(
+        "ana (")
+    expect(a.locator("#consult-log li").last).to_contain_text("I know that office")
+    expect(a.locator("#case-meta")).to_contain_text("with mateo")  # still his until she accepts
+    visit(a, "21-consult-sender")
+
+    # The handover: Ana accepts; the case is hers, Mateo's banner says so.
+    offer.get_by_role("button", name=f"Accept case {case_id}").click()
+    expect(b.locator("#case-h")).to_have_text(f"Case {case_id}")
+    expect(a.locator("#transfer-banner")).to_contain_text("ana accepted the transfer")
+    got = client.get(f"/v1/cases/{case_id}", headers=bearer("admin")).json()["case"]
+    assert got["assigned_worker"] == "ana" and got["state"] == "connected"
+    # They can still consult after the handover.
+    b.get_by_label("Message to your colleague").fill("Got her, thanks.")
+    b.get_by_role("button", name="Send to colleague").click()
+    expect(a.locator("#consult-log li").last).to_contain_text("Got her, thanks.")
+    visit(b, "22-consult-after-handover")
+    # The side conversation never reached the resident: no case event carries it.
+    events = client.get(f"/v1/cases/{case_id}/events", headers=bearer("admin")).json()["events"]
+    assert "I know that office" not in str(events) and "can you take it" not in str(events)
+    assert not PAGE_ERRORS, PAGE_ERRORS

@@ -92,3 +92,52 @@ def test_a_decline_keeps_looking(router):
     second = router.core.warm.by_case[case["id"]].offered_to
     assert second in ("lucas", "mei") and second != first
     assert router.case(case["id"])["case"]["assigned_worker"] == "haruto"
+
+
+def consult(router, case_id: str, who: str, text: str):
+    return router.client.post(f"/v1/cases/{case_id}/consult", headers=auth(who),
+                              json={"text": text})
+
+
+def test_the_two_workers_consult_before_and_after_the_handover(router):
+    router.available("haruto", "ken", "emma")
+    case = _connect(router, "haruto", skills={"residency": 3})
+    # No transfer yet: nobody to consult.
+    r = consult(router, case["id"], "haruto", "Ken, a minute?")
+    assert r.status_code == 409 and r.json()["reason"] == "no_consult"
+    with router.client.websocket_connect(
+            "/v1/ws", headers={"Authorization": f"Bearer {token('ken')}"}) as ken, \
+            router.client.websocket_connect(
+            "/v1/ws", headers={"Authorization": f"Bearer {token('haruto')}"}) as haruto:
+        assert ken.receive_json()["type"] == "hello"
+        assert haruto.receive_json()["type"] == "hello"
+        assert warm(router, case["id"], to_worker="ken").status_code == 200
+        offer = recv_until(ken, "offer")
+        # Pending: haruto asks, ken answers before accepting; both desks get both messages.
+        r = consult(router, case["id"], "haruto", "She asks about a tax refund; OK for you?")
+        assert r.status_code == 200, r.text
+        for ws in (ken, haruto):
+            got = recv_until(ws, "consult")
+            assert (got["from"], got["to"], got["case_id"]) == ("haruto", "ken", case["id"])
+            assert got["text"] == "She asks about a tax refund; OK for you?"
+        assert consult(router, case["id"], "ken", "Yes, send her over.").status_code == 200
+        assert recv_until(haruto, "consult")["text"] == "Yes, send her over."
+        # A third worker is not part of it; an empty message says what to do.
+        r = consult(router, case["id"], "emma", "Can I help?")
+        assert r.status_code == 409 and r.json()["reason"] == "no_consult"
+        r = consult(router, case["id"], "haruto", "   ")
+        assert r.status_code == 422 and "empty" in r.json()["message"]
+        # Ken accepts (the handover); the two can still consult while the case is open.
+        ken.send_json({"type": "accept", "offer_id": offer["offer"]["offer_id"]})
+        assert recv_until(ken, "accepted")["case"]["assigned_worker"] == "ken"
+        assert consult(router, case["id"], "ken", "Which form did she bring?").status_code == 200
+        assert recv_until(haruto, "consult")["from"] == "ken"
+    # Never a case event, never the device's business.
+    assert not [e for e in router.events(case["id"]) if "consult" in str(e["payload"]).lower()
+                or e["type"] == "consult"]
+    r = router.client.post(f"/v1/cases/{case['id']}/close", headers=auth("ken"),
+                           json={"status": "resolved"})
+    assert r.status_code == 200
+    r = consult(router, case["id"], "haruto", "Thanks!")
+    assert r.status_code == 409 and r.json()["reason"] == "no_consult"
+    assert router.core.warm.after == {}

@@ -565,6 +565,7 @@ class RouterCore:
         """The case left routing (closed): a pending offer disappears from its worker's desk
         (the outcome event already cleared it from the case), capacity comes back."""
         await self.warm.cancel(case_id, "the case closed", record=False)
+        self.warm.closed(case_id)
         for offer, _ in [v for v in self._engine.offers.values() if v[0].case_id == case_id]:
             self._emit(events.OfferClosed(offer.offer_id, offer.worker_id, "withdrawn",
                                           "case closed"))
@@ -787,6 +788,15 @@ class RouterCore:
     async def cancel_warm_transfer(self, case_id: str, reason: str) -> bool:
         async with self._unit():
             return await self.warm.cancel(case_id, reason)
+
+    async def consult(self, case_id: str, worker_id: str, text: str) -> dict[str, Any]:
+        """A message between the two workers of a warm transfer (router/service/core/warm.py):
+        to both their desks, never to the device."""
+        async with self._unit():
+            case = await self.case(case_id)
+            if case is None:
+                raise NotFound(f"unknown case {case_id!r}")
+            return self.warm.consult(case, worker_id, text)
 
     async def end_wrapup(self, case_id: str, worker_id: str) -> bool:
         """The worker is done with a closed case's wrap-up: their capacity comes back."""

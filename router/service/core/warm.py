@@ -8,8 +8,14 @@ case, while the real case stays ``connected``. The case records what happened as
 request, the acceptance, or the return with its reason), and the accept is recorded as the
 usual transfer → offer → accepted events, so the packet's handoffs read as for any transfer.
 
-Pending warm transfers live in memory: after a router restart the case is simply still with
-the first worker (the safe side), and they may ask again.
+Consult: while the transfer is pending (with the person it is offered to, or the person
+named) and after the accept (the previous and the new holder, while the case is open), the
+two workers write to each other through the router (``consult`` WorkerSignal messages to
+both desks). Consult messages never go to the device and are not case events: they are the
+workers' side conversation; the receiver accepting is the handover.
+
+Pending warm transfers and consult pairs live in memory: after a router restart the case is
+simply still with its holder (the safe side), and they may ask again.
 """
 
 from __future__ import annotations
@@ -45,6 +51,9 @@ class WarmTransfers:
         self.core = core
         self.by_case: dict[str, Pending] = {}
         self.by_shadow: dict[str, Pending] = {}
+        # case_id -> (previous holder, new holder) after an accepted warm transfer: the two
+        # may keep consulting while the case is open (dropped when it closes or moves on).
+        self.after: dict[str, tuple[str, str]] = {}
 
     def owns(self, case_id: str) -> bool:
         return case_id in self.by_shadow
@@ -77,6 +86,7 @@ class WarmTransfers:
             raise CoreError(f"a transfer of case {case_id!r} is already pending; wait for it "
                             "or cancel it first", reason="transfer_pending")
         now = core.clock.now()
+        self.after.pop(case_id, None)
         shadow = "w:" + uuid.uuid4().hex[:16]
         p = Pending(case_id, shadow, worker_id, requirement, note, to_worker, now + timeout_s)
         self.by_case[case_id], self.by_shadow[shadow] = p, p
@@ -104,6 +114,40 @@ class WarmTransfers:
                 "author": p.from_worker, "text": f"Warm transfer cancelled: {reason}"})
         self._tell(p, "cancelled", reason=reason)
         return True
+
+    def closed(self, case_id: str) -> None:
+        """The case closed: no more consulting about it."""
+        self.after.pop(case_id, None)
+
+    def consult(self, case, sender: str, text: str) -> dict[str, Any]:
+        """``sender`` writes to the other worker of the case's warm transfer; both desks get
+        the message (the sender's copy confirms it went through the router)."""
+        from router.service.core import CoreError
+
+        other = self._counterpart(case, sender)
+        if other is None:
+            raise CoreError(f"no one to consult about case {case.id!r}: consulting works "
+                            "between the two workers of a warm transfer — while it is "
+                            "offered to someone (or names them), and after they accepted",
+                            reason="no_consult")
+        msg = {"type": "consult", "id": uuid.uuid4().hex[:12], "case_id": case.id,
+               "from": sender, "to": other, "text": text, "at": self.core.clock.now()}
+        self._to(sender, msg)
+        self._to(other, msg)
+        return msg
+
+    def _counterpart(self, case, sender: str) -> str | None:
+        p = self.by_case.get(case.id)
+        if p is not None:
+            other = p.offered_to or p.to_worker
+            if other is None:
+                return None
+            return other if sender == p.from_worker else p.from_worker if sender == other \
+                else None
+        pair = self.after.get(case.id)
+        if pair is None or case.terminal or case.assigned_worker != pair[1]:
+            return None
+        return pair[1] if sender == pair[0] else pair[0] if sender == pair[1] else None
 
     async def expire(self, now: float) -> None:
         for p in [p for p in self.by_case.values() if p.deadline <= now]:
@@ -172,6 +216,7 @@ class WarmTransfers:
         await core._effects(effects)
         self._to(worker_id, {"type": "offer_closed", "offer_id": offer.offer_id,
                                "status": "accepted"})
+        self.after[p.case_id] = (p.from_worker, worker_id)
         self._tell(p, "accepted", to=worker_id)
         return case
 
