@@ -111,14 +111,33 @@ function onHello(msg) {
   showPresence(msg.presence);
   state.offers.clear();
   for (const offer of msg.offers) addOffer(offer, null, false);
+  const seen = new Set();
   for (const c of msg.cases) {
-    if (c.assigned_worker === state.me.subject && c.state === "connected" && !state.cases.has(c.id)) {
+    seen.add(c.id);
+    if (state.cases.has(c.id)) onCase(c);  // a resync: the snapshot replaces what we had
+    else if (c.assigned_worker === state.me.subject && c.state === "connected") {
       state.cases.set(c.id, { case: c, packet: null });
       refreshPacket(c.id);
     }
   }
+  // A hello after a resync (decision 0010) lists only open cases we may see: a case we hold
+  // that is missing changed while our updates were dropped (closed, moved on). Ask for it.
+  for (const id of state.cases.keys()) if (!seen.has(id)) reconcile(id);
   renderOffers();
   renderCases();
+}
+
+async function reconcile(caseId) {
+  try {
+    const { case: c } = await api("GET", `/v1/cases/${encodeURIComponent(caseId)}`);
+    onCase(c);
+  } catch (e) {
+    const entry = state.cases.get(caseId);
+    if (!entry) return;
+    entry.transfer = { status: "accepted", text: "This case is no longer with you." };
+    renderCases();
+    if (caseId === state.current) renderCaseMeta();
+  }
 }
 
 // --- offers: cannot be missed -----------------------------------------------------------
