@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 
-def mount_page(app: FastAPI, name: str, folder: Path, paths: tuple[str, ...]) -> None:
-    """``folder/index.html`` at each of ``paths``; the folder's files at /static/<name>/."""
+def mount_page(app: FastAPI, name: str, folder: Path, paths: tuple[str, ...],
+               document: Callable[[], str] | None = None) -> None:
+    """``folder/index.html`` (or the page ``document()`` builds) at each of ``paths``; the
+    folder's files at /static/<name>/."""
     index = folder / "index.html"
     pages = APIRouter()
 
-    async def page() -> FileResponse:
-        return FileResponse(index)
+    async def page() -> Response:
+        return HTMLResponse(document()) if document else FileResponse(index)
 
     for path in paths:
         pages.add_api_route(path, page, methods=["GET"], include_in_schema=False,
