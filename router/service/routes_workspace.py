@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 
-from protocol.models import Presence, Requirement, Role
+from protocol.models import Presence, Role
 from router.service import views
 from router.service.auth import WORKER_ROLES, Authed, Principal, require
-from router.service.core import RouterCore
+from router.service.routes.deps import Core
+from router.service.routes.handoffs import transfer_requirement
 from router.trends import trends
 from common.config import ConfigError
 from router.workspace_config import load_workspace
@@ -25,11 +26,6 @@ MAX_TREND_CASES = 5000
 WORDS = 3  # the resident's last turns shown on an offer
 
 
-async def core_of(request: Request) -> RouterCore:
-    return request.app.state.core
-
-
-Core = Annotated[RouterCore, Depends(core_of)]
 
 
 class WarmTransferIn(views.TransferCase):
@@ -98,21 +94,7 @@ async def warm_transfer(case_id: str, body: WarmTransferIn, core: Core, request:
     if case is None or case.assigned_worker != principal.subject:
         raise HTTPException(404 if case is None else 403,
                             f"case {case_id!r} is not connected to you")
-    old = case.requirement
-    if old is None:
-        raise HTTPException(409, f"case {case_id!r} was never routed")
-    if body.to_worker is not None and core.presence_of(body.to_worker) is None:
-        raise HTTPException(404, f"unknown worker {body.to_worker!r}")
-    try:
-        requirement = Requirement(
-            language=body.language or old.language, skills=body.skills or old.skills,
-            surface=old.surface, channel=body.channel or old.channel,
-            priority=old.priority if body.priority is None else body.priority,
-            workflow=body.workflow or old.workflow)
-    except ValidationError as exc:
-        raise HTTPException(422, str(exc)) from None
-    if requirement.workflow and requirement.workflow not in core.cfg.routing.workflows:
-        raise HTTPException(422, f"unknown workflow {requirement.workflow!r}")
+    requirement = transfer_requirement(core, case, body)
     out = await core.warm_transfer(case_id, principal.subject, requirement, body.note,
                                    body.to_worker, body.timeout_s)
     request.app.state.audit.record("transfer", principal.subject, case_id=case_id,

@@ -9,9 +9,11 @@ from fastapi import APIRouter, HTTPException
 from pydantic import ValidationError
 
 from protocol.models import TERMINAL_STATES, Requirement, Role
+from router.casestate import Case
 from router.mqtt.bridge import BridgeError
 from router.service import views
 from router.service.auth import Access, Authed
+from router.service.core import RouterCore
 from router.service.routes.deps import (Audit, Bridge, Core, Supervisor, Worker, owner_or_staff,
                                         visible_case)
 from router.store.errors import StoreError
@@ -20,6 +22,27 @@ router = APIRouter()
 log = logging.getLogger("baton.api")
 CHAT_COMMAND = "chat.say"  # edge/chat.py runs it
 CHAT_TTL_S = 600.0  # a message the resident did not see within 10 min is not shown late
+
+
+def transfer_requirement(core: RouterCore, case: Case, body: views.TransferCase) -> Requirement:
+    """The requirement a transfer (cold or warm) searches with: the case's own, with what the
+    sender changed. Errors are the web's: unknown person 404, never routed 409, invalid 422."""
+    if body.to_worker is not None and core.presence_of(body.to_worker) is None:
+        raise HTTPException(404, f"unknown worker {body.to_worker!r}")
+    old = case.requirement
+    if old is None:
+        raise HTTPException(409, f"case {case.id!r} was never routed")
+    try:
+        requirement = Requirement(
+            language=body.language or old.language, skills=body.skills or old.skills,
+            surface=old.surface, channel=body.channel or old.channel,
+            priority=old.priority if body.priority is None else body.priority,
+            workflow=body.workflow or old.workflow)
+    except ValidationError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if requirement.workflow and requirement.workflow not in core.cfg.routing.workflows:
+        raise HTTPException(422, f"unknown workflow {requirement.workflow!r}")
+    return requirement
 
 
 @router.post("/cases/{case_id}/close")
@@ -43,21 +66,7 @@ async def transfer_case(case_id: str, body: views.TransferCase, core: Core, audi
                         principal: Worker) -> dict[str, Any]:
     case = await visible_case(core, principal, case_id)
     owner_or_staff(principal, case)
-    if body.to_worker is not None and core.presence_of(body.to_worker) is None:
-        raise HTTPException(404, f"unknown worker {body.to_worker!r}")
-    old = case.requirement
-    if old is None:
-        raise HTTPException(409, f"case {case_id!r} was never routed")
-    try:
-        requirement = Requirement(
-            language=body.language or old.language, skills=body.skills or old.skills,
-            surface=old.surface, channel=body.channel or old.channel,
-            priority=old.priority if body.priority is None else body.priority,
-            workflow=body.workflow or old.workflow)
-    except ValidationError as exc:
-        raise HTTPException(422, str(exc)) from None
-    if requirement.workflow and requirement.workflow not in core.cfg.routing.workflows:
-        raise HTTPException(422, f"unknown workflow {requirement.workflow!r}")
+    requirement = transfer_requirement(core, case, body)
     holder = case.assigned_worker
     case = await core.transfer(case_id, case.assigned_worker or principal.subject, requirement,
                                body.note, body.to_worker)
