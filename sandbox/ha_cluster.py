@@ -218,6 +218,12 @@ class RotatingWorker(SimulatedWorker):
                                                                 "code": "answered"})
         if r.status_code in (421, 503):
             r.raise_for_status()  # not the leader any more: resync elsewhere
+        if r.status_code == 200:
+            # A simulated worker needs no wrap-up: give the capacity back at once (a closed
+            # case holds it for routing.wrapup_capacity_s otherwise). 409: none running.
+            r = await http.post(f"/v1/cases/{case_id}/wrapup/done")
+            if r.status_code in (421, 503):
+                r.raise_for_status()
 
 
 @dataclass

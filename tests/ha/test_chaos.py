@@ -48,7 +48,9 @@ def chaos_config(tmp: Path) -> Path:
                             "skills": {"general": 4}, "capacity": {"chat": 2}})
             tokens.append({"subject": w, "role": "agent", "token": f"demo-{w}-token-0001"})
         parts.append({"id": pid, "sites": [site], "workers": ids})
-    kept = [t for t in yaml.safe_load((CONFIG / "tokens.yaml").read_text())["tokens"]
+    # Supervisors only watch here: without languages they do not join the roster (tokens.yaml).
+    kept = [{k: v for k, v in t.items() if k not in ("languages", "name")}
+            for t in yaml.safe_load((CONFIG / "tokens.yaml").read_text())["tokens"]
             if t["role"] in ("supervisor", "device", "admin")]
     (out / "workers.yaml").write_text(yaml.safe_dump({"workers": workers}))
     (out / "tokens.yaml").write_text(yaml.safe_dump({"tokens": kept + tokens}))
