@@ -67,8 +67,12 @@ async def worker(url: str, wid: str, offers: dict[str, float], http: httpx.Async
 
         async def finish(case_id: str) -> None:
             await asyncio.sleep(handle_s)
+            auth = {"Authorization": f"Bearer {token}"}
             await http.post(f"/v1/cases/{case_id}/close", json={"status": "resolved"},
-                            headers={"Authorization": f"Bearer {token}"})
+                            headers=auth)
+            # A benchmark worker needs no wrap-up: without this a closed case holds its
+            # capacity for routing.wrapup_capacity_s and offers stop (issue 15's wrap-up).
+            await http.post(f"/v1/cases/{case_id}/wrapup/done", headers=auth)
 
         async def reader() -> None:
             async for raw in ws:

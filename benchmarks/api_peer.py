@@ -60,6 +60,12 @@ async def close(case_id: str):
     return JSONResponse({"id": case_id, "state": "resolved"})
 
 
+@app.post("/v1/cases/{case_id}/wrapup/done")
+async def wrapup_done(case_id: str):
+    # The same request the load generator sends Baton; this peer holds no wrap-up.
+    return JSONResponse({"id": case_id, "wrapup": "done"})
+
+
 @app.websocket("/v1/ws")
 async def ws(socket: WebSocket):
     await socket.accept()

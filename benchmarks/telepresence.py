@@ -54,8 +54,10 @@ PAGE_HOOKS = """() => {
   window.__offers = {};
   new MutationObserver(() => {
     for (const li of document.querySelectorAll('li.offer')) {
-      const m = li.textContent.match(/c-[0-9a-f]{12}/);
-      if (m && !(m[0] in window.__offers)) window.__offers[m[0]] = Date.now();
+      // The card shows the resident's words, not the id: the accept button names the case.
+      const b = li.querySelector('button[aria-label^="Accept case "]');
+      const id = b && b.getAttribute('aria-label').slice('Accept case '.length);
+      if (id && !(id in window.__offers)) window.__offers[id] = Date.now();
     }
   }).observe(document.getElementById('offers'), {childList: true, subtree: true});
   window.__acceptAndTime = (caseId) => {
@@ -170,6 +172,9 @@ def one_session(i: int, page, edge: EdgeProcess, http: httpx.Client, aiko: dict)
 
     r = http.post(f"/v1/cases/{case_id}/close", headers=aiko,
                   json={"status": "resolved", "code": "benchmark"})
+    assert r.status_code == 200, r.text
+    # No wrap-up between sessions: aiko's capacity comes back at once for the next offer.
+    r = http.post(f"/v1/cases/{case_id}/wrapup/done", headers=aiko)
     assert r.status_code == 200, r.text
     page.wait_for_function("() => !document.querySelector('#media-end') ||"
                            " document.getElementById('media-end').disabled")
