@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import shutil
-import time
 
 import pytest
 
@@ -23,6 +22,7 @@ from sandbox.procs import CHROMIUM, CHROMIUM_ARGS
 from tests.helpers import require
 from tests.mqtt.helpers import fleet_config
 from tests.pages.test_desk import SHOTS
+from tests.pages.test_desk_media import auth, wait_for
 from tests.pages.test_resident import AXE
 from tests.telepresence.conftest import broker, device_link, router, token  # noqa: F401
 from tests.webrtc.conftest import loopback_ice  # noqa: F401 (fixture)
@@ -35,21 +35,6 @@ FRAMES = ("() => { const v = document.getElementById('remote-video');"
 @pytest.fixture
 def cfg_dir(tmp_path):
     return fleet_config(tmp_path, devices=2)
-
-
-def auth(subject: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(subject)}"}
-
-
-async def wait_for(fn, timeout: float, what: str, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = fn()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(every)
 
 
 async def visit(page, name: str) -> None:
