@@ -65,7 +65,9 @@ PAGE_HOOKS = """() => {
       .find((b) => b.getAttribute('aria-label') === `Accept case ${caseId}`);
     const v = document.getElementById('remote-video');
     window.__first = null;
+    performance.clearMarks();
     const t0 = performance.now();
+    window.__t0 = t0;
     const watch = () => {
       if (v.srcObject) v.requestVideoFrameCallback(() => { window.__first = performance.now() - t0; });
       else setTimeout(watch, 1);
@@ -161,6 +163,10 @@ def one_session(i: int, page, edge: EdgeProcess, http: httpx.Client, aiko: dict)
     page.evaluate(f"() => window.__acceptAndTime('{case_id}')")
     page.wait_for_function("() => window.__first !== null")
     first_ms = page.evaluate("() => window.__first")
+    # The page's set-up steps (performance marks of endpoints/desk/media.js), ms after the click.
+    steps = page.evaluate("() => Object.fromEntries(performance.getEntriesByType('mark')"
+                          ".filter((m) => m.name.startsWith('baton-media:'))"
+                          ".map((m) => [m.name.slice(12), Math.round(m.startTime - window.__t0)]))")
 
     # Live video both ways for 3 s: the page's decode rate and the edge's CPU.
     page.wait_for_function("() => Number(document.getElementById('ds-video').dataset.fps"
@@ -183,7 +189,7 @@ def one_session(i: int, page, edge: EdgeProcess, http: httpx.Client, aiko: dict)
     row = {"session": i, "case_id": case_id, "first_frame_ms": round(first_ms, 1),
            "escalation_to_offer_ms": round((offered_at - decided) * 1000, 1),
            "edge_fps": round((f1 - f0) / (t1 - t0), 1), "edge_rx_fps": rx_fps,
-           "edge_cpu_cores": round((c1 - c0) / (t1 - t0), 3)}
+           "edge_cpu_cores": round((c1 - c0) / (t1 - t0), 3), "steps_ms": steps}
     print(json.dumps(row), flush=True)
     return row
 

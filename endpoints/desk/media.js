@@ -29,6 +29,7 @@ const media = {
   session: null,
   pc: null,
   local: null,         // MediaStream from getUserMedia
+  camera: null,        // Promise of the MediaStream (or the Error), asked for at startMedia
   captions: null,      // RTCDataChannel id 1
   device: null,        // RTCDataChannel id 2
   pending: [],         // candidates that arrived before the answer
@@ -75,6 +76,12 @@ export function renderMedia() {
   $("caption-form").querySelector("button").disabled = !(media.captions && media.captions.readyState === "open");
 }
 
+// Steps of a session's set-up as performance marks ("baton-media:<step>"): the browser's
+// performance timeline, read by benchmarks/telepresence.py to split the first frame's time.
+function markStep(step) {
+  try { performance.mark(`baton-media:${step}`); } catch (e) { /* marks are diagnostics */ }
+}
+
 function mediaStatus(text) { $("media-status").textContent = text; }
 
 export function mediaFailed(message) {
@@ -87,7 +94,28 @@ function startMedia() {
   media.caseId = c.id;
   mediaStatus("Asking the router for a session…");
   $("media-start").disabled = true;
-  if (!ctx.send({ type: "signal_start", case_id: c.id })) { media.caseId = null; renderMedia(); }
+  // The camera starts while the router sets up the session (a device's first start takes
+  // hundreds of ms): it is off the first frame's critical path.
+  media.camera = openCamera();
+  markStep("start");
+  if (!ctx.send({ type: "signal_start", case_id: c.id })) {
+    releaseCamera(media.camera);
+    media.caseId = null; media.camera = null; renderMedia();
+  }
+}
+
+// Resolves to the MediaStream, or to the Error (no camera, denied, insecure page).
+function openCamera() {
+  try {
+    return navigator.mediaDevices.getUserMedia({ video: true, audio: true }).catch((e) => e);
+  } catch (e) {
+    return Promise.resolve(e);
+  }
+}
+
+// A camera asked for by a session that ended before it was used is stopped when it arrives.
+function releaseCamera(camera) {
+  if (camera) camera.then((s) => { if (s instanceof MediaStream) for (const t of s.getTracks()) t.stop(); });
 }
 
 function sendSignal(signal) {
@@ -96,6 +124,7 @@ function sendSignal(signal) {
 
 export async function onSignalSession(msg) {
   if (msg.case_id !== media.caseId || media.pc) return;
+  markStep("session");
   media.session = msg.session;
   media.pending = [];
   const pc = new RTCPeerConnection({ iceServers: msg.ice_servers || [] });
@@ -118,7 +147,7 @@ export async function onSignalSession(msg) {
   pc.onconnectionstatechange = () => {
     if (media.pc !== pc) return;
     const s = pc.connectionState;
-    if (s === "connected") { media.retries = 0; mediaStatus(`Live with ${msg.device}.`); }
+    if (s === "connected") { markStep("connected"); media.retries = 0; mediaStatus(`Live with ${msg.device}.`); }
     else if (s === "failed" && media.retries < ICE_RETRIES) {
       // A new session: the device replaces its peer (fresh ICE), the case keeps going.
       const caseId = media.caseId, attempt = ++media.retries;
@@ -137,13 +166,17 @@ export async function onSignalSession(msg) {
   media.captions.onmessage = (e) => onChannelMessage(e.data, onCaption);
   media.device.onmessage = (e) => onChannelMessage(e.data, onDeviceMessage);
   try {
-    try {
-      media.local = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
-    } catch (e) {
-      mediaStatus(`No camera or microphone (${e.message}): receiving only.`);
+    const camera = media.camera || openCamera();
+    media.camera = null;
+    const got = await camera;
+    markStep("camera");
+    if (media.pc !== pc) { releaseCamera(camera); return; }
+    if (got instanceof MediaStream) {
+      media.local = got;
+    } else {
+      mediaStatus(`No camera or microphone (${got && got.message}): receiving only.`);
       media.local = null;
     }
-    if (media.pc !== pc) return;
     if (media.local) {
       $("local-video").srcObject = media.local;
       for (const t of media.local.getTracks()) pc.addTrack(t, media.local);
@@ -154,6 +187,7 @@ export async function onSignalSession(msg) {
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     sendSignal({ type: "offer", sdp: pc.localDescription.sdp });
+    markStep("offer");
   } catch (e) {
     mediaFailed(e.message);
   }
@@ -166,6 +200,7 @@ export async function onSignal(msg) {
   const sig = msg.signal || {};
   try {
     if (sig.type === "answer") {
+      markStep("answer");
       await pc.setRemoteDescription({ type: "answer", sdp: sig.sdp });
       for (const c of media.pending.splice(0)) await addCandidate(pc, c);
     } else if (sig.type === "offer") {
@@ -197,8 +232,9 @@ export function endMedia(text, sayBye = true) {
     media.pc.close();
   }
   if (media.local) for (const t of media.local.getTracks()) t.stop();
+  releaseCamera(media.camera);
   for (const id of ["remote-video", "local-video"]) $(id).srcObject = null;
-  Object.assign(media, { caseId: null, session: null, pc: null, local: null, captions: null,
+  Object.assign(media, { caseId: null, session: null, pc: null, local: null, camera: null, captions: null,
     device: null, pending: [] });
   mediaStatus(text || "Video is off.");
   renderMedia();
@@ -319,5 +355,54 @@ export function initMedia(context) {
     robotCommand(name);
   });
   window.addEventListener("beforeunload", () => { if (media.pc) endMedia(); });
+  // The remote worker's page exists for video: warm the browser's WebRTC stack while the
+  // worker waits for a case.
+  if (ctx.surface === "telepresence") setTimeout(warmWebRTC, 0);
+}
+
+// The browser's first call pays its WebRTC start-up (codec, DTLS, ICE machinery: several
+// hundred ms on the project's 2-core machine, the first sessions' first-frame tail in
+// docs/benchmarks.md). One loopback call inside this page — a canvas track, two peer
+// connections, nothing leaves the machine — pays it before a resident is waiting. Ends at the
+// first decoded frame or after 3 s; never throws. The device's side warms itself
+// (edge/webrtc/warmup.py).
+let warmed = false;
+export function warmWebRTC() {
+  if (warmed || !window.RTCPeerConnection) return;
+  warmed = true;
+  const a = new RTCPeerConnection(), b = new RTCPeerConnection();
+  const canvas = Object.assign(document.createElement("canvas"), { width: 320, height: 240 });
+  const g = canvas.getContext("2d");
+  const paint = () => { g.fillStyle = `hsl(${(performance.now() / 10) % 360}, 60%, 50%)`; g.fillRect(0, 0, 320, 240); };
+  paint();
+  const stream = canvas.captureStream(15);
+  const painter = setInterval(paint, 66);
+  const video = Object.assign(document.createElement("video"), { muted: true, playsInline: true });
+  let over = false;
+  const done = (outcome) => {
+    if (over) return;
+    over = true;
+    markStep(outcome === "frame" ? "warmed" : "warm-failed");
+    clearInterval(painter);
+    clearTimeout(limit);
+    for (const t of stream.getTracks()) t.stop();
+    a.close(); b.close();
+    video.srcObject = null;
+  };
+  const limit = setTimeout(() => done("timeout"), 3000);
+  a.onicecandidate = (e) => { if (e.candidate) b.addIceCandidate(e.candidate).catch(() => {}); };
+  b.onicecandidate = (e) => { if (e.candidate) a.addIceCandidate(e.candidate).catch(() => {}); };
+  b.ontrack = (e) => {
+    video.srcObject = e.streams[0] || new MediaStream([e.track]);
+    video.play().catch(() => {});
+    if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(() => done("frame"));
+  };
+  for (const t of stream.getTracks()) a.addTrack(t, stream);
+  (async () => {
+    await a.setLocalDescription(await a.createOffer());
+    await b.setRemoteDescription(a.localDescription);
+    await b.setLocalDescription(await b.createAnswer());
+    await a.setRemoteDescription(b.localDescription);
+  })().catch(() => done("error"));
 }
 

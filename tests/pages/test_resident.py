@@ -154,6 +154,11 @@ def test_resident_screen_from_first_word_to_goodbye(lang, router, broker, browse
         # "talk to a person" → waiting: connecting, the estimate, what to have ready.
         worker = open_worker(browser, router.url, "/telepresence", sc["worker"])
         wait_available(http, sc["worker"])
+        # While waiting, the remote worker's page warmed its WebRTC stack with a loopback call
+        # (media.js warmWebRTC): the first resident does not pay the browser's start-up.
+        worker.wait_for_function(
+            "() => performance.getEntriesByName('baton-media:warmed').length === 1",
+            timeout=TIMEOUT_MS)
         page.get_by_role("button", name=sc["person"]).click()
         turn = edge.wait_event(lambda e: e["event"] == "router_turn" and e["handoff"], 15,
                                "the hand-off")
