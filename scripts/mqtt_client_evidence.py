@@ -1,7 +1,7 @@
-"""Evidence for 0012 (run: pip install aiomqtt==2.5.1; python docs/decisions/0012-mqtt-client-evidence.py
+"""Evidence for 0012 (run: pip install aiomqtt==2.5.1; python scripts/mqtt_client_evidence.py
 in a scratch directory; needs mosquitto and mosquitto_passwd). aiomqtt 2.5.1 vs Baton's client on Mosquitto 2.0.11 (ACL: user dev may write a/# only)."""
 import asyncio, json, os, subprocess, sys, time, socket
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import aiomqtt
 from paho.mqtt.enums import MQTTProtocolVersion
 from common.mqtt.client import MqttClient, Settings
