@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
-from sandbox.procs import CHROMIUM, CHROMIUM_ARGS, RouterProcess
+from sandbox.procs import CHROMIUM, CHROMIUM_ARGS
+from tests.pages.conftest import mateo_takes_appointments, running_router, sqlite_url
 from tests.helpers import require
 from tests.service.conftest import config_copy
 
@@ -33,18 +33,9 @@ def router(tmp_path):
     # Chat cases go straight to remote workers (telepresence step 1) instead of waiting
     # 45 s for a specialist step to pass; offers stay up while the browser works.
     cfg = config_copy(tmp_path, default_workflow="telepresence", offer_timeout_s=60)
-    # The built-in assistant files "I'd rather speak to a person" under account questions
-    # (appointments skill): give the remote worker that skill so step 1 can offer to him.
-    roster = yaml.safe_load((cfg / "workers.yaml").read_text())
-    next(w for w in roster["workers"] if w["id"] == "mateo")["skills"]["appointments"] = 3
-    (cfg / "workers.yaml").write_text(yaml.safe_dump(roster, allow_unicode=True))
-    proc = RouterProcess(cfg, f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
-    client = proc.start(timeout=120)  # a loaded 2-core machine can take ~50 s
-    try:
-        yield proc, client
-    finally:
-        client.close()
-        proc.stop()
+    mateo_takes_appointments(cfg)
+    with running_router(cfg, sqlite_url(tmp_path)) as running:
+        yield running
 
 
 @pytest.fixture

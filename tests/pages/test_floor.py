@@ -13,7 +13,7 @@ from functools import partial
 import httpx
 import pytest
 
-from sandbox.procs import RouterProcess
+from tests.pages.conftest import running_router, sqlite_url
 from tests.pages.test_desk import TIMEOUT_MS, bearer, browser, open_desk, wait_available  # noqa: F401
 from tests.pages.test_desk import shot as desk_shot
 from tests.service.conftest import config_copy
@@ -27,13 +27,8 @@ def router(tmp_path):
     # A short service level (client-side "waiting too long") and max wait (the router's
     # wait_exceeded alert) so both show within the test; offers stay up while it works.
     cfg = config_copy(tmp_path, service_level_s=3, max_wait_s=MAX_WAIT_S, offer_timeout_s=60)
-    proc = RouterProcess(cfg, f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
-    client = proc.start(timeout=120)  # a loaded 2-core machine can take ~50 s
-    try:
-        yield proc, client
-    finally:
-        client.close()
-        proc.stop()
+    with running_router(cfg, sqlite_url(tmp_path)) as running:
+        yield running
 
 
 shot = partial(desk_shot, prefix="floor")

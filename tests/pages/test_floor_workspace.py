@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from router.config import load_config
-from sandbox.procs import RouterProcess
+from tests.pages.conftest import running_router, sqlite_url
 from router.service.app import create_app
 from tests.pages.test_desk import PAGE_ERRORS, TIMEOUT_MS, bearer, browser, shot  # noqa: F401
 from tests.pages.test_floor import accept_when_offered
@@ -54,15 +54,10 @@ def seed_an_hour(cfg_dir, db_url: str) -> None:
 @pytest.fixture
 def router(tmp_path):
     cfg = config_copy(tmp_path, service_level_s=3, offer_timeout_s=120)
-    url = f"sqlite+aiosqlite:///{tmp_path / 'router.db'}"
+    url = sqlite_url(tmp_path)
     seed_an_hour(cfg, url)
-    proc = RouterProcess(cfg, url)
-    client = proc.start(timeout=120)
-    try:
-        yield proc, client
-    finally:
-        client.close()
-        proc.stop()
+    with running_router(cfg, url) as running:
+        yield running
 
 
 def visit(page, name: str) -> None:

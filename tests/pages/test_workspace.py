@@ -14,9 +14,8 @@ from __future__ import annotations
 import time
 
 import pytest
-import yaml
 
-from sandbox.procs import RouterProcess
+from tests.pages.conftest import mateo_takes_appointments, running_router, sqlite_url
 from tests.pages.test_desk import PAGE_ERRORS, TIMEOUT_MS, bearer, browser, shot  # noqa: F401
 from tests.pages.test_resident import AXE
 from tests.helpers import require
@@ -51,16 +50,9 @@ def router(tmp_path):
     # worker away, so the Away explanation shows without waiting long.
     cfg = config_copy(tmp_path, default_workflow="telepresence", offer_timeout_s=10,
                       away_after_timeouts=1, wrapup_capacity_s=30)
-    roster = yaml.safe_load((cfg / "workers.yaml").read_text())
-    next(w for w in roster["workers"] if w["id"] == "mateo")["skills"]["appointments"] = 3
-    (cfg / "workers.yaml").write_text(yaml.safe_dump(roster, allow_unicode=True))
-    proc = RouterProcess(cfg, f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
-    client = proc.start(timeout=120)
-    try:
-        yield proc, client
-    finally:
-        client.close()
-        proc.stop()
+    mateo_takes_appointments(cfg)
+    with running_router(cfg, sqlite_url(tmp_path)) as running:
+        yield running
 
 
 def axe_check(page, state: str) -> None:
@@ -322,13 +314,8 @@ def test_desk_on_a_phone_and_a_tablet(router, browser):  # noqa: F811
 def calm_router(tmp_path):
     # Offers wait 60 s: the two workers consult before the receiver accepts.
     cfg = config_copy(tmp_path, default_workflow="telepresence", offer_timeout_s=60)
-    proc = RouterProcess(cfg, f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
-    client = proc.start(timeout=120)
-    try:
-        yield proc, client
-    finally:
-        client.close()
-        proc.stop()
+    with running_router(cfg, sqlite_url(tmp_path)) as running:
+        yield running
 
 
 def test_warm_transfer_consult_then_handover(calm_router, browser):  # noqa: F811
