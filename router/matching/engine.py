@@ -120,8 +120,7 @@ class MatchingEngine:
             qc.steps_start = queued_at
         self.cases[case_id] = qc
         self._schedule(queued_at + self.cfg.max_wait_s, "wait", case_id, 0)
-        effects = self._place(qc, now)
-        return effects + self._try_case(qc, now)
+        return self._route(qc, now)
 
     def _workflow(self, req: Requirement):
         name = req.workflow or self.cfg.channel_workflows.get(req.channel) \
@@ -191,8 +190,7 @@ class MatchingEngine:
                 effects.append(WorkerAway(w.id, f"{w.consecutive_timeouts} offers in a row "
                                           "timed out"))
         if requeue and qc.case_id in self.cases:
-            effects += self._place(qc, now)
-            effects += self._try_case(qc, now)
+            effects += self._route(qc, now)
         if w is not None:
             effects += self._fill_worker(w, now)
         return effects
@@ -283,8 +281,7 @@ class MatchingEngine:
             elif kind == "step":
                 qc = self.cases.get(key)
                 if qc is not None and qc.token == token and qc.waiting:
-                    effects += self._place(qc, now)
-                    effects += self._try_case(qc, now)
+                    effects += self._route(qc, now)
             elif kind == "wrapup":
                 effects += self.end_wrapup(key, now)
             elif kind == "wait":
@@ -311,8 +308,14 @@ class MatchingEngine:
             t += step.timeout_s
         return len(qc.steps) - 1, None
 
-    def _place(self, qc: QueuedCase, now: float) -> list[Effect]:
-        """Put the case in the bucket of its current step and arm the step's timer."""
+    def _route(self, qc: QueuedCase, now: float) -> list[Effect]:
+        """Route the case at its current step: offer it to the best free worker of the
+        step's target, or else put it in the target's bucket and arm the step's timer.
+
+        The same as filing it and then asking for a worker (selection does not read the
+        buckets), without filing and withdrawing a case that is offered at once. A case
+        offered at once arms no step timer: a step timer only acts on a waiting case with
+        the token it was armed with, and filing it again arms a new one."""
         index, ends = self._step_at(qc, now)
         effects: list[Effect] = []
         self.queues.discard(qc)  # out of the old bucket before the target changes
@@ -321,8 +324,12 @@ class MatchingEngine:
             qc.step_index = index
             if changed:
                 effects.append(StepChanged(qc.case_id, qc.step_name))
-        qc.target = preferred(qc.req, qc.preferred) if index < 0 else \
+        target = qc.target = preferred(qc.req, qc.preferred) if index < 0 else \
             self._resolve(qc.steps[index].target, qc.req)
+        w = self.pool.best_for(target, qc.excluded)
+        if w is not None:
+            effects.append(self._make_offer(qc, w, now))
+            return effects
         self.queues.push(qc)
         if ends is not None:
             self._schedule(ends, "step", qc.case_id, qc.token)
@@ -339,15 +346,11 @@ class MatchingEngine:
         self._last_resolved = (target, req, resolved)
         return resolved
 
-    def _try_case(self, qc: QueuedCase, now: float) -> list[Effect]:
-        if not qc.waiting or qc.target is None:
-            return []
-        w = self.pool.best_for(qc.target, qc.excluded)
-        return [self._make_offer(qc, w, now)] if w is not None else []
-
     def _fill_worker(self, w: WorkerState, now: float) -> list[Effect]:
         """Offer the freed-up worker the best waiting cases it can take, until it is full."""
         effects: list[Effect] = []
+        if not self.queues.waiting:
+            return effects  # nothing waits: nothing to offer (the common case below load)
         while True:
             best = None
             for channel in self.pool.available_channels(w):

@@ -87,6 +87,7 @@ class Queues:
         self._groups: dict[tuple, list[tuple]] = {}
         self._by_lang: dict[tuple[Channel, str | None], set[tuple]] = defaultdict(set)
         self._by_worker: dict[str, set[tuple]] = defaultdict(set)
+        self.waiting = 0  # cases in all buckets: 0 lets a freed worker skip the lookup
 
     def push(self, qc: QueuedCase) -> None:
         t = qc.target
@@ -110,6 +111,7 @@ class Queues:
         entry = (*qc.order, qc.token, qc)
         heapq.heappush(bucket.heap, entry)
         bucket.live += 1
+        self.waiting += 1
         if bucket.head is None or entry[:4] < bucket.head[:4]:
             self._set_head(bucket, entry)
 
@@ -126,6 +128,7 @@ class Queues:
         if bucket is None:
             return
         bucket.live -= 1
+        self.waiting -= 1
         if bucket.live <= 0:
             # An emptied bucket stays registered (out of its group's heads): the targets are
             # bounded by the configuration and the roster, and the next case of the same
