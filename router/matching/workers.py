@@ -46,6 +46,7 @@ class WorkerState:
     capacity: dict[Channel, int]
     presence: Presence = Presence.offline
     load: dict[Channel, int] = field(default_factory=dict)
+    total: int = 0  # sum of load (kept by WorkerPool.add_load: read on every decision)
     idle_since: float = 0.0
     consecutive_timeouts: int = 0
     # Index bookkeeping: the keys of the lists this worker belongs to (without channel),
@@ -54,15 +55,16 @@ class WorkerState:
     entry: tuple | None = None
     filed: tuple[Channel, ...] = ()
     takes: tuple[Channel, ...] = ()  # the channels with capacity > 0: the only ones to check
+    list_keys: dict = field(default_factory=dict)  # channel -> ((channel, key) for keys)
 
     @property
     def total_load(self) -> int:
-        return sum(self.load.values())
+        return self.total
 
     def rank(self) -> tuple:
         """Ascending is better: an idle worker before a busy one, then fewer cases, then the
         longest idle (a busy worker's idle_since is when they last had nothing), then id."""
-        return (self.total_load, self.idle_since, self.id)
+        return (self.total, self.idle_since, self.id)
 
 
 def _index_keys(w: WorkerState) -> tuple:
@@ -94,16 +96,18 @@ class WorkerPool:
             self._unindex(old)
         capacity = {c: worker.capacity.get(c, self.channels[c].default_capacity)
                     for c in _CHANNELS}
+        load = old.load if old else {c: 0 for c in _CHANNELS}
         state = WorkerState(
             id=worker.id, kind=worker.kind.value, languages=dict(worker.languages),
             skills=dict(worker.skills), sites=frozenset(worker.sites), capacity=capacity,
             presence=old.presence if old else Presence.offline,
-            load=old.load if old else {c: 0 for c in _CHANNELS},
+            load=load, total=sum(load.values()),
             idle_since=old.idle_since if old else now,
             consecutive_timeouts=old.consecutive_timeouts if old else 0,
         )
         state.keys = _index_keys(state)
         state.takes = tuple(c for c in _CHANNELS if capacity[c] > 0)
+        state.list_keys = {c: tuple((c, key) for key in state.keys) for c in state.takes}
         self.workers[worker.id] = state
         self._index(state)
         return state
@@ -117,7 +121,7 @@ class WorkerPool:
         self._unindex(w)
         if presence is Presence.available and w.presence is not Presence.available:
             w.consecutive_timeouts = 0
-            if w.total_load == 0:
+            if w.total == 0:
                 w.idle_since = now
         w.presence = presence
         self._index(w)
@@ -127,8 +131,11 @@ class WorkerPool:
         """``worked=False`` gives back a reservation that never became work (an offer
         declined, missed or withdrawn): the worker keeps their place in the idle line."""
         self._unindex(w)
-        w.load[channel] = max(0, w.load.get(channel, 0) + delta)
-        if delta < 0 and worked and w.total_load == 0:
+        load = w.load
+        before = load.get(channel, 0)
+        after = load[channel] = before + delta if before + delta > 0 else 0
+        w.total += after - before
+        if delta < 0 and worked and w.total == 0:
             w.idle_since = now
         self._index(w)
 
@@ -139,46 +146,51 @@ class WorkerPool:
         allows ``channel`` alongside it (ChannelConfig.alongside of the busy channel)."""
         if w.presence is not Presence.available:
             return False
-        if w.load.get(channel, 0) >= w.capacity.get(channel, 0):
+        load = w.load
+        if load.get(channel, 0) >= w.capacity.get(channel, 0):
             return False
-        for busy, n in w.load.items():
-            if n and busy is not channel and channel not in self.channels[busy].alongside:
-                return False
+        if w.total:  # busy somewhere: every busy channel must allow this one alongside
+            for busy, n in load.items():
+                if n and busy is not channel and channel not in self.channels[busy].alongside:
+                    return False
         return True
 
     def available_channels(self, w: WorkerState) -> list[Channel]:
         if w.presence is not Presence.available:
             return []
+        if not w.total:
+            return list(w.takes)  # idle: every channel with capacity
         return [c for c in w.takes if self.can_take(w, c)]
 
     def _index(self, w: WorkerState) -> None:
         if w.presence is not Presence.available:
             return
-        filed = tuple([c for c in w.takes if self.can_take(w, c)])
+        # An idle worker can take every channel with capacity (no load, nothing alongside).
+        filed = w.takes if not w.total else tuple([c for c in w.takes if self.can_take(w, c)])
         if not filed:
             return
-        entry = w.entry = w.rank()
+        entry = w.entry = (w.total, w.idle_since, w.id)  # w.rank()
         w.filed = filed
-        lists = self._lists
+        lists, list_keys = self._lists, w.list_keys
         for c in filed:
             self._avail[c].add(w.id)
-            for key in w.keys:
-                lst = lists.get((c, key))
+            for key in list_keys[c]:
+                lst = lists.get(key)
                 if lst is None:
-                    lists[(c, key)] = [entry]
+                    lists[key] = [entry]
                 else:
                     insort(lst, entry)
 
     def _unindex(self, w: WorkerState) -> None:
         if not w.filed:
             return
-        entry, lists = w.entry, self._lists
+        entry, lists, list_keys = w.entry, self._lists, w.list_keys
         for c in w.filed:
             self._avail[c].discard(w.id)
-            for key in w.keys:
+            for key in list_keys[c]:
                 # An emptied list stays: the keys are bounded by the roster, and deleting
                 # and re-adding keys of a dict this size makes CPython rebuild it (ms).
-                lst = lists[(c, key)]
+                lst = lists[key]
                 del lst[bisect_left(lst, entry)]
         w.filed = ()
         w.entry = None
