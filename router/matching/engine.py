@@ -76,6 +76,7 @@ class MatchingEngine:
         self._seq = itertools.count()
         self._new_id = new_id or (lambda: "o-" + uuid.uuid4().hex[:16])
         self._last_resolved: tuple | None = None
+        self._last_workflow: tuple | None = None
         for w in workers:
             self.pool.upsert(w, now)
 
@@ -123,6 +124,14 @@ class MatchingEngine:
         return self._route(qc, now)
 
     def _workflow(self, req: Requirement):
+        last = self._last_workflow  # remembered for the last requirement object (_resolve)
+        if last is not None and last[0] is req:
+            return last[1]
+        workflow = self._workflow_of(req)
+        self._last_workflow = (req, workflow)
+        return workflow
+
+    def _workflow_of(self, req: Requirement):
         name = req.workflow or self.cfg.channel_workflows.get(req.channel) \
             or self.cfg.default_workflow
         workflow = self.cfg.workflows.get(name)

@@ -80,6 +80,14 @@ def _index_keys(w: WorkerState) -> tuple:
     return tuple(keys)
 
 
+def _proficiency_plan(t: Resolved) -> tuple[tuple[tuple, ...], ...]:
+    """The list keys of a target without skills: per proficiency from the best down to the
+    target's minimum, one key per kind it allows."""
+    kinds = sorted(t.kinds) if t.kinds is not None else _ALL_KINDS
+    return tuple(tuple((t.channel, ("l", t.site, k, t.language, q)) for k in kinds)
+                 for q in range(_MAX_LEVEL, t.min_proficiency - 1, -1))
+
+
 class WorkerPool:
     def __init__(self, channels: dict[Channel, ChannelConfig]):
         self.channels = channels
@@ -87,6 +95,11 @@ class WorkerPool:
         self._avail: dict[Channel, set[str]] = {c: set() for c in _CHANNELS}
         # (channel, key) -> rank entries (see WorkerState.rank) of available workers.
         self._lists: dict[tuple, list[tuple]] = {}
+        # Targets without skills (the common step) -> their list keys, best proficiency
+        # first; bounded like the targets themselves. The last one is also kept by identity
+        # (the engine hands the same Resolved object to a run of cases: no hashing then).
+        self._plans: dict[Resolved, tuple] = {}
+        self._last_plan: tuple | None = None
 
     # --- membership ---------------------------------------------------------------------
 
@@ -205,6 +218,15 @@ class WorkerPool:
             ok = w is not None and w.id not in excluded and self.can_take(w, t.channel) \
                 and matches(w, t)
             return w if ok else None
+        if not t.skills and t.language is not None:
+            last = self._last_plan
+            if last is not None and last[0] is t:
+                return self._first_by_proficiency(last[1], excluded)
+            plan = self._plans.get(t)
+            if plan is None:
+                plan = self._plans[t] = _proficiency_plan(t)
+            self._last_plan = (t, plan)
+            return self._first_by_proficiency(plan, excluded)
         c, lists, site = t.channel, self._lists, t.site
         kinds = sorted(t.kinds) if t.kinds is not None else _ALL_KINDS
         lang, skills = t.language, t.skills
@@ -212,8 +234,6 @@ class WorkerPool:
             sources = [lst for k in kinds if (lst := lists.get((c, ("k", site, k))))]
             return self._first([((0, 0), sources)], t, excluded)
         qs = range(_MAX_LEVEL, t.min_proficiency - 1, -1) if lang is not None else (0,)
-        if not skills:
-            return self._first_by_proficiency(t, kinds, qs, excluded)
         classes: list[tuple[tuple[int, int], list]] = []  # (fit, source list)
         for k in kinds:
             for q in qs:
@@ -254,16 +274,17 @@ class WorkerPool:
                   for f, grp in itertools.groupby(classes, key=lambda cl: cl[0])]
         return self._first(groups, t, excluded)
 
-    def _first_by_proficiency(self, t: Resolved, kinds, qs, excluded) -> WorkerState | None:
+    def _first_by_proficiency(self, plan: tuple, excluded) -> WorkerState | None:
         """``best_for`` without skills (the common step): the fit classes are the
         proficiencies, best first; a list holds exactly one proficiency, so the first
-        matching entry of a class's lists, lowest rank across kinds, is the answer."""
-        c, site, lang, lists, workers = t.channel, t.site, t.language, self._lists, \
-            self.workers
-        for q in qs:
-            best, best_entry = None, None
-            for k in kinds:
-                lst = lists.get((c, ("l", site, k, lang, q)))
+        entry not excluded of a class's lists, lowest rank across kinds, is the answer.
+        No ``matches`` test: a list's key is the kind, the site (or any) and the language at
+        that proficiency, which is all such a target asks."""
+        lists = self._lists
+        for keys in plan:
+            best_entry = None
+            for key in keys:
+                lst = lists.get(key)
                 if not lst:
                     continue
                 for entry in lst:
@@ -271,12 +292,10 @@ class WorkerPool:
                         break
                     if entry[2] in excluded:
                         continue
-                    w = workers[entry[2]]
-                    if matches(w, t):
-                        best, best_entry = w, entry
-                        break
-            if best is not None:
-                return best
+                    best_entry = entry
+                    break
+            if best_entry is not None:
+                return self.workers[best_entry[2]]
         return None
 
     def _first(self, groups, t: Resolved, excluded) -> WorkerState | None:
