@@ -310,6 +310,8 @@ class MatchingEngine:
         """Current step index (-1: preferred worker only) and when it ends."""
         if qc.preferred and now < qc.steps_start:
             return -1, qc.steps_start
+        if qc.steps[0].timeout_s is None:
+            return 0, None  # a first step without a timeout: the only one that applies
         t = qc.steps_start
         for i, step in enumerate(qc.steps):
             if step.timeout_s is None or now < t + step.timeout_s:
