@@ -201,10 +201,14 @@ def simulate(params: SimParams) -> SimResult:
                 push(events, (nxt, next_seq(), _ARRIVAL, ""))
             if abandon_rate is not None:
                 push(events, (now + draw(abandon_rate), next_seq(), _ABANDON, case_id))
-            on_effects(engine.enqueue(case_id, req, queued_at=now, now=now), now)
+            effects = engine.enqueue(case_id, req, queued_at=now, now=now)
+            if effects:
+                on_effects(effects, now)
         elif kind == _END:
             on_call -= 1
-            on_effects(engine.release(case_id, now), now)
+            effects = engine.release(case_id, now)
+            if effects:  # most calls end with nobody waiting: nothing to answer
+                on_effects(effects, now)
         elif case_id in arrived_at:  # abandon: only a case still waiting can hang up
             wait = now - arrived_at.pop(case_id)
             abandoned += 1

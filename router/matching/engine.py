@@ -230,7 +230,8 @@ class MatchingEngine:
         return effects
 
     def _make_offer(self, qc: QueuedCase, w: WorkerState, now: float) -> OfferMade:
-        self.queues.discard(qc)
+        if qc.waiting:  # filed in a bucket (not when offered as it arrives: _route)
+            self.queues.discard(qc)
         offer = _new_offer(self._new_id(), qc.case_id, w.id, now,
                            now + self.cfg.offer_timeout_s, qc.step_name)
         self.pool.add_load(w, qc.req.channel, +1, now)  # the reservation
@@ -239,7 +240,10 @@ class MatchingEngine:
 
     def _hold(self, offer: Offer, qc: QueuedCase) -> None:
         self.offers[offer.offer_id] = (offer, qc)
-        self._worker_offers.setdefault(offer.worker_id, set()).add(offer.offer_id)
+        held = self._worker_offers.get(offer.worker_id)
+        if held is None:
+            held = self._worker_offers[offer.worker_id] = set()
+        held.add(offer.offer_id)
         self._case_offer[offer.case_id] = offer.offer_id
         self._schedule(offer.expires_at, "offer", offer.offer_id, 0)
 

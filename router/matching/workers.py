@@ -179,7 +179,13 @@ class WorkerPool:
         if w.presence is not Presence.available:
             return
         # An idle worker can take every channel with capacity (no load, nothing alongside).
-        filed = w.takes if not w.total else tuple([c for c in w.takes if self.can_take(w, c)])
+        # A busy one: first the cheap test that rules out a full channel, then can_take.
+        if not w.total:
+            filed = w.takes
+        else:
+            load, capacity = w.load, w.capacity
+            filed = tuple([c for c in w.takes if load.get(c, 0) < capacity.get(c, 0)
+                           and self.can_take(w, c)])
         if not filed:
             return
         entry = w.entry = (w.total, w.idle_since, w.id)  # w.rank()
