@@ -179,7 +179,8 @@ def simulate(params: SimParams) -> SimResult:
             if wait <= sl_seconds:
                 within += 1
             ends = now + draw(service_rate)
-            busy += max(0.0, min(ends, horizon) - now)
+            if now < horizon:  # busy time within the horizon only
+                busy += (ends if ends < horizon else horizon) - now
             push(events, (ends, next_seq(), _END, case_id))
 
     first = draw(arrival_rate)

@@ -136,8 +136,9 @@ class MatchingEngine:
         if case_id in self.cases or case_id in self.assignments:
             raise EngineError(f"case {case_id!r} is already routed")
         workflow = self._workflow(req)
-        qc = QueuedCase(case_id=case_id, req=req, steps=workflow.steps, queued_at=queued_at,
-                        seq=next(self._seq), excluded=set(excluded))
+        # Positional: case_id, req, steps, queued_at, seq, excluded (a call per case).
+        qc = QueuedCase(case_id, req, workflow.steps, queued_at, next(self._seq),
+                        set(excluded) if excluded else set())
         if preferred_worker and preferred_worker not in qc.excluded \
                 and self.pool.get(preferred_worker) is not None:
             qc.preferred = preferred_worker

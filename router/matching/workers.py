@@ -55,7 +55,9 @@ class WorkerState:
     entry: tuple | None = None
     filed: tuple[Channel, ...] = ()
     takes: tuple[Channel, ...] = ()  # the channels with capacity > 0: the only ones to check
-    list_keys: dict = field(default_factory=dict)  # channel -> ((channel, key) for keys)
+    # channel -> the lists of its keys on that channel (the objects in WorkerPool._lists,
+    # which never drops a list): filing the worker looks nothing up.
+    lists: dict = field(default_factory=dict)
 
     @property
     def total_load(self) -> int:
@@ -93,7 +95,10 @@ class WorkerPool:
         self.channels = channels
         self.workers: dict[str, WorkerState] = {}
         self._avail: dict[Channel, set[str]] = {c: set() for c in _CHANNELS}
-        # (channel, key) -> rank entries (see WorkerState.rank) of available workers.
+        # (channel, key) -> rank entries (see WorkerState.rank) of available workers. A
+        # list, once made (when a worker with that key joins), stays, even empty: the keys
+        # are bounded by the roster, deleting and re-adding keys of a dict this size makes
+        # CPython rebuild it (ms), and each worker holds its lists (WorkerState.lists).
         self._lists: dict[tuple, list[tuple]] = {}
         # Targets without skills (the common step) -> their list keys, best proficiency
         # first; bounded like the targets themselves. The last one is also kept by identity
@@ -120,7 +125,9 @@ class WorkerPool:
         )
         state.keys = _index_keys(state)
         state.takes = tuple(c for c in _CHANNELS if capacity[c] > 0)
-        state.list_keys = {c: tuple((c, key) for key in state.keys) for c in state.takes}
+        lists = self._lists
+        state.lists = {c: tuple([lists.setdefault((c, key), []) for key in state.keys])
+                       for c in state.takes}
         self.workers[worker.id] = state
         self._index(state)
         return state
@@ -190,26 +197,19 @@ class WorkerPool:
             return
         entry = w.entry = (w.total, w.idle_since, w.id)  # w.rank()
         w.filed = filed
-        lists, list_keys = self._lists, w.list_keys
+        own = w.lists
         for c in filed:
             self._avail[c].add(w.id)
-            for key in list_keys[c]:
-                lst = lists.get(key)
-                if lst is None:
-                    lists[key] = [entry]
-                else:
-                    insort(lst, entry)
+            for lst in own[c]:
+                insort(lst, entry)
 
     def _unindex(self, w: WorkerState) -> None:
         if not w.filed:
             return
-        entry, lists, list_keys = w.entry, self._lists, w.list_keys
+        entry, own = w.entry, w.lists
         for c in w.filed:
             self._avail[c].discard(w.id)
-            for key in list_keys[c]:
-                # An emptied list stays: the keys are bounded by the roster, and deleting
-                # and re-adding keys of a dict this size makes CPython rebuild it (ms).
-                lst = lists[key]
+            for lst in own[c]:
                 del lst[bisect_left(lst, entry)]
         w.filed = ()
         w.entry = None
