@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -97,7 +98,12 @@ class MatchingEngine:
         self._case_offer: dict[str, str] = {}  # case -> its pending offer id
         self.assignments: dict[str, tuple[str, Channel]] = {}  # case -> (worker, channel)
         self.wrapups: dict[str, tuple[str, Channel]] = {}  # closed case -> (worker, channel)
+        # Timers (at, seq, kind, key, token), fired in (at, seq) order from two sources: a
+        # deque of those scheduled no earlier than the last one it holds (most of them: a
+        # fixed timeout after a clock that only moves on; an append instead of a heap push
+        # per case) and a heap of the others.
         self._timers: list[tuple[float, int, str, str, int]] = []
+        self._timers_in_order: deque[tuple[float, int, str, str, int]] = deque()
         self._seq = itertools.count()
         self._new_id = new_id or (lambda: "o-" + uuid.uuid4().hex[:16])
         self._last_resolved: tuple | None = None
@@ -305,12 +311,23 @@ class MatchingEngine:
     # --- time ---------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        return self._timers[0][0] if self._timers else None
+        heap, in_order = self._timers, self._timers_in_order
+        if in_order:
+            return heap[0][0] if heap and heap[0] < in_order[0] else in_order[0][0]
+        return heap[0][0] if heap else None
 
     def tick(self, now: float) -> list[Effect]:
         effects: list[Effect] = []
-        while self._timers and self._timers[0][0] <= now:
-            _, _, kind, key, token = heapq.heappop(self._timers)
+        heap, in_order = self._timers, self._timers_in_order
+        while True:
+            if in_order and (not heap or in_order[0] < heap[0]):
+                if in_order[0][0] > now:
+                    break
+                _, _, kind, key, token = in_order.popleft()
+            elif heap and heap[0][0] <= now:
+                _, _, kind, key, token = heapq.heappop(heap)
+            else:
+                break
             if kind == "offer":
                 if key in self.offers:
                     offer = self.offers[key][0]
@@ -331,7 +348,11 @@ class MatchingEngine:
         return effects
 
     def _schedule(self, at: float, kind: str, key: str, token: int) -> None:
-        heapq.heappush(self._timers, (at, next(self._seq), kind, key, token))
+        in_order = self._timers_in_order
+        if not in_order or at >= in_order[-1][0]:  # seq grows: still in (at, seq) order
+            in_order.append((at, next(self._seq), kind, key, token))
+        else:
+            heapq.heappush(self._timers, (at, next(self._seq), kind, key, token))
 
     # --- placement and matching ----------------------------------------------------------
 
