@@ -187,11 +187,16 @@ class WorkerPool:
             return
         # An idle worker can take every channel with capacity (no load, nothing alongside).
         # A busy one: first the cheap test that rules out a full channel, then can_take.
+        takes = w.takes
         if not w.total:
-            filed = w.takes
+            filed = takes
+        elif len(takes) == 1:  # one channel (agents on voice, say): no list to build
+            c = takes[0]
+            filed = takes if w.load.get(c, 0) < w.capacity.get(c, 0) and self.can_take(w, c) \
+                else ()
         else:
             load, capacity = w.load, w.capacity
-            filed = tuple([c for c in w.takes if load.get(c, 0) < capacity.get(c, 0)
+            filed = tuple([c for c in takes if load.get(c, 0) < capacity.get(c, 0)
                            and self.can_take(w, c)])
         if not filed:
             return
