@@ -379,7 +379,8 @@ class MatchingEngine:
         the token it was armed with, and filing it again arms a new one."""
         index, ends = self._step_at(qc, now)
         effects: list[Effect] = []
-        self.queues.discard(qc)  # out of the old bucket before the target changes
+        if qc.waiting:
+            self.queues.discard(qc)  # out of the old bucket before the target changes
         if index != qc.step_index or qc.target is None:
             changed = qc.target is not None
             qc.step_index = index
