@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -54,6 +55,29 @@ class WaitExceeded:
 Effect = OfferMade | OfferExpired | WorkerAway | StepChanged | WaitExceeded
 
 
+_OFFER_SET = frozenset(("offer_id", "case_id", "worker_id", "created_at", "expires_at", "step"))
+_new_object, _set_slot = object.__new__, object.__setattr__
+
+
+def _new_offer(offer_id: str, case_id: str, worker_id: str, created_at: float,
+               expires_at: float, step: str) -> Offer:
+    """A pending Offer built without validation: what ``Offer(...)`` with these keywords
+    builds (same fields, field set and defaults; tests/router/test_matching.py checks it),
+    at a third of its cost, on every decision. The values are already valid: ids of a
+    validated case and worker, the engine's own offer id (``new_id`` must return an Ident),
+    finite times from the injected clock and the validated configuration. Pydantic checks
+    at the process edges (protocol/models.py); this is inside the pure core."""
+    offer = _new_object(Offer)
+    _set_slot(offer, "__dict__", {
+        "offer_id": offer_id, "case_id": case_id, "worker_id": worker_id,
+        "created_at": created_at, "expires_at": expires_at, "step": step,
+        "status": OfferStatus.pending})
+    _set_slot(offer, "__pydantic_fields_set__", set(_OFFER_SET))
+    _set_slot(offer, "__pydantic_extra__", None)
+    _set_slot(offer, "__pydantic_private__", None)
+    return offer
+
+
 class EngineError(BatonError, ValueError):
     """A call that does not fit the engine's state (unknown case, worker or offer)."""
 
@@ -63,6 +87,8 @@ class EngineError(BatonError, ValueError):
 class MatchingEngine:
     def __init__(self, routing: RoutingFile, workers: Iterable[Worker] = (), *, now: float = 0.0,
                  new_id: Callable[[], str] | None = None):
+        """``new_id`` makes offer ids (default: ``o-`` and 16 hex digits); each must be a
+        valid, unique protocol Ident (offers are built without validation: _new_offer)."""
         self.cfg = routing
         self.pool = WorkerPool(routing.channels)
         self.queues = Queues()
@@ -72,10 +98,16 @@ class MatchingEngine:
         self._case_offer: dict[str, str] = {}  # case -> its pending offer id
         self.assignments: dict[str, tuple[str, Channel]] = {}  # case -> (worker, channel)
         self.wrapups: dict[str, tuple[str, Channel]] = {}  # closed case -> (worker, channel)
+        # Timers (at, seq, kind, key, token), fired in (at, seq) order from two sources: a
+        # deque of those scheduled no earlier than the last one it holds (most of them: a
+        # fixed timeout after a clock that only moves on; an append instead of a heap push
+        # per case) and a heap of the others.
         self._timers: list[tuple[float, int, str, str, int]] = []
+        self._timers_in_order: deque[tuple[float, int, str, str, int]] = deque()
         self._seq = itertools.count()
         self._new_id = new_id or (lambda: "o-" + uuid.uuid4().hex[:16])
         self._last_resolved: tuple | None = None
+        self._last_workflow: tuple | None = None
         for w in workers:
             self.pool.upsert(w, now)
 
@@ -110,8 +142,9 @@ class MatchingEngine:
         if case_id in self.cases or case_id in self.assignments:
             raise EngineError(f"case {case_id!r} is already routed")
         workflow = self._workflow(req)
-        qc = QueuedCase(case_id=case_id, req=req, steps=workflow.steps, queued_at=queued_at,
-                        seq=next(self._seq), excluded=set(excluded))
+        # Positional: case_id, req, steps, queued_at, seq, excluded (a call per case).
+        qc = QueuedCase(case_id, req, workflow.steps, queued_at, next(self._seq),
+                        set(excluded) if excluded else set())
         if preferred_worker and preferred_worker not in qc.excluded \
                 and self.pool.get(preferred_worker) is not None:
             qc.preferred = preferred_worker
@@ -120,10 +153,17 @@ class MatchingEngine:
             qc.steps_start = queued_at
         self.cases[case_id] = qc
         self._schedule(queued_at + self.cfg.max_wait_s, "wait", case_id, 0)
-        effects = self._place(qc, now)
-        return effects + self._try_case(qc, now)
+        return self._route(qc, now)
 
     def _workflow(self, req: Requirement):
+        last = self._last_workflow  # remembered for the last requirement object (_resolve)
+        if last is not None and last[0] is req:
+            return last[1]
+        workflow = self._workflow_of(req)
+        self._last_workflow = (req, workflow)
+        return workflow
+
+    def _workflow_of(self, req: Requirement):
         name = req.workflow or self.cfg.channel_workflows.get(req.channel) \
             or self.cfg.default_workflow
         workflow = self.cfg.workflows.get(name)
@@ -191,24 +231,26 @@ class MatchingEngine:
                 effects.append(WorkerAway(w.id, f"{w.consecutive_timeouts} offers in a row "
                                           "timed out"))
         if requeue and qc.case_id in self.cases:
-            effects += self._place(qc, now)
-            effects += self._try_case(qc, now)
+            effects += self._route(qc, now)
         if w is not None:
             effects += self._fill_worker(w, now)
         return effects
 
     def _make_offer(self, qc: QueuedCase, w: WorkerState, now: float) -> OfferMade:
-        self.queues.discard(qc)
-        offer = Offer(offer_id=self._new_id(), case_id=qc.case_id, worker_id=w.id,
-                      created_at=now, expires_at=now + self.cfg.offer_timeout_s,
-                      step=qc.step_name)
+        if qc.waiting:  # filed in a bucket (not when offered as it arrives: _route)
+            self.queues.discard(qc)
+        offer = _new_offer(self._new_id(), qc.case_id, w.id, now,
+                           now + self.cfg.offer_timeout_s, qc.step_name)
         self.pool.add_load(w, qc.req.channel, +1, now)  # the reservation
         self._hold(offer, qc)
         return OfferMade(offer)
 
     def _hold(self, offer: Offer, qc: QueuedCase) -> None:
         self.offers[offer.offer_id] = (offer, qc)
-        self._worker_offers.setdefault(offer.worker_id, set()).add(offer.offer_id)
+        held = self._worker_offers.get(offer.worker_id)
+        if held is None:
+            held = self._worker_offers[offer.worker_id] = set()
+        held.add(offer.offer_id)
         self._case_offer[offer.case_id] = offer.offer_id
         self._schedule(offer.expires_at, "offer", offer.offer_id, 0)
 
@@ -269,12 +311,23 @@ class MatchingEngine:
     # --- time ---------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        return self._timers[0][0] if self._timers else None
+        heap, in_order = self._timers, self._timers_in_order
+        if in_order:
+            return heap[0][0] if heap and heap[0] < in_order[0] else in_order[0][0]
+        return heap[0][0] if heap else None
 
     def tick(self, now: float) -> list[Effect]:
         effects: list[Effect] = []
-        while self._timers and self._timers[0][0] <= now:
-            _, _, kind, key, token = heapq.heappop(self._timers)
+        heap, in_order = self._timers, self._timers_in_order
+        while True:
+            if in_order and (not heap or in_order[0] < heap[0]):
+                if in_order[0][0] > now:
+                    break
+                _, _, kind, key, token = in_order.popleft()
+            elif heap and heap[0][0] <= now:
+                _, _, kind, key, token = heapq.heappop(heap)
+            else:
+                break
             if kind == "offer":
                 if key in self.offers:
                     offer = self.offers[key][0]
@@ -283,8 +336,7 @@ class MatchingEngine:
             elif kind == "step":
                 qc = self.cases.get(key)
                 if qc is not None and qc.token == token and qc.waiting:
-                    effects += self._place(qc, now)
-                    effects += self._try_case(qc, now)
+                    effects += self._route(qc, now)
             elif kind == "wrapup":
                 effects += self.end_wrapup(key, now)
             elif kind == "wait":
@@ -296,7 +348,11 @@ class MatchingEngine:
         return effects
 
     def _schedule(self, at: float, kind: str, key: str, token: int) -> None:
-        heapq.heappush(self._timers, (at, next(self._seq), kind, key, token))
+        in_order = self._timers_in_order
+        if not in_order or at >= in_order[-1][0]:  # seq grows: still in (at, seq) order
+            in_order.append((at, next(self._seq), kind, key, token))
+        else:
+            heapq.heappush(self._timers, (at, next(self._seq), kind, key, token))
 
     # --- placement and matching ----------------------------------------------------------
 
@@ -304,6 +360,8 @@ class MatchingEngine:
         """Current step index (-1: preferred worker only) and when it ends."""
         if qc.preferred and now < qc.steps_start:
             return -1, qc.steps_start
+        if qc.steps[0].timeout_s is None:
+            return 0, None  # a first step without a timeout: the only one that applies
         t = qc.steps_start
         for i, step in enumerate(qc.steps):
             if step.timeout_s is None or now < t + step.timeout_s:
@@ -311,18 +369,29 @@ class MatchingEngine:
             t += step.timeout_s
         return len(qc.steps) - 1, None
 
-    def _place(self, qc: QueuedCase, now: float) -> list[Effect]:
-        """Put the case in the bucket of its current step and arm the step's timer."""
+    def _route(self, qc: QueuedCase, now: float) -> list[Effect]:
+        """Route the case at its current step: offer it to the best free worker of the
+        step's target, or else put it in the target's bucket and arm the step's timer.
+
+        The same as filing it and then asking for a worker (selection does not read the
+        buckets), without filing and withdrawing a case that is offered at once. A case
+        offered at once arms no step timer: a step timer only acts on a waiting case with
+        the token it was armed with, and filing it again arms a new one."""
         index, ends = self._step_at(qc, now)
         effects: list[Effect] = []
-        self.queues.discard(qc)  # out of the old bucket before the target changes
+        if qc.waiting:
+            self.queues.discard(qc)  # out of the old bucket before the target changes
         if index != qc.step_index or qc.target is None:
             changed = qc.target is not None
             qc.step_index = index
             if changed:
                 effects.append(StepChanged(qc.case_id, qc.step_name))
-        qc.target = preferred(qc.req, qc.preferred) if index < 0 else \
+        target = qc.target = preferred(qc.req, qc.preferred) if index < 0 else \
             self._resolve(qc.steps[index].target, qc.req)
+        w = self.pool.best_for(target, qc.excluded)
+        if w is not None:
+            effects.append(self._make_offer(qc, w, now))
+            return effects
         self.queues.push(qc)
         if ends is not None:
             self._schedule(ends, "step", qc.case_id, qc.token)
@@ -339,15 +408,11 @@ class MatchingEngine:
         self._last_resolved = (target, req, resolved)
         return resolved
 
-    def _try_case(self, qc: QueuedCase, now: float) -> list[Effect]:
-        if not qc.waiting or qc.target is None:
-            return []
-        w = self.pool.best_for(qc.target, qc.excluded)
-        return [self._make_offer(qc, w, now)] if w is not None else []
-
     def _fill_worker(self, w: WorkerState, now: float) -> list[Effect]:
         """Offer the freed-up worker the best waiting cases it can take, until it is full."""
         effects: list[Effect] = []
+        if not self.queues.waiting:
+            return effects  # nothing waits: nothing to offer (the common case below load)
         while True:
             best = None
             for channel in self.pool.available_channels(w):

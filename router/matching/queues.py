@@ -87,6 +87,12 @@ class Queues:
         self._groups: dict[tuple, list[tuple]] = {}
         self._by_lang: dict[tuple[Channel, str | None], set[tuple]] = defaultdict(set)
         self._by_worker: dict[str, set[tuple]] = defaultdict(set)
+        self.waiting = 0  # cases in all buckets: 0 lets a freed worker skip the lookup
+        # (worker id, channel) -> (worker state, groups version, [group lists]): the groups a
+        # worker fits on a channel, found again only when a group was added since (groups
+        # are never removed) or the worker was replaced (upsert makes a new state).
+        self._fits: dict[tuple, tuple] = {}
+        self._groups_version = 0
 
     def push(self, qc: QueuedCase) -> None:
         t = qc.target
@@ -99,6 +105,7 @@ class Queues:
             group = self._groups.get(gk)
             if group is None:
                 group = self._groups[gk] = []
+                self._groups_version += 1
                 if t.worker_id is not None:
                     self._by_worker[t.worker_id].add(gk)
                 else:
@@ -110,6 +117,7 @@ class Queues:
         entry = (*qc.order, qc.token, qc)
         heapq.heappush(bucket.heap, entry)
         bucket.live += 1
+        self.waiting += 1
         if bucket.head is None or entry[:4] < bucket.head[:4]:
             self._set_head(bucket, entry)
 
@@ -126,6 +134,7 @@ class Queues:
         if bucket is None:
             return
         bucket.live -= 1
+        self.waiting -= 1
         if bucket.live <= 0:
             # An emptied bucket stays registered (out of its group's heads): the targets are
             # bounded by the configuration and the roster, and the next case of the same
@@ -158,16 +167,23 @@ class Queues:
         ``w`` is a matching.workers.WorkerState; ``cases`` is not needed (kept for callers)."""
         best: QueuedCase | None = None
         best_order: tuple | None = None
-        for gk in self._groups_for(w, channel):
-            for item in self._groups[gk]:
+        fits = self._fits.get((w.id, channel))
+        if fits is None or fits[0] is not w or fits[1] != self._groups_version:
+            fits = (w, self._groups_version,
+                    [self._groups[gk] for gk in self._groups_for(w, channel)])
+            self._fits[(w.id, channel)] = fits
+        for group in fits[2]:
+            for item in group:
                 if best_order is not None and item[:3] >= best_order:
                     break
                 bucket = item[4]
                 if not _has_skills(w, bucket.target.skills):
                     continue
                 qc = self._head(bucket, w.id)
-                if qc is not None and (best_order is None or qc.order < best_order):
-                    best, best_order = qc, qc.order
+                if qc is not None:
+                    order = qc.order
+                    if best_order is None or order < best_order:
+                        best, best_order = qc, order
         return best
 
     def _groups_for(self, w, channel: Channel):

@@ -46,6 +46,7 @@ class WorkerState:
     capacity: dict[Channel, int]
     presence: Presence = Presence.offline
     load: dict[Channel, int] = field(default_factory=dict)
+    total: int = 0  # sum of load (kept by WorkerPool.add_load: read on every decision)
     idle_since: float = 0.0
     consecutive_timeouts: int = 0
     # Index bookkeeping: the keys of the lists this worker belongs to (without channel),
@@ -54,15 +55,18 @@ class WorkerState:
     entry: tuple | None = None
     filed: tuple[Channel, ...] = ()
     takes: tuple[Channel, ...] = ()  # the channels with capacity > 0: the only ones to check
+    # channel -> the lists of its keys on that channel (the objects in WorkerPool._lists,
+    # which never drops a list): filing the worker looks nothing up.
+    lists: dict = field(default_factory=dict)
 
     @property
     def total_load(self) -> int:
-        return sum(self.load.values())
+        return self.total
 
     def rank(self) -> tuple:
         """Ascending is better: an idle worker before a busy one, then fewer cases, then the
         longest idle (a busy worker's idle_since is when they last had nothing), then id."""
-        return (self.total_load, self.idle_since, self.id)
+        return (self.total, self.idle_since, self.id)
 
 
 def _index_keys(w: WorkerState) -> tuple:
@@ -78,13 +82,29 @@ def _index_keys(w: WorkerState) -> tuple:
     return tuple(keys)
 
 
+def _proficiency_plan(t: Resolved) -> tuple[tuple[tuple, ...], ...]:
+    """The list keys of a target without skills: per proficiency from the best down to the
+    target's minimum, one key per kind it allows."""
+    kinds = sorted(t.kinds) if t.kinds is not None else _ALL_KINDS
+    return tuple(tuple((t.channel, ("l", t.site, k, t.language, q)) for k in kinds)
+                 for q in range(_MAX_LEVEL, t.min_proficiency - 1, -1))
+
+
 class WorkerPool:
     def __init__(self, channels: dict[Channel, ChannelConfig]):
         self.channels = channels
         self.workers: dict[str, WorkerState] = {}
         self._avail: dict[Channel, set[str]] = {c: set() for c in _CHANNELS}
-        # (channel, key) -> rank entries (see WorkerState.rank) of available workers.
+        # (channel, key) -> rank entries (see WorkerState.rank) of available workers. A
+        # list, once made (when a worker with that key joins), stays, even empty: the keys
+        # are bounded by the roster, deleting and re-adding keys of a dict this size makes
+        # CPython rebuild it (ms), and each worker holds its lists (WorkerState.lists).
         self._lists: dict[tuple, list[tuple]] = {}
+        # Targets without skills (the common step) -> their list keys, best proficiency
+        # first; bounded like the targets themselves. The last one is also kept by identity
+        # (the engine hands the same Resolved object to a run of cases: no hashing then).
+        self._plans: dict[Resolved, tuple] = {}
+        self._last_plan: tuple | None = None
 
     # --- membership ---------------------------------------------------------------------
 
@@ -94,16 +114,20 @@ class WorkerPool:
             self._unindex(old)
         capacity = {c: worker.capacity.get(c, self.channels[c].default_capacity)
                     for c in _CHANNELS}
+        load = old.load if old else {c: 0 for c in _CHANNELS}
         state = WorkerState(
             id=worker.id, kind=worker.kind.value, languages=dict(worker.languages),
             skills=dict(worker.skills), sites=frozenset(worker.sites), capacity=capacity,
             presence=old.presence if old else Presence.offline,
-            load=old.load if old else {c: 0 for c in _CHANNELS},
+            load=load, total=sum(load.values()),
             idle_since=old.idle_since if old else now,
             consecutive_timeouts=old.consecutive_timeouts if old else 0,
         )
         state.keys = _index_keys(state)
         state.takes = tuple(c for c in _CHANNELS if capacity[c] > 0)
+        lists = self._lists
+        state.lists = {c: tuple([lists.setdefault((c, key), []) for key in state.keys])
+                       for c in state.takes}
         self.workers[worker.id] = state
         self._index(state)
         return state
@@ -117,7 +141,7 @@ class WorkerPool:
         self._unindex(w)
         if presence is Presence.available and w.presence is not Presence.available:
             w.consecutive_timeouts = 0
-            if w.total_load == 0:
+            if w.total == 0:
                 w.idle_since = now
         w.presence = presence
         self._index(w)
@@ -127,8 +151,11 @@ class WorkerPool:
         """``worked=False`` gives back a reservation that never became work (an offer
         declined, missed or withdrawn): the worker keeps their place in the idle line."""
         self._unindex(w)
-        w.load[channel] = max(0, w.load.get(channel, 0) + delta)
-        if delta < 0 and worked and w.total_load == 0:
+        load = w.load
+        before = load.get(channel, 0)
+        after = load[channel] = before + delta if before + delta > 0 else 0
+        w.total += after - before
+        if delta < 0 and worked and w.total == 0:
             w.idle_since = now
         self._index(w)
 
@@ -139,46 +166,55 @@ class WorkerPool:
         allows ``channel`` alongside it (ChannelConfig.alongside of the busy channel)."""
         if w.presence is not Presence.available:
             return False
-        if w.load.get(channel, 0) >= w.capacity.get(channel, 0):
+        load = w.load
+        if load.get(channel, 0) >= w.capacity.get(channel, 0):
             return False
-        for busy, n in w.load.items():
-            if n and busy is not channel and channel not in self.channels[busy].alongside:
-                return False
+        if w.total:  # busy somewhere: every busy channel must allow this one alongside
+            for busy, n in load.items():
+                if n and busy is not channel and channel not in self.channels[busy].alongside:
+                    return False
         return True
 
     def available_channels(self, w: WorkerState) -> list[Channel]:
         if w.presence is not Presence.available:
             return []
+        if not w.total:
+            return list(w.takes)  # idle: every channel with capacity
         return [c for c in w.takes if self.can_take(w, c)]
 
     def _index(self, w: WorkerState) -> None:
         if w.presence is not Presence.available:
             return
-        filed = tuple([c for c in w.takes if self.can_take(w, c)])
+        # An idle worker can take every channel with capacity (no load, nothing alongside).
+        # A busy one: first the cheap test that rules out a full channel, then can_take.
+        takes = w.takes
+        if not w.total:
+            filed = takes
+        elif len(takes) == 1:  # one channel (agents on voice, say): no list to build
+            c = takes[0]
+            filed = takes if w.load.get(c, 0) < w.capacity.get(c, 0) and self.can_take(w, c) \
+                else ()
+        else:
+            load, capacity = w.load, w.capacity
+            filed = tuple([c for c in takes if load.get(c, 0) < capacity.get(c, 0)
+                           and self.can_take(w, c)])
         if not filed:
             return
-        entry = w.entry = w.rank()
+        entry = w.entry = (w.total, w.idle_since, w.id)  # w.rank()
         w.filed = filed
-        lists = self._lists
+        own = w.lists
         for c in filed:
             self._avail[c].add(w.id)
-            for key in w.keys:
-                lst = lists.get((c, key))
-                if lst is None:
-                    lists[(c, key)] = [entry]
-                else:
-                    insort(lst, entry)
+            for lst in own[c]:
+                insort(lst, entry)
 
     def _unindex(self, w: WorkerState) -> None:
         if not w.filed:
             return
-        entry, lists = w.entry, self._lists
+        entry, own = w.entry, w.lists
         for c in w.filed:
             self._avail[c].discard(w.id)
-            for key in w.keys:
-                # An emptied list stays: the keys are bounded by the roster, and deleting
-                # and re-adding keys of a dict this size makes CPython rebuild it (ms).
-                lst = lists[(c, key)]
+            for lst in own[c]:
                 del lst[bisect_left(lst, entry)]
         w.filed = ()
         w.entry = None
@@ -193,6 +229,15 @@ class WorkerPool:
             ok = w is not None and w.id not in excluded and self.can_take(w, t.channel) \
                 and matches(w, t)
             return w if ok else None
+        if not t.skills and t.language is not None:
+            last = self._last_plan
+            if last is not None and last[0] is t:
+                return self._first_by_proficiency(last[1], excluded)
+            plan = self._plans.get(t)
+            if plan is None:
+                plan = self._plans[t] = _proficiency_plan(t)
+            self._last_plan = (t, plan)
+            return self._first_by_proficiency(plan, excluded)
         c, lists, site = t.channel, self._lists, t.site
         kinds = sorted(t.kinds) if t.kinds is not None else _ALL_KINDS
         lang, skills = t.language, t.skills
@@ -200,8 +245,6 @@ class WorkerPool:
             sources = [lst for k in kinds if (lst := lists.get((c, ("k", site, k))))]
             return self._first([((0, 0), sources)], t, excluded)
         qs = range(_MAX_LEVEL, t.min_proficiency - 1, -1) if lang is not None else (0,)
-        if not skills:
-            return self._first_by_proficiency(t, kinds, qs, excluded)
         classes: list[tuple[tuple[int, int], list]] = []  # (fit, source list)
         for k in kinds:
             for q in qs:
@@ -242,16 +285,17 @@ class WorkerPool:
                   for f, grp in itertools.groupby(classes, key=lambda cl: cl[0])]
         return self._first(groups, t, excluded)
 
-    def _first_by_proficiency(self, t: Resolved, kinds, qs, excluded) -> WorkerState | None:
+    def _first_by_proficiency(self, plan: tuple, excluded) -> WorkerState | None:
         """``best_for`` without skills (the common step): the fit classes are the
         proficiencies, best first; a list holds exactly one proficiency, so the first
-        matching entry of a class's lists, lowest rank across kinds, is the answer."""
-        c, site, lang, lists, workers = t.channel, t.site, t.language, self._lists, \
-            self.workers
-        for q in qs:
-            best, best_entry = None, None
-            for k in kinds:
-                lst = lists.get((c, ("l", site, k, lang, q)))
+        entry not excluded of a class's lists, lowest rank across kinds, is the answer.
+        No ``matches`` test: a list's key is the kind, the site (or any) and the language at
+        that proficiency, which is all such a target asks."""
+        lists = self._lists
+        for keys in plan:
+            best_entry = None
+            for key in keys:
+                lst = lists.get(key)
                 if not lst:
                     continue
                 for entry in lst:
@@ -259,12 +303,10 @@ class WorkerPool:
                         break
                     if entry[2] in excluded:
                         continue
-                    w = workers[entry[2]]
-                    if matches(w, t):
-                        best, best_entry = w, entry
-                        break
-            if best is not None:
-                return best
+                    best_entry = entry
+                    break
+            if best_entry is not None:
+                return self.workers[best_entry[2]]
         return None
 
     def _first(self, groups, t: Resolved, excluded) -> WorkerState | None:

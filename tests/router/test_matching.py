@@ -796,3 +796,27 @@ def test_best_worker_for_many_skills_reads_whole_lists_and_still_ranks_right(mon
         got = eng.pool.best_for(target, set())
         assert (got.id if got else None) == (cands[0].id if cands else None), target
     assert len(scans) >= 10  # the fallback did run
+
+
+# --- offers are built without validation (the cost per decision): exactly as validated ----
+
+
+def test_offers_the_engine_builds_are_the_offers_validation_builds():
+    from router.matching.engine import _new_offer
+
+    eng = make_engine([worker("agent-1", "agent", {"ja": 5}, {"general": 4})])
+    (offer,) = made(eng.enqueue("c-1.x", req(workflow="single"), queued_at=0.0, now=2.5))
+    checked = Offer(offer_id="o1", case_id="c-1.x", worker_id="agent-1", created_at=2.5,
+                    expires_at=22.5, step="anyone_in_language")
+    assert type(offer) is Offer and offer == checked
+    assert offer.model_fields_set == checked.model_fields_set
+    assert offer.model_dump() == checked.model_dump()
+    assert offer.model_dump_json() == checked.model_dump_json()
+    assert Offer.model_validate_json(offer.model_dump_json()) == offer
+    # A field added to Offer must be added to _new_offer too (or given a default).
+    built = _new_offer("o2", "c2", "w2", 1.0, 2.0, "s")
+    assert set(built.__dict__) == set(Offer.model_fields)
+    # Each offer has its own field set and status (the service updates offers in place).
+    built.status = OfferStatus.accepted
+    built.model_fields_set.add("status")
+    assert offer.status is OfferStatus.pending and "status" not in offer.model_fields_set
