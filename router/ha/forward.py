@@ -105,7 +105,10 @@ class Forwarder:
         if hit is not None and not fresh and time.monotonic() - hit[0] < self.leadership.poll_s:
             return hit[1], hit[2]
         try:
-            row = await self.leadership.book.leader_of(pid)
+            row = await asyncio.wait_for(self.leadership.book.leader_of(pid), self.timeout_s)
+        except asyncio.TimeoutError:
+            raise NoLeader("no_leader", f"reading who leads partition {pid!r} took over "
+                           f"{self.timeout_s:g} s (the store is slow); try again") from None
         except StoreError as exc:
             raise NoLeader("no_leader", f"cannot read who leads partition {pid!r} (the store "
                            f"is unavailable: {str(exc)[:120]}); try again shortly") from None

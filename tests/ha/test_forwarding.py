@@ -142,6 +142,11 @@ async def test_a_relayed_socket_resumes_on_the_next_leader_after_a_kill(db):
                 await ws.send(json.dumps({"type": "accept", "offer_id": offer["offer_id"]}))
                 await _next(ws, "accepted")
                 killed_at = cluster.kill("r1")
+                # Until r2 leads, a request for the partition gets a clear 503, not a hang.
+                during = await http.get(f"{r2}/p/city/v1/cases/c-before", headers=SUPERVISOR)
+                assert during.status_code == 503, during.text
+                assert during.headers["retry-after"] == "1"
+                assert during.json()["reason"] in ("leader_unreachable", "no_leader")
                 # The socket stays open: the relay finds the next leader (r2 itself) and the
                 # client gets its hello, with the case it holds.
                 hello = await _next(ws, "hello", timeout=30)
