@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 FORWARDED = "x-baton-forwarded"
 SERVED_BY = "x-baton-served-by"
 RETRY_AFTER_S = 1
+# The relay pings the leader: a leader machine that vanished without closing its sockets
+# (power, network) is noticed within PING_S * 3 and the relay moves to the next leader.
+PING_S = 5.0
 # Request headers never passed on (hop-by-hop, or set by the client library for the
 # upstream connection); everything else (authorization, cookies, content type) goes as is.
 _HOP = {b"host", b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer",
@@ -244,7 +247,8 @@ class Forwarder:
                 url = address.replace("http", "ws", 1) + path
                 async with websockets.connect(url, additional_headers=headers,
                                               open_timeout=self.timeout_s, max_size=None,
-                                              ping_interval=None) as upstream:
+                                              ping_interval=PING_S,
+                                              ping_timeout=PING_S * 2) as upstream:
                     for frame in auth_frame if sessions else ():
                         await upstream.send(frame)
                     sessions += 1
