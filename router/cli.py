@@ -6,6 +6,7 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -50,6 +51,12 @@ def cmd_router(args) -> int:
             "running with demo secrets (--demo-secrets): anyone who has read the repository "
             "can sign in; never expose this router", extra={"unsafe": len(problems)})
     tls = _tls_files(args)
+    if os.environ.get("BATON_HA_INSTANCE", "").strip():
+        from router.ha.settings import default_advertise_url
+
+        # Partitioned mode: where the other routers forward this one's partitions' requests.
+        os.environ.setdefault("BATON_HA_ADVERTISE_URL", default_advertise_url(
+            args.host, args.port, tls=tls is not None))
     _models_loaded(loading)
     app = create_app(cfg, args.db, mqtt=settings, tls=tls is not None)
     from router.service.ws import WS_MAX_SIZE

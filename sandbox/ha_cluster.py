@@ -128,14 +128,20 @@ class Cluster:
 
 
 class RotatingWorker(SimulatedWorker):
-    """A simulated worker whose socket goes to any live router (the partition's URL prefix),
-    trying the next one with a short backoff when a router is dead or does not lead."""
+    """A simulated worker whose socket goes to the live routers in turn (the partition's URL
+    prefix), whoever leads: a router that does not lead relays the socket and forwards the
+    REST calls to the leader (router/ha/forward.py). The socket stays open across a
+    failover when its router survives (the relay resumes on the next leader and a new hello
+    arrives); when its router dies the worker reconnects to the next one with a backoff."""
 
     def __init__(self, cluster: Cluster, partition: str, worker_id: str, token: str,
                  rng: random.Random, **kw):
         super().__init__("http://unused", worker_id, token, rng, **kw)
         self.cluster, self.partition = cluster, partition
         self.sessions = 0
+        self.hellos = 0  # more than sessions: relayed sockets resumed on a new leader
+        self.statuses: Counter = Counter()  # HTTP statuses of its REST calls
+        self._turn = rng.randrange(1_000)
 
     async def run(self, stop: asyncio.Event) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}
@@ -145,7 +151,8 @@ class RotatingWorker(SimulatedWorker):
             if not urls:
                 await asyncio.sleep(0.2)
                 continue
-            self.base_url = f"{self.rng.choice(urls)}/p/{self.partition}"
+            self.base_url = f"{urls[self._turn % len(urls)]}/p/{self.partition}"
+            self._turn += 1
             ws_url = self.base_url.replace("http", "ws", 1) + "/v1/ws"
             try:
                 async with httpx.AsyncClient(base_url=self.base_url, headers=headers,
@@ -179,6 +186,7 @@ class RotatingWorker(SimulatedWorker):
                 if msg["type"] == "offer":
                     spawn(self._resyncing(ws, self._answer(ws, http, msg["offer"])))
                 elif msg["type"] == "hello":
+                    self.hellos += 1
                     for offer in msg.get("offers", []):
                         spawn(self._resyncing(ws, self._answer(ws, http, offer)))
                     for case in msg.get("cases", []):
@@ -206,7 +214,8 @@ class RotatingWorker(SimulatedWorker):
                                       "reason": "busy with paperwork"}))
             return
         r = await http.post(f"/v1/offers/{offer['offer_id']}/accept")
-        if r.status_code in (421, 503):
+        self.statuses[r.status_code] += 1
+        if r.status_code == 503:  # no leader right now: resync from the next hello
             r.raise_for_status()
         if r.status_code == 200:
             await self._close(http, offer["case_id"])
@@ -216,13 +225,15 @@ class RotatingWorker(SimulatedWorker):
         await asyncio.sleep(self.rng.uniform(*self.handle_s))
         r = await http.post(f"/v1/cases/{case_id}/close", json={"status": "resolved",
                                                                 "code": "answered"})
-        if r.status_code in (421, 503):
-            r.raise_for_status()  # not the leader any more: resync elsewhere
+        self.statuses[r.status_code] += 1
+        if r.status_code == 503:
+            r.raise_for_status()  # no leader right now: resync from the next hello
         if r.status_code == 200:
             # A simulated worker needs no wrap-up: give the capacity back at once (a closed
             # case holds it for routing.wrapup_capacity_s otherwise). 409: none running.
             r = await http.post(f"/v1/cases/{case_id}/wrapup/done")
-            if r.status_code in (421, 503):
+            self.statuses[r.status_code] += 1
+            if r.status_code == 503:
                 r.raise_for_status()
 
 
@@ -238,6 +249,7 @@ class CaseDriver:
     rate: float
     acked: dict[str, str] = field(default_factory=dict)  # case id -> partition
     retries: int = 0
+    _turn: int = 0
     opened_at: dict[str, float] = field(default_factory=dict)
 
     async def run(self, stop: asyncio.Event, limit: int | None = None) -> None:
@@ -253,6 +265,7 @@ class CaseDriver:
             case_id = f"c-{pid}-{n:05d}"
             await self._open(http, pid, site, case_id, stop)
             n += 1
+            self._turn += 1
             await asyncio.sleep(1.0 / self.rate)
 
     async def _open(self, http, pid, site, case_id, stop) -> None:
@@ -261,14 +274,15 @@ class CaseDriver:
         while not stop.is_set():
             urls = self.cluster.urls()
             if urls:
-                url = urls[attempt % len(urls)]
+                # Any router: one that does not lead the partition forwards to its leader.
+                url = urls[(self._turn + attempt) % len(urls)]
                 try:
                     r = await http.post(f"{url}/p/{pid}/v1/cases", json=body)
                     if r.status_code == 201 or (r.status_code == 409 and attempt > 0):
                         self.acked[case_id] = pid
                         self.opened_at[case_id] = time.time()
                         return
-                    if r.status_code not in (421, 503):
+                    if r.status_code != 503:  # 503: no leader right now (failover)
                         raise RuntimeError(f"opening {case_id}: {r.status_code} {r.text[:300]}")
                 except httpx.TransportError:
                     pass
@@ -319,7 +333,9 @@ async def check_invariants(db_name: str, acked: dict[str, str],
     for r in rows:
         p = json.loads(r["payload"]) if isinstance(r["payload"], str) else r["payload"]
         case, kind = r["case_id"], r["type"]
-        if kind == "connect":
+        if kind == "offer_result" and p.get("status") != "accepted":
+            continue
+        if kind in ("connect", "offer_result"):  # accepting an offer writes offer_result
             w = p["worker_id"]
             if holder.get(case) not in (None, w):
                 doubles += 1

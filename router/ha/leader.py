@@ -54,7 +54,8 @@ class Leadership:
                  partitions: PartitionsFile, *, ttl_s: float = 3.0, poll_s: float = 0.5,
                  clock=None, autotick: bool = True,
                  on_gain: Callable[[Term], Awaitable[None]] | None = None,
-                 on_lose: Callable[[Term], Awaitable[None]] | None = None):
+                 on_lose: Callable[[Term], Awaitable[None]] | None = None,
+                 address: str | None = None):
         if not 0 < poll_s * 2 < ttl_s:
             raise ValueError(f"poll_s ({poll_s}) must be under half of ttl_s ({ttl_s}): a "
                              "leader must renew well before its lease runs out")
@@ -69,6 +70,7 @@ class Leadership:
         self.book = LeaseBook(store)
         self.terms: dict[str, Term] = {}
         self.on_gain, self.on_lose = on_gain, on_lose
+        self.address = address  # advertised base URL (router/ha/forward.py; ha-web)
         self.gained = 0  # terms started (metrics)
         self.lost = 0  # terms ended by a failed renewal (metrics)
         self.live_routers = 1
@@ -140,7 +142,8 @@ class Leadership:
         key = INSTANCE_PREFIX + self.instance
         if self._instance_epoch is None or not await self.book.renew(
                 key, self.holder, self._instance_epoch, self.ttl_s):
-            self._instance_epoch = await self.book.acquire(key, self.holder, self.ttl_s)
+            self._instance_epoch = await self.book.acquire(key, self.holder, self.ttl_s,
+                                                           address=self.address)
 
     async def _expire_unconfirmed(self) -> None:
         now = time.monotonic()

@@ -29,10 +29,11 @@ from router.store.errors import translating
 _NOW = "extract(epoch from clock_timestamp())"
 
 _ACQUIRE = text(f"""
-INSERT INTO leases (partition, holder, epoch, expires_at)
-VALUES (:p, :h, 1, {_NOW} + :ttl)
+INSERT INTO leases (partition, holder, epoch, expires_at, address)
+VALUES (:p, :h, 1, {_NOW} + :ttl, :a)
 ON CONFLICT (partition) DO UPDATE
-   SET holder = excluded.holder, epoch = leases.epoch + 1, expires_at = excluded.expires_at
+   SET holder = excluded.holder, epoch = leases.epoch + 1, expires_at = excluded.expires_at,
+       address = excluded.address
  WHERE leases.holder = excluded.holder OR leases.expires_at <= {_NOW}
 RETURNING epoch""")
 
@@ -49,6 +50,14 @@ _FENCE = text(f"""
 SELECT 1 FROM leases
  WHERE partition = :p AND holder = :h AND epoch = :e AND expires_at > {_NOW}
    FOR SHARE""")
+
+# The partition's live leader and the address its instance row advertises (router/ha/
+# forward.py); the holder is "router:<instance>", its instance row "instance/<instance>".
+_LEADER = text(f"""
+SELECT p.holder, p.epoch, i.address FROM leases p
+  LEFT JOIN leases i ON i.partition = 'instance/' || substr(p.holder, 8)
+                    AND i.holder = p.holder AND i.expires_at > {_NOW}
+ WHERE p.partition = :p AND p.expires_at > {_NOW}""")
 
 _ALL = text(f"SELECT partition, holder, epoch, expires_at - {_NOW} FROM leases "
             "ORDER BY partition")
@@ -86,11 +95,14 @@ class LeaseBook:
                              "or run a single router without partitions")
         self._b = store._b
 
-    async def acquire(self, partition: str, holder: str, ttl_s: float) -> int | None:
-        """The new epoch when we now lead ``partition``; None when another router does."""
+    async def acquire(self, partition: str, holder: str, ttl_s: float,
+                      address: str | None = None) -> int | None:
+        """The new epoch when we now lead ``partition``; None when another router does.
+        ``address``: what the row advertises (instance rows: the router's base URL)."""
         with translating("lease " + partition, self._b.where):
             async with self._b.engine.begin() as conn:
-                return await conn.scalar(_ACQUIRE, {"p": partition, "h": holder, "ttl": ttl_s})
+                return await conn.scalar(_ACQUIRE, {"p": partition, "h": holder, "ttl": ttl_s,
+                                                    "a": address})
 
     async def renew(self, partition: str, holder: str, epoch: int, ttl_s: float) -> bool:
         with translating("renew the lease of " + partition, self._b.where):
@@ -109,6 +121,14 @@ class LeaseBook:
             async with self._b.read() as conn:
                 rows = await conn.execute(_ALL)
                 return [Lease(p, h, int(e), float(r)) for p, h, e, r in rows]
+
+    async def leader_of(self, partition: str) -> tuple[str, int, str | None] | None:
+        """(holder, epoch, advertised address or None) of the partition's unexpired lease;
+        None when nobody leads it now."""
+        with translating("read the leader of " + partition, self._b.where):
+            async with self._b.read() as conn:
+                row = (await conn.execute(_LEADER, {"p": partition})).first()
+        return None if row is None else (row[0], int(row[1]), row[2])
 
     @staticmethod
     def fence(partition: str, holder: str, epoch: int):

@@ -6,8 +6,9 @@ the store must be PostgreSQL); otherwise nothing here runs and the router is the
 Every existing REST route and the worker WebSocket are served per partition under
 ``/p/<partition>/`` (``/p/city/v1/cases``, ``/p/city/v1/ws``): the router that leads the
 partition runs them on that partition's RouterCore (the request's ``state.core``/``hub``,
-read by routes/deps.py and ws.py). Another router answers 421 ``not_leader`` naming the
-leader (clients then try the next router; nothing is forwarded yet, see docs/scale-out.md).
+read by routes/deps.py and ws.py). Another router forwards the request to the leader and
+relays the socket (router/ha/forward.py); a request that was already forwarded once gets
+421 ``not_leader`` instead (no loops).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
+from router.ha.forward import FORWARDED, Forwarder
 from router.ha.leader import Leadership, Term
 from router.ha.partitions import load_partitions
 from router.ha.settings import HaSettings
@@ -54,6 +56,11 @@ class Metrics:
             lambda: sum(len(t.core.open_cases()) for t in leadership.terms.values()))
         self.not_leader = Counter("baton_not_leader_total", "requests for a partition this "
                                   "router does not lead", registry=r)
+        self.forwarded = Counter("baton_forwarded_total", "requests forwarded (kind http) and "
+                                 "sockets relayed (kind ws) to a partition's leader, by "
+                                 "outcome", ["kind", "outcome"], registry=r)
+        self.relayed = Gauge("baton_relayed_sockets", "client sockets relayed to another "
+                             "router now", registry=r)
 
 
 def ha_routes(app: FastAPI) -> APIRouter:
@@ -65,6 +72,7 @@ def ha_routes(app: FastAPI) -> APIRouter:
         body = {"ready": False, "instance": None, "leads": [], "store": False}
         if leadership is not None:
             body["instance"] = leadership.instance
+            body["address"] = leadership.address
             body["leads"] = sorted(leadership.terms)
             body["epochs"] = {p: t.epoch for p, t in leadership.terms.items()}
             try:
@@ -106,21 +114,36 @@ class PartitionPrefix:
             metrics = getattr(state, "metrics", None)
             if metrics is not None:
                 metrics.not_leader.inc()
+            if leadership is not None and leadership.partitions.get(pid) is None:
+                return await _refuse(scope, send, 404, "not_found", f"no partition {pid!r} "
+                                     "(config/partitions.yaml)", code=4404)
+            forwarder: Forwarder | None = getattr(state, "forwarder", None)
+            forwarded = any(k.lower() == FORWARDED.encode() for k, _ in scope["headers"])
+            if forwarder is not None and not forwarded:
+                if scope["type"] == "websocket":
+                    return await forwarder.relay_socket(scope, receive, send, pid)
+                return await forwarder.http_request(scope, receive, send, pid)
+            # Already forwarded once (the sender's view of the leases was stale): no loops.
             leader = await _leader_of(leadership, pid)
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 4421,
-                            "reason": f"not the leader of {pid}; leader: {leader}"[:120]})
-                return
-            body = json.dumps({"error": "not_leader", "message": f"this router does not lead "
-                               f"partition {pid!r}; try another router", "leader": leader})
-            await send({"type": "http.response.start", "status": 421,
-                        "headers": [(b"content-type", b"application/json")]})
-            await send({"type": "http.response.body", "body": body.encode()})
-            return
+            return await _refuse(scope, send, 421, "not_leader", f"this router does not "
+                                 f"lead partition {pid!r}; leader: {leader}", code=4421,
+                                 leader=leader)
         scope = dict(scope, path=rest, raw_path=rest.encode(),
                      state={**scope.get("state", {}), "core": term.core,
                             "hub": term.extras.get("hub"), "partition": pid})
         return await self.app(scope, receive, send)
+
+
+async def _refuse(scope, send, status: int, error: str, message: str, *, code: int,
+                  **extra) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": code, "reason": message[:120]})
+        return
+    body = json.dumps({"error": error, "message": message, **extra}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _leader_of(leadership: Leadership | None, pid: str) -> str | None:
@@ -165,11 +188,18 @@ async def partitioned(app: FastAPI, cfg, store, settings: HaSettings, *, clock=N
 
     leadership = Leadership(cfg, store, settings.instance, load_partitions(cfg),
                             ttl_s=settings.ttl_s, poll_s=settings.poll_s, clock=clock,
-                            autotick=autotick, on_gain=gain, on_lose=lose)
+                            autotick=autotick, on_gain=gain, on_lose=lose,
+                            address=settings.advertise_url)
     app.state.leadership = leadership
-    app.state.metrics = Metrics(leadership)
+    app.state.metrics = metrics = Metrics(leadership)
+    forwarder = Forwarder(leadership, timeout_s=settings.forward_timeout_s,
+                          count=lambda kind, outcome: metrics.forwarded.labels(kind, outcome).inc())
+    metrics.relayed.set_function(lambda: forwarder.relayed)
     await leadership.start()
+    app.state.forwarder = forwarder
     try:
         yield leadership
     finally:
+        app.state.forwarder = None
         await leadership.aclose()
+        await forwarder.aclose()

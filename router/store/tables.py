@@ -133,4 +133,7 @@ leases = sa.Table(
     sa.Column("holder", sa.String(ID), nullable=False),
     sa.Column("epoch", sa.BigInteger(), nullable=False),
     sa.Column("expires_at", sa.Double(), nullable=False),
+    # instance/<name> rows only (revision 0005): the router's advertised base URL, where
+    # other routers forward requests for the partitions it leads (router/ha/forward.py).
+    sa.Column("address", sa.String(300)),
 )

@@ -26,6 +26,8 @@ def test_two_routers_with_their_own_instance_on_one_store():
     for name, service in routers.items():
         settings = ha_settings_from_env(service["environment"])
         assert settings is not None and settings.instance == name
+        # The other router reaches it by its service name, on the port HAProxy checks.
+        assert settings.advertise_url == f"http://{name}:8080"
         assert "/readyz" in " ".join(service["healthcheck"]["test"])
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
 

@@ -152,6 +152,7 @@ class RouterCore:
         self._idle = asyncio.Event()  # set by the writer after each pass (see _drain)
         self._writing = False
         self._in_flight: list = []  # the units the writer is persisting
+        self._stopping = False  # aclose() began: no new commands
         self._skip: Skip | None = None  # the current unit's refusal, if it is one
         self._tainted: set[str] = set()  # cases whose staged state the store refused
         self._store_down = False
@@ -191,9 +192,18 @@ class RouterCore:
             self._timer = self.tasks.keep("timers", self._timer_loop)
 
     async def aclose(self) -> None:
+        self._stopping = True  # commands that have not staged yet are refused (_unit)
         await self._drain()
         await self.tasks.aclose()
         self._timer = self._writer = None
+        # Nobody writes any more: a command still waiting for durability must not hang
+        # (partitioned mode stops a term's core while requests may be in flight).
+        for units in (self._in_flight, self._pending):
+            for _, _, fut in units:
+                if not fut.done():
+                    fut.set_exception(Unavailable("this router stopped running these cases; "
+                                                  "the change was not confirmed, try again"))
+        self._pending.clear()
         self._grace.clear()
         await self._bus.aclose()  # ends every subscriber's iteration
 
@@ -305,6 +315,9 @@ class RouterCore:
         by the writer (group commit, outside the lock) and its messages go out once they
         are durable. On any error before the end, the state is rebuilt from the store."""
         async with self.lock:
+            if self._stopping:
+                raise Unavailable("this router stopped running these cases (shutting down, "
+                                  "or another router took them over); try again")
             await self._ensure_restored()
             try:
                 yield
