@@ -280,7 +280,6 @@ class RouterCore:
         except TransitionError as exc:
             raise CoreError(str(exc)) from None
         self._batch.append((event, new))
-        self._recent.staged(event, current is None, new.terminal)
         if self.audit is not None and event.origin != self.origin \
                 and (entry := device_audit_entry(event)) is not None:
             self._outbox.append(_AuditEntry(entry))
@@ -294,6 +293,7 @@ class RouterCore:
         if gone is not None and gone != new.assigned_worker:
             self._left[new.id] = gone
         self._high_water[event.origin] = max(self._high_water.get(event.origin, 0), event.seq)
+        self._recent.staged(event, current is None, new.terminal)  # packets from memory
         if new.terminal:
             self._open.pop(new.id, None)
             self._closed[new.id] = new
