@@ -4,17 +4,20 @@ Starts ``baton router`` as a child process on a temporary SQLite store with a ge
 roster (every worker a match, so each case is offered at once), connects every worker's
 WebSocket, then opens cases at a fixed rate. Workers accept each offer over the WebSocket
 and close the case over REST after a short handle time, so capacity keeps turning over.
-Latency = offer frame received − POST sent, per case.
+Latency = offer frame received − the case's due time (open loop: case i is due at
+start + i / rate whatever happened before; a late send still counts from its due time).
 
-The load generator (REST client and the workers' sockets) runs in its own process and
-reports its CPU (``load_cpu_cores``: its CPU time / wall time; well under 1 means it is not
-the bottleneck). The yardstick, in the same run: the same load against
+The load generator (a lean keep-alive HTTP/1.1 client and the workers' sockets, on uvloop)
+runs in its own process and reports its CPU over the steady phase (``load_cpu_cores``,
+``load_cpu_us_per_case``; well under 1 core: not the bottleneck) and how late it sent
+(``send_lag_p99_ms``), with the server process's CPU from /proc (``server_cpu_cores``,
+``server_cpu_ms_per_case``). The yardstick, in the same run: the same load against
 ``benchmarks/api_peer.py``, a minimal FastAPI app with the same wire shape and the same
 uvicorn settings that keeps nothing (``peer_p50_ms``, ``peer_p99_ms``; ``ratio_p50`` and
 ``ratio_p99`` = Baton / peer). Last line: one JSON object.
 
     .venv/bin/python benchmarks/api.py [--rate 100] [--seconds 60] [--workers 60]
-        [--peer-seconds 30]
+        [--peer-seconds 30] [--py-spy FILE]
 """
 
 from __future__ import annotations
