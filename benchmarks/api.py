@@ -149,15 +149,19 @@ async def worker(url: str, wid: str, offers: dict[str, float], http: Http,
 
         async def finish(case_id: str) -> None:
             await asyncio.sleep(handle_s)
-            status, body = await http.post(f"/v1/cases/{case_id}/close",
-                                           {"status": "resolved"}, token)
-            if status != 200:
-                errors.append(f"close {status}: {body[:200]!r}")
-            # A benchmark worker needs no wrap-up: without this a closed case holds its
-            # capacity for routing.wrapup_capacity_s and offers stop (issue 15's wrap-up).
-            status, body = await http.post(f"/v1/cases/{case_id}/wrapup/done", None, token)
-            if status != 200:
-                errors.append(f"wrapup/done {status}: {body[:200]!r}")
+            try:
+                status, body = await http.post(f"/v1/cases/{case_id}/close",
+                                               {"status": "resolved"}, token)
+                if status != 200:
+                    errors.append(f"close {status}: {body[:200]!r}")
+                # A benchmark worker needs no wrap-up: without this a closed case holds its
+                # capacity for routing.wrapup_capacity_s and offers stop (issue 15's wrap-up).
+                status, body = await http.post(f"/v1/cases/{case_id}/wrapup/done", None,
+                                               token)
+                if status != 200:
+                    errors.append(f"wrapup/done {status}: {body[:200]!r}")
+            except (OSError, RuntimeError) as exc:  # counted, never swallowed
+                errors.append(f"close: {exc!r}")
 
         async def reader() -> None:
             async for raw in ws:
@@ -235,6 +239,7 @@ def run(args) -> dict:
             peer.terminate()
             peer.wait(10)
         result.update({"peer_cases": p["cases"], "peer_offers": p["offers"],
+                       "peer_errors": p["errors"],
                        "peer_p50_ms": p["p50_ms"], "peer_p99_ms": p["p99_ms"],
                        "peer_server_cpu_ms_per_case": p["server_cpu_ms_per_case"],
                        "peer_load_cpu_cores": p["load_cpu_cores"],
@@ -266,7 +271,11 @@ async def drive(url: str, args) -> dict:
                 "language": "en" if i % 2 else "ja"}
         due[cid] = at
         lag.append(time.perf_counter() - at)
-        status, answer = await http.post("/v1/cases", body, device_token)
+        try:
+            status, answer = await http.post("/v1/cases", body, device_token)
+        except (OSError, RuntimeError) as exc:  # counted, never swallowed
+            errors.append(f"open: {exc!r}")
+            return
         if status != 201:
             errors.append(f"open {status}: {answer[:200]!r}")
 
@@ -294,7 +303,8 @@ async def drive(url: str, args) -> dict:
     steady = time.perf_counter() - start
     load_cpu, server_cpu = time.process_time() - cpu0, _cpu_s(args.server_pid) - server0
     deadline = time.perf_counter() + 10
-    while len(offers) < total - len(errors) and time.perf_counter() < deadline:
+    failed_opens = sum(1 for e in errors if e.startswith("open"))
+    while len(offers) < total - failed_opens and time.perf_counter() < deadline:
         await asyncio.sleep(0.05)
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
