@@ -69,13 +69,15 @@ def build_packet(events: Iterable) -> ContextPacket:
     )
 
 
-async def full_packet(core, case_id: str) -> dict:
+async def full_packet(core, case_id: str, events: list | None = None) -> dict:
     """The packet a person sees on accept: the fold, plus policy flags, summary and next
     steps from the playbooks, with long transcripts bounded (the full log stays at
-    /v1/cases/{id}/events). ``core``: router.service.core.RouterCore."""
+    /v1/cases/{id}/events). ``core``: router.service.core.RouterCore; ``events``: the
+    case's events when the caller has them (else they are read from the store)."""
     from router.playbooks import collect_flags, enrich_packet
 
-    events = await core.store.case_events(case_id)
+    if events is None:
+        events = await core.store.case_events(case_id)
     intent = next((e.payload.detail.get("intent") for e in reversed(events)
                    if e.type == "signal" and e.payload.name == "confidence"), None)
     packet = enrich_packet(build_packet(events), core.cfg.transition.playbooks,

@@ -95,6 +95,8 @@ def test_no_store_io_happens_under_the_core_lock(router):
     # device event, a close: the paths that used to read or write under the lock.
     router.available("emma")
     first = router.open_case(language="en", escalate=False, resident="res-1")
+    given = router.open_case(language="en", escalate=False, case_id="c-given-1")
+    assert given["id"] == "c-given-1"  # a caller's id is checked in the store, not under it
     say(router, first["id"], "I want to talk to a human right now.")
     router.advance(46)
     offer = router.case(first["id"])["case"]["pending_offer"]
@@ -118,6 +120,63 @@ def test_no_store_io_happens_under_the_core_lock(router):
     # ...and the presence was written (by the writer, with its unit).
     stored = router.call(store.worker_presence)
     assert stored["emma"][0] == "away"
+
+
+def test_a_callers_case_id_is_refused_when_taken_in_memory_or_only_in_the_store(
+        make_router, tmp_path):
+    router = make_router()
+    router.open_case(language="en", escalate=False, case_id="c-dup")
+    r = router.client.post("/v1/cases", headers=auth("kiosk-1"), json={
+        "site": "city-office", "device": "kiosk-1", "language": "en", "escalate": False,
+        "case_id": "c-dup"})
+    assert r.status_code == 409, r.text
+    router.client.__exit__(None, None, None)
+    again = make_router(db=tmp_path / "router.db")  # a new core: the case is in the store only
+    r = again.client.post("/v1/cases", headers=auth("kiosk-1"), json={
+        "site": "city-office", "device": "kiosk-1", "language": "en", "escalate": False,
+        "case_id": "c-dup"})
+    assert r.status_code == 409, r.text
+
+
+def test_the_packet_of_an_open_case_is_built_from_memory_as_the_store_would(router):
+    """An accept's packet comes from the core's events of the case (no store read); it is
+    the packet the store's events give, for a case with turns, an escalation and an accept,
+    and a closed case's packet still comes from the store."""
+    from router.packet import full_packet
+
+    core = router.core
+    router.available("emma")
+    case = router.open_case(language="en", escalate=False)
+    for text in ("Where do I renew my residence card?", "I want to talk to a human now."):
+        r = say(router, case["id"], text)
+        assert r.status_code == 200, r.text
+    offer = None
+    for _ in range(10):  # the workflow's steps widen the pool over time
+        router.advance(46)
+        offer = router.case(case["id"])["case"]["pending_offer"]
+        if offer is not None and offer["worker_id"] == "emma":
+            break
+    assert offer is not None and offer["worker_id"] == "emma", router.case(case["id"])
+    reads = []
+    store_events = core.store.case_events
+
+    async def counted(case_id):
+        reads.append(case_id)
+        return await store_events(case_id)
+
+    core.store.case_events = counted
+    r = router.client.post(f"/v1/offers/{offer['offer_id']}/accept", headers=auth("emma"))
+    assert r.status_code == 200, r.text
+    assert reads == []  # the accept's packet came from memory
+    from_store = router.call(functools.partial(full_packet, core, case["id"]))
+    assert reads == [case["id"]]
+    assert r.json()["packet"] == from_store
+    assert router.call(core.packet, case["id"]) == from_store
+    r = router.client.post(f"/v1/cases/{case['id']}/close", headers=auth("emma"),
+                           json={"status": "resolved"})
+    assert r.status_code == 200, r.text
+    router.call(core.packet, case["id"])
+    assert reads == [case["id"]] * 2  # a closed case: read from the store, as before
 
 
 def test_kpis_are_read_in_one_query_whatever_the_number_of_cases(router):

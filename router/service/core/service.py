@@ -51,6 +51,7 @@ from router.packet import full_packet
 from router.service.alerts import AlertBuffer
 from router.service.core import events
 from router.service.core.errors import CoreError, Forbidden, Invalid, NotFound, Unavailable
+from router.service.core.recent import OpenCaseEvents
 from router.service.core.warm import WarmTransfers
 from router.store.sync import SyncStore
 
@@ -144,6 +145,7 @@ class RouterCore:
         self._engine = self._new_engine()
         self.warm = WarmTransfers(self)
         self._closed: OrderedDict[str, Case] = OrderedDict()  # recently closed, for reads
+        self._recent = OpenCaseEvents()  # open cases' events: packets without a store read
         self._batch: list[tuple[Any, Case]] = []  # the current unit's staged events
         self._outbox: list[tuple[str | None, dict[str, Any], str | None]] = []
         self._left: dict[str, str] = {}  # case id -> the worker it left in this unit
@@ -225,6 +227,7 @@ class RouterCore:
     async def _rebuild(self) -> None:
         now = self.clock.now()
         self._engine = self._new_engine()
+        self._recent.clear()
         self._high_water = await self.store.high_waters()
         self._open = {c.id: c for c in await self.store.open_cases()}
         stored_presence = await self.store.worker_presence()
@@ -300,6 +303,7 @@ class RouterCore:
         if gone is not None and gone != new.assigned_worker:
             self._left[new.id] = gone
         self._high_water[event.origin] = max(self._high_water.get(event.origin, 0), event.seq)
+        self._recent.staged(event, current is None, new.terminal)  # packets from memory
         if new.terminal:
             self._open.pop(new.id, None)
             self._closed[new.id] = new
@@ -673,8 +677,12 @@ class RouterCore:
         self._check_request(req)
         case_id = req.case_id or "c-" + uuid.uuid4().hex[:12]
         preferred = await self.preferred_worker(req.resident) if req.escalate else None
+        # A caller's id is looked up in the store before the lock (no I/O under it, issue
+        # 13); under the lock memory answers: a case opened since then is in _open/_closed.
+        if req.case_id is not None and await self.case(case_id) is not None:
+            raise CoreError(f"case {case_id!r} exists already")
         async with self._unit():
-            if req.case_id is not None and await self.case(case_id) is not None:
+            if req.case_id is not None and (case_id in self._open or case_id in self._closed):
                 raise CoreError(f"case {case_id!r} exists already")
             await self._router_event(case_id, "opened", {
                 "site": req.site, "device": req.device, "resident": req.resident,
@@ -1203,8 +1211,10 @@ class RouterCore:
         return self._open.get(case_id)
 
     async def packet(self, case_id: str) -> dict[str, Any]:
-        """The context packet a person sees on accept (router/packet.py)."""
-        return await full_packet(self, case_id)
+        """The context packet a person sees on accept (router/packet.py). An open case of
+        this core's is built from its events in memory (recent.py), others from the store."""
+        events = None if case_id in self._tainted else self._recent.events(case_id)
+        return await full_packet(self, case_id, events)
 
     def offers_of(self, worker_id: str) -> list[Offer]:
         """The worker's pending offers."""
