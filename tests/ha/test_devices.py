@@ -1,0 +1,95 @@
+"""Devices over MQTT in partitioned mode (router/ha/devices.py), with real processes: Mosquitto
+with the generated password file and ACL and client ids bound to usernames (as in
+production), PostgreSQL, two ``baton router`` processes. Each partition's leader consumes its
+sites through the persistent session ``baton-router-<partition>``; events a device sends
+while its partition has no leader (the leader SIGKILLed, its lease not yet expired) are
+queued by the broker for that session and delivered to the next leader."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from router.config import load_config
+from router.mqtt.auth import write_auth
+from sandbox.ha_cluster import PG, Cluster, create_database, drop_database
+from sandbox.mosquitto import MosquittoProcess
+from tests.mqtt.helpers import edge
+
+pytestmark = pytest.mark.postgres
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+LEASE_S = 2.0
+
+
+async def _stored(db: str, origin: str) -> list[tuple[int, str, str]]:
+    conn = await asyncpg.connect(**{**PG, "database": db})
+    try:
+        return [tuple(r) for r in await conn.fetch(
+            "SELECT seq, event_id, case_id FROM case_events WHERE origin = $1 "
+            "ORDER BY position", origin)]
+    finally:
+        await conn.close()
+
+
+async def _emit(sync, device: str, site: str, first: int, last: int) -> None:
+    case = f"case-{device}"
+    for seq in range(first, last + 1):
+        if seq == 1:
+            await sync.emit(case, "opened", {"site": site, "device": device, "language": "en"},
+                            event_id=f"{device}-1")
+        else:
+            await sync.emit(case, "turn", {"speaker": "resident", "language": "en",
+                                           "text": f"turn {seq}"}, event_id=f"{device}-{seq}")
+
+
+async def test_the_next_leader_resumes_the_partitions_session(pg_server, tmp_path):
+    passwd, acl = write_auth(load_config(CONFIG), tmp_path / "auth")
+    assert "user baton-router-city\ntopic readwrite baton/v1/city-office/#" in acl.read_text()
+    broker = MosquittoProcess(tmp_path / "broker", passwd=passwd, acl=acl,
+                              bind_client_ids=True)
+    broker.start()
+    db, url = await create_database("baton_ha_mqtt")
+    cluster = Cluster(CONFIG, url, 2, lease_s=LEASE_S, poll_s=0.25, mqtt_port=broker.port)
+    try:
+        cluster.start_all()
+        leaders = await cluster.wait_led(["city", "north"])
+        # The edges resend only on a new connection or after a minute without an ack: what
+        # reaches the next leader here comes through the partition's session.
+        async with edge(tmp_path, "robot-1", broker.port, site="city-office",
+                        ack_timeout_s=60, ack_timeout_max_s=60) as city, \
+                edge(tmp_path, "kiosk-2", broker.port, site="north-branch",
+                     ack_timeout_s=60, ack_timeout_max_s=60) as north:
+            await _emit(city, "robot-1", "city-office", 1, 5)
+            await _emit(north, "kiosk-2", "north-branch", 1, 5)
+            await city.wait_acked(5, timeout=30)
+            await north.wait_acked(5, timeout=30)
+
+            victim = leaders["city"]
+            cluster.kill(victim)
+            # Nobody leads city until the lease runs out: these wait in the broker.
+            await _emit(city, "robot-1", "city-office", 6, 15)
+            await asyncio.sleep(0.3)
+            assert city.acked == 5
+            leaders = await cluster.wait_led(["city", "north"], timeout=30, not_by=victim)
+            await city.wait_acked(15, timeout=30)
+            await _emit(north, "kiosk-2", "north-branch", 6, 8)
+            await north.wait_acked(8, timeout=30)
+
+        for device, n in (("robot-1", 15), ("kiosk-2", 8)):
+            rows = await _stored(db, device)
+            assert [r[0] for r in rows] == list(range(1, n + 1)), device  # once each, in order
+        log = broker.log.read_text()
+        # Each partition's leader logs in as its own user, clean start off (c0), and the
+        # takeover resumed the session the dead leader left.
+        logins = re.findall(r"New client connected from \S+ as (baton-router-\w+) \(p5, c0", log)
+        assert logins.count("baton-router-city") == 2, logins
+        assert "baton-router-north" in logins
+        assert "Denied" not in log and "not authorised" not in log.lower()
+    finally:
+        cluster.stop_all()
+        broker.stop()
+        await drop_database(db)
