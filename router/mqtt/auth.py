@@ -58,15 +58,21 @@ def device_logins(cfg: BatonConfig, env=None) -> dict[str, tuple[str, str]]:
     return out
 
 
-def partition_logins(cfg: BatonConfig, router_user: str) -> dict[str, list[str]]:
+def partition_logins(cfg: BatonConfig, router_user: str) -> tuple[dict[str, list[str]], str]:
     """With several routers (partitions.yaml): each partition leader's MQTT username (also
-    its client id, router/ha/devices.py) -> the sites it may use. Empty without
-    partitions.yaml."""
+    its client id, router/ha/devices.py) -> the sites it may use; and why there are none.
+    A single router ignores partitions.yaml, so one that does not match sites.yaml gives no
+    partition logins (the ACL says why) rather than an error."""
+    from common.config import ConfigError
     from router.ha.partitions import partition_login, partitions_if_any
 
-    parts = partitions_if_any(cfg)
-    return {} if parts is None else {partition_login(router_user, p.id): list(p.sites)
-                                     for p in parts.partitions}
+    try:
+        parts = partitions_if_any(cfg)
+    except ConfigError as exc:
+        return {}, f"no partition logins: {exc}"
+    if parts is None:
+        return {}, ""
+    return {partition_login(router_user, p.id): list(p.sites) for p in parts.partitions}, ""
 
 
 def acl_text(cfg: BatonConfig, router_user: str | None = None) -> str:
@@ -77,7 +83,9 @@ def acl_text(cfg: BatonConfig, router_user: str | None = None) -> str:
              "# $share/... group but reads nothing outside its topics; the router uses no",
              "# shared subscription, so such a device takes nothing (docs/protocol.md 8).", "",
              f"user {router_user}", f"topic readwrite {topics.PREFIX}/#", ""]
-    logins = partition_logins(cfg, router_user)
+    logins, why_none = partition_logins(cfg, router_user)
+    if why_none:
+        lines[-1:-1] = ["", "# " + why_none.replace("\n", " ")]
     if logins:
         lines[-1:-1] = ["", "# Several routers (partitions.yaml): a partition's leader logs in "
                         "as <router user>-<partition>", "# (its client id too) with the "
@@ -107,7 +115,7 @@ def write_auth(cfg: BatonConfig, out: Path, extra_users: dict[str, str] | None =
                         "mosquitto), it hashes the password file")
     router_user, router_pw = router or router_credentials(env)
     users = {router_user: router_pw,
-             **{u: router_pw for u in partition_logins(cfg, router_user)},
+             **{u: router_pw for u in partition_logins(cfg, router_user)[0]},
              **{d: pw for d, (_, pw) in device_logins(cfg, env).items()},
              **(extra_users or {})}
     out.mkdir(parents=True, exist_ok=True)
