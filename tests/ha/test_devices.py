@@ -18,7 +18,9 @@ from router.config import load_config
 from router.mqtt.auth import write_auth
 from sandbox.ha_cluster import PG, Cluster, create_database, drop_database
 from sandbox.mosquitto import MosquittoProcess
-from tests.mqtt.helpers import edge
+from edge.outbox import Outbox
+from edge.sync import EdgeSync
+from tests.mqtt.helpers import edge, edge_settings
 
 pytestmark = pytest.mark.postgres
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -33,6 +35,21 @@ async def _stored(db: str, origin: str) -> list[tuple[int, str, str]]:
             "ORDER BY position", origin)]
     finally:
         await conn.close()
+
+
+async def _alerts(db: str) -> list[tuple[str, str]]:
+    conn = await asyncpg.connect(**{**PG, "database": db})
+    try:
+        return [tuple(r) for r in await conn.fetch("SELECT device, kind FROM alerts ORDER BY at")]
+    finally:
+        await conn.close()
+
+
+async def _wait_alerts(db: str, want: list[tuple[str, str]], timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (got := await _alerts(db)) != want:
+        assert asyncio.get_running_loop().time() < deadline, got
+        await asyncio.sleep(0.2)
 
 
 async def _emit(sync, device: str, site: str, first: int, last: int) -> None:
@@ -59,10 +76,18 @@ async def test_the_next_leader_resumes_the_partitions_session(pg_server, tmp_pat
         leaders = await cluster.wait_led(["city", "north"])
         # The edges resend only on a new connection or after a minute without an ack: what
         # reaches the next leader here comes through the partition's session.
+        outbox = Outbox(tmp_path / "kiosk-1.db", "kiosk-1")
+        await outbox.open()
+        kiosk = EdgeSync(edge_settings("kiosk-1", broker.port, site="city-office",
+                                       heartbeat_s=0.5), outbox,
+                         telemetry=lambda: {"battery": {"percent": 9.0, "charging": False}})
+        await kiosk.start()
         async with edge(tmp_path, "robot-1", broker.port, site="city-office",
                         ack_timeout_s=60, ack_timeout_max_s=60) as city, \
                 edge(tmp_path, "kiosk-2", broker.port, site="north-branch",
                      ack_timeout_s=60, ack_timeout_max_s=60) as north:
+            await _wait_alerts(db, [("kiosk-1", "device_battery_low")])
+            assert kiosk.client.connected.is_set()
             await _emit(city, "robot-1", "city-office", 1, 5)
             await _emit(north, "kiosk-2", "north-branch", 1, 5)
             await city.wait_acked(5, timeout=30)
@@ -72,13 +97,24 @@ async def test_the_next_leader_resumes_the_partitions_session(pg_server, tmp_pat
             cluster.kill(victim)
             # Nobody leads city until the lease runs out: these wait in the broker.
             await _emit(city, "robot-1", "city-office", 6, 15)
+            await kiosk.aclose()  # says it goes offline while nobody leads city
+            await outbox.aclose()
             await asyncio.sleep(0.3)
             assert city.acked == 5
             leaders = await cluster.wait_led(["city", "north"], timeout=30, not_by=victim)
             await city.wait_acked(15, timeout=30)
+            await _wait_alerts(db, [("kiosk-1", "device_battery_low"),
+                                    ("kiosk-1", "device_offline")])
             await _emit(north, "kiosk-2", "north-branch", 6, 8)
             await north.wait_acked(8, timeout=30)
 
+        # The battery alarm is not raised again by the next leader (it is kept with the
+        # device's presence); the offline state queued in the session raises one alert.
+        # The other edges said goodbye at the end of the block: one offline alert each.
+        await asyncio.sleep(1.0)
+        got = await _alerts(db)
+        assert sorted(got) == [("kiosk-1", "device_battery_low"), ("kiosk-1", "device_offline"),
+                               ("kiosk-2", "device_offline"), ("robot-1", "device_offline")]
         for device, n in (("robot-1", 15), ("kiosk-2", 8)):
             rows = await _stored(db, device)
             assert [r[0] for r in rows] == list(range(1, n + 1)), device  # once each, in order
