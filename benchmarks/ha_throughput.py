@@ -94,12 +94,16 @@ class Bench:
 
             async def close(case_id: str) -> None:
                 await asyncio.sleep(self.handle_s)
-                r = await http.post(f"/v1/cases/{case_id}/close",
-                                    json={"status": "resolved", "code": "answered"})
-                if r.status_code == 200:
-                    await http.post(f"/v1/cases/{case_id}/wrapup/done")
-                else:
-                    self.errors += 1
+                try:
+                    r = await http.post(f"/v1/cases/{case_id}/close",
+                                        json={"status": "resolved", "code": "answered"})
+                    if r.status_code == 200:
+                        await http.post(f"/v1/cases/{case_id}/wrapup/done")
+                    else:
+                        self.errors += 1
+                except httpx.HTTPError:
+                    if not stop.is_set():
+                        self.errors += 1
 
             async def listen() -> None:
                 async for raw in ws:
