@@ -129,3 +129,47 @@ async def test_the_next_leader_resumes_the_partitions_session(pg_server, tmp_pat
         cluster.stop_all()
         broker.stop()
         await drop_database(db)
+
+
+async def test_a_leader_paused_with_the_session_neither_takes_it_back_nor_writes(pg_server,
+                                                                                 tmp_path):
+    """SIGSTOP the leader while its bridge holds ``baton-router-city``: the next leader's
+    connect takes the session over (Mosquitto closes the paused holder's connection and
+    hands the new one what was in flight), and when the paused router resumes, its
+    writes are refused by the lease fence and it does not connect again."""
+    passwd, acl = write_auth(load_config(CONFIG), tmp_path / "auth")
+    broker = MosquittoProcess(tmp_path / "broker", passwd=passwd, acl=acl,
+                              bind_client_ids=True)
+    broker.start()
+    db, url = await create_database("baton_ha_mqtt")
+    cluster = Cluster(CONFIG, url, 2, lease_s=LEASE_S, poll_s=0.25, mqtt_port=broker.port)
+    try:
+        cluster.start("r1")
+        assert await cluster.wait_led(["city", "north"]) == {"city": "r1", "north": "r1"}
+        cluster.start("r2")
+        async with edge(tmp_path, "robot-1", broker.port, site="city-office",
+                        ack_timeout_s=60, ack_timeout_max_s=60) as city:
+            await _emit(city, "robot-1", "city-office", 1, 5)
+            await city.wait_acked(5, timeout=30)
+            cluster.pause("r1")
+            # Delivered to the paused holder's socket (or queued): none is acked by it.
+            await _emit(city, "robot-1", "city-office", 6, 10)
+            await cluster.wait_led(["city", "north"], timeout=30, not_by="r1")
+            await city.wait_acked(10, timeout=30)
+            cluster.resume("r1")
+            await asyncio.sleep(3 * LEASE_S)  # r1 runs again: rounds fail, terms end
+            await _emit(city, "robot-1", "city-office", 11, 12)
+            await city.wait_acked(12, timeout=30)
+            status = (await cluster.status())["r1"]
+            assert status is not None and status["leads"] == []
+        rows = await _stored(db, "robot-1")
+        assert [r[0] for r in rows] == list(range(1, 13))
+        log = broker.log.read_text()
+        logins = re.findall(r"New client connected from \S+ as (baton-router-\w+) \(p5, c0", log)
+        # r1, then r2 taking the session over; r1 never connects again after resuming.
+        assert logins.count("baton-router-city") == 2, logins
+        assert "baton-router-city" in log and "already connected, closing old connection" in log
+    finally:
+        cluster.stop_all()
+        broker.stop()
+        await drop_database(db)
