@@ -34,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -47,6 +48,7 @@ sys.path.insert(0, str(REPO))
 from sandbox.ha_cluster import Cluster, create_database, drop_database  # noqa: E402
 
 SITES = {"city": "city-office", "north": "north-branch"}
+PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 
 
 def make_config(tmp: Path, workers: int) -> tuple[Path, dict[str, list[str]]]:
@@ -78,7 +80,7 @@ class Bench:
         self.leaders, self.handle_s = leaders, handle_s  # partition -> leader URL
         self.sent: dict[str, float] = {}
         self.offered: dict[str, float] = {}
-        self.errors = 0
+        self.errors: Counter[str] = Counter()  # what went wrong, by kind
         self.n = 0
 
     async def worker(self, pid: str, wid: str, ready: asyncio.Event,
@@ -100,12 +102,19 @@ class Bench:
                     if r.status_code == 200:
                         await http.post(f"/v1/cases/{case_id}/wrapup/done")
                     else:
-                        self.errors += 1
-                except httpx.HTTPError:
+                        self.errors[f"close_{r.status_code}"] += 1
+                except httpx.HTTPError as exc:
                     if not stop.is_set():
-                        self.errors += 1
+                        self.errors[f"close_{type(exc).__name__}"] += 1
 
             async def listen() -> None:
+                try:
+                    await read()
+                except websockets.ConnectionClosed:
+                    if not stop.is_set():
+                        self.errors["socket_closed"] += 1
+
+            async def read() -> None:
                 async for raw in ws:
                     msg = json.loads(raw)
                     if msg["type"] == "hello":
@@ -130,10 +139,14 @@ class Bench:
         self.n += 1
         case_id = f"b-{pid}-{self.n:06d}"
         self.sent[case_id] = time.perf_counter()
-        r = await http.post(f"{self.leaders[pid]}/p/{pid}/v1/cases",
-                            json={"case_id": case_id, "site": SITES[pid], "language": "en"})
+        try:
+            r = await http.post(f"{self.leaders[pid]}/p/{pid}/v1/cases",
+                                json={"case_id": case_id, "site": SITES[pid], "language": "en"})
+        except httpx.HTTPError as exc:
+            self.errors[f"open_{type(exc).__name__}"] += 1
+            return case_id
         if r.status_code != 201:
-            self.errors += 1
+            self.errors[f"open_{r.status_code}"] += 1
         return case_id
 
     async def steady(self, http, rate: float, seconds: float) -> list[str]:
@@ -179,15 +192,21 @@ def pct(xs: list[float], q: float) -> float | None:
     return round(xs[min(len(xs) - 1, int(q * len(xs)))], 1) if xs else None
 
 
-def cpu_s(pids: list[int]) -> float:
-    total = 0.0
+def cpu_of(pids: list[int]) -> dict[int, float]:
+    out = {}
     for pid in pids:
         try:
             t = psutil.Process(pid).cpu_times()
-            total += t.user + t.system
+            out[pid] = t.user + t.system
         except psutil.Error:
             pass
-    return total
+    return out
+
+
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds of the processes alive at both ends (a backend that exited in between
+    is left out: PostgreSQL figures are a lower bound, and include other databases')."""
+    return sum(after[p] - before[p] for p in before if p in after)
 
 
 def postgres_pids() -> list[int]:
@@ -201,13 +220,14 @@ async def run_one(n: int, args, cfg_dir: Path, by_part: dict[str, list[str]]) ->
     try:
         await asyncio.gather(*[asyncio.to_thread(cluster.start, r) for r in cluster.routers])
         led = await cluster.wait_led(list(SITES), timeout=120)
-        # With three routers every partition's leader is its own process (fair share 1);
-        # wait until the spread settles.
-        if n > 1:
-            deadline = time.monotonic() + 30
-            while len(set(led.values())) < len(SITES) and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)
-                led = await cluster.wait_led(list(SITES))
+        # With several routers each partition's leader should be its own process. A router
+        # that started first took both (nothing is rebalanced): stop it (it releases its
+        # leases; the others take one each) and start it again.
+        if n > 1 and len(set(led.values())) < len(SITES):
+            both = next(iter(led.values()))
+            await asyncio.to_thread(cluster.routers[both].stop)
+            led = await cluster.wait_led(list(SITES), timeout=60, not_by=both)
+            await asyncio.to_thread(cluster.start, both)
         leaders = {p: cluster.routers[r].url for p, r in led.items()}
         bench = Bench(leaders, args.handle_s)
         stop = asyncio.Event()
@@ -232,24 +252,44 @@ async def run_one(n: int, args, cfg_dir: Path, by_part: dict[str, list[str]]) ->
             for name, go in (("steady", lambda: bench.steady(http, args.rate, args.seconds)),
                              ("sat", lambda: bench.saturate(http, args.concurrency,
                                                             args.sat_seconds))):
-                c0, g0, p0 = cpu_s(router_pids), me.cpu_times(), cpu_s(pg)
+                c0, g0, p0 = cpu_of(router_pids), me.cpu_times(), cpu_of(pg)
+                spies = []
+                if args.profile and name == "sat":
+                    Path(args.profile).mkdir(parents=True, exist_ok=True)
+                    for r in sorted(set(led.values())):
+                        spies.append(await asyncio.create_subprocess_exec(
+                            PY_SPY, "record", "--nonblocking", "-r", "50", "-f", "raw",
+                            "-d", str(int(args.sat_seconds)),
+                            "-p", str(cluster.routers[r].proc.pid),
+                            "-o", str(Path(args.profile) / f"{n}r-{r}.txt"),
+                            stdout=asyncio.subprocess.DEVNULL,
+                            stderr=asyncio.subprocess.DEVNULL))
                 t0 = time.perf_counter()
                 cases = await go()
+                for spy in spies:
+                    await spy.wait()
                 wall = time.perf_counter() - t0
-                await asyncio.sleep(min(5.0, args.handle_s + 2))  # late offers, closes
-                c1, g1, p1 = cpu_s(router_pids), me.cpu_times(), cpu_s(pg)
+                # Late offers and the closes: the next phase starts from an idle router.
+                drain = time.perf_counter()
+                while time.perf_counter() - drain < 30 and \
+                        sum(1 for c in cases if c not in bench.offered) > 0:
+                    await asyncio.sleep(0.2)
+                await asyncio.sleep(args.handle_s + 1)
+                c1, g1, p1 = cpu_of(router_pids), me.cpu_times(), cpu_of(pg)
                 lat, missing = bench.latencies(cases)
                 phases[name] = {
                     "cases": len(cases), "offers": len(lat), "missing_offers": missing,
                     "per_s": round(len(lat) / wall, 1), "p50_ms": pct(lat, 0.5),
                     "p99_ms": pct(lat, 0.99), "max_ms": pct(lat, 1.0),
-                    "router_cpu_ms_per_case": round((c1 - c0) * 1000 / max(1, len(cases)), 2),
-                    "postgres_cpu_ms_per_case": round((p1 - p0) * 1000 / max(1, len(cases)), 2),
+                    "router_cpu_ms_per_case": round(cpu_delta(c0, c1) * 1000
+                                                    / max(1, len(cases)), 2),
+                    "postgres_cpu_ms_per_case": round(cpu_delta(p0, p1) * 1000
+                                                      / max(1, len(cases)), 2),
                     "load_cpu_cores": round((g1.user + g1.system - g0.user - g0.system)
-                                            / (wall + min(5.0, args.handle_s + 2)), 2)}
+                                            / (time.perf_counter() - t0), 2)}
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
-        return {"routers": n, "leaders": led, "errors": bench.errors, **{
+        return {"routers": n, "leaders": led, "errors": dict(bench.errors), **{
             f"{ph}_{k}": v for ph, d in phases.items() for k, v in d.items()}}
     finally:
         cluster.stop_all()
@@ -284,7 +324,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--routers", default="1,3", help="router counts to run, e.g. 1,3")
     ap.add_argument("--workers", type=int, default=30, help="workers per partition")
-    ap.add_argument("--rate", type=float, default=20.0, help="steady cases/s per partition")
+    ap.add_argument("--rate", type=float, default=10.0, help="steady cases/s per partition")
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--concurrency", type=int, default=16, help="saturation: open requests "
                     "in flight per partition")
@@ -292,6 +332,8 @@ def main() -> None:
     ap.add_argument("--handle-s", type=float, default=1.0)
     ap.add_argument("--lease-s", type=float, default=3.0)
     ap.add_argument("--poll-s", type=float, default=0.5)
+    ap.add_argument("--profile", default=None, help="a directory: py-spy records each leading "
+                    "router during the saturation phase (raw folded stacks)")
     args = ap.parse_args()
     print(json.dumps(asyncio.run(main_async(args))))
 
