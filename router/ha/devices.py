@@ -60,6 +60,7 @@ class PartitionBridges:
         self.settings, self.ttl_s, self.poll_s = settings, ttl_s, poll_s
         self.running: dict[str, tuple[Term, Bridge]] = {}
         self.paused: set[str] = set()  # disconnected by the guard
+        self.failed: dict[str, Term] = {}  # terms whose bridge could not start yet
         self.tasks = Supervisor("ha-devices", logger=log)
         self.tasks.keep("guard", self._guard)
 
@@ -69,15 +70,24 @@ class PartitionBridges:
         covers the round trip."""
         return time.monotonic() - term.renewed < self.ttl_s - self.poll_s
 
-    async def start(self, term: Term) -> Bridge:
+    async def start(self, term: Term) -> None:
+        """Start the term's bridge; one that cannot start (the store does not answer its
+        first reads) is tried again by the guard while the term lasts."""
         bridge = Bridge(term.core, partition_bridge_settings(self.settings, term.partition),
                         may_connect=lambda: self.valid(term))
         self.running[term.partition] = (term, bridge)
         term.extras["bridge"] = bridge
-        await bridge.start()
-        return bridge
+        try:
+            await bridge.start()
+        except Exception:  # noqa: BLE001 - retried by the guard; the term goes on meanwhile
+            log.exception("starting the partition's bridge failed; trying again",
+                          extra={"partition": term.partition})
+            await self.stop(term)
+            self.failed[term.partition] = term
 
     async def stop(self, term: Term) -> None:
+        if self.failed.get(term.partition) is term:
+            del self.failed[term.partition]
         running = self.running.get(term.partition)
         if running is None or running[0] is not term:
             return
@@ -95,6 +105,10 @@ class PartitionBridges:
         confirmed once more. A term that is over is stopped by the leadership loop."""
         while True:
             await asyncio.sleep(self.poll_s)
+            for pid, term in list(self.failed.items()):
+                if self.valid(term):
+                    del self.failed[pid]
+                    await self.start(term)
             for pid, (term, bridge) in list(self.running.items()):
                 valid, paused = self.valid(term), pid in self.paused
                 if not valid and not paused:
@@ -108,5 +122,6 @@ class PartitionBridges:
 
     async def aclose(self) -> None:
         await self.tasks.aclose()
+        self.failed.clear()
         for term, _ in list(self.running.values()):
             await self.stop(term)
