@@ -51,15 +51,17 @@ def parse(name: str) -> Topic | None:
     return Topic(m.group(1), m.group(2), m.group(3)) if m else None
 
 
-def router_filters(shared: bool) -> list[str]:
+def router_filters(shared: bool, sites: list[str] | None = None) -> list[str]:
     """What a router subscribes to. ``shared``: MQTT 5 shared subscriptions, so several
     routers split the device traffic (retained messages are never sent to shared
-    subscriptions, which is why state stays a plain subscription)."""
+    subscriptions, which is why state stays a plain subscription). ``sites``: only these
+    sites' topics (a partition's leader, docs/scale-out.md); None: every site."""
     out = []
-    for kind in SHARED_KINDS:
-        f = f"{PREFIX}/+/+/{kind}"
-        out.append(f"$share/{SHARE_GROUP}/{f}" if shared else f)
-    out += [f"{PREFIX}/+/+/{kind}" for kind in BROADCAST_KINDS]
+    for site in (["+"] if sites is None else sites):
+        for kind in SHARED_KINDS:
+            f = f"{PREFIX}/{site}/+/{kind}"
+            out.append(f"$share/{SHARE_GROUP}/{f}" if shared else f)
+        out += [f"{PREFIX}/{site}/+/{kind}" for kind in BROADCAST_KINDS]
     return out
 
 

@@ -110,12 +110,18 @@ class MqttSimulatedDevice(SimulatedDevice):
         await self.sync.wait_acked(turn["seq"], timeout=60)
         skills = {self.rng.choice(SKILLS): self.rng.randint(1, 2)} \
             if self.rng.random() < 0.5 else {}
+        out = await self.escalate(case_id, {"skills": skills,
+                                            "priority": self.rng.choice([0, 0, 0, 5]),
+                                            "reasons": ["resident asked for a person"]})
+        self.opened += 1
+        return out
+
+    async def escalate(self, case_id: str, body: dict) -> dict:
+        """Ask the router for a human on the case (REST, the device's token)."""
         resp = await self.client.post(
             f"/v1/cases/{case_id}/escalate", headers={"Authorization": f"Bearer {self.token}"},
-            json={"skills": skills, "priority": self.rng.choice([0, 0, 0, 5]),
-                  "reasons": ["resident asked for a person"]})
+            json=body)
         resp.raise_for_status()
-        self.opened += 1
         return resp.json()
 
     async def run(self, cases_per_minute: float, stop: asyncio.Event) -> None:

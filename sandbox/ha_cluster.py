@@ -52,10 +52,13 @@ class Cluster:
     """``n`` routers named r1..rn, each its own process and port."""
 
     def __init__(self, config_dir: str | Path, db_url: str, n: int, *, lease_s: float = 2.0,
-                 poll_s: float = 0.25, log_level: str = "info"):
+                 poll_s: float = 0.25, log_level: str = "info", mqtt_port: int | None = None):
+        # ha-mqtt: ``mqtt_port``: each partition's leader runs its bridge on that broker.
+        mqtt = {"BATON_MQTT_HOST": ""} if mqtt_port is None else {
+            "BATON_MQTT_HOST": "127.0.0.1", "BATON_MQTT_PORT": str(mqtt_port)}
         self.routers = {f"r{i}": RouterProcess(config_dir, db_url, log_level=log_level, env={
             "BATON_HA_INSTANCE": f"r{i}", "BATON_HA_LEASE_S": str(lease_s),
-            "BATON_HA_POLL_S": str(poll_s), "BATON_MQTT_HOST": ""}) for i in range(1, n + 1)}
+            "BATON_HA_POLL_S": str(poll_s), **mqtt}) for i in range(1, n + 1)}
         self.lease_s = lease_s
 
     def start(self, name: str) -> None:

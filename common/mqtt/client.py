@@ -146,6 +146,7 @@ class MqttClient:
                  | None = None, will: Will | Callable[[], Will] | None = None,
                  on_connect: Callable[[Connection], Awaitable[None]] | None = None,
                  on_disconnect: Callable[[], None] | None = None,
+                 may_connect: Callable[[], bool] | None = None,
                  rng: random.Random | None = None):
         self.settings = settings
         # A list, or a function of the protocol in use (shared subscriptions need 5).
@@ -153,6 +154,9 @@ class MqttClient:
         self.will = will
         self._on_message, self._on_connect, self._on_disconnect = (
             on_message, on_connect, on_disconnect)
+        # Asked before every (re)connect: False waits for the next attempt (a partition's
+        # leader whose lease may have run out must not take its session back).
+        self._may_connect = may_connect
         self._rng = rng or random.Random()
         if settings.protocol not in PROTOCOLS:
             raise MqttError(f"MQTT protocol {settings.protocol!r}: use 5 or 3.1.1 (the "
@@ -247,6 +251,8 @@ class MqttClient:
         while not self._closing:
             started = time.monotonic()
             try:
+                if self._may_connect is not None and not self._may_connect():
+                    raise MqttError("not connecting: the owner does not allow it now")
                 await self._connect_once()
             except MqttError as exc:
                 self.last_error = str(exc)

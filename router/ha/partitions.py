@@ -64,6 +64,17 @@ def load_partitions(cfg: BatonConfig) -> PartitionsFile:
     return parts
 
 
+def partition_login(router_user: str, partition: str) -> str:
+    """The MQTT username and client id of a partition's leader (the same string, so a
+    broker binding client ids to usernames binds it): ``baton-router-city``."""
+    return f"{router_user}-{partition}"
+
+
+def partitions_if_any(cfg: BatonConfig) -> PartitionsFile | None:
+    """partitions.yaml checked, or None when the configuration has none."""
+    return load_partitions(cfg) if (Path(cfg.directory) / FILE).exists() else None
+
+
 def partition_config(cfg: BatonConfig, partition: Partition) -> BatonConfig:
     """The configuration a partition's core runs with: its sites and its workers."""
     sites = [s for s in cfg.sites.sites if s.id in partition.sites]

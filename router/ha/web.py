@@ -130,7 +130,8 @@ class PartitionPrefix:
                                  leader=leader)
         scope = dict(scope, path=rest, raw_path=rest.encode(),
                      state={**scope.get("state", {}), "core": term.core,
-                            "hub": term.extras.get("hub"), "partition": pid})
+                            "hub": term.extras.get("hub"), "partition": pid,
+                            "bridge": term.extras.get("bridge")})
         return await self.app(scope, receive, send)
 
 
@@ -159,10 +160,19 @@ async def _leader_of(leadership: Leadership | None, pid: str) -> str | None:
 
 @asynccontextmanager
 async def partitioned(app: FastAPI, cfg, store, settings: HaSettings, *, clock=None,
-                      autotick: bool = True):
-    """Lead partitions while the app runs: a Hub and a socket feed per term."""
+                      autotick: bool = True, mqtt=None):
+    """Lead partitions while the app runs: a Hub and a socket feed per term, and with
+    ``mqtt`` (BridgeSettings) the partition's MQTT bridge (router/ha/devices.py)."""
     from router.service.hub import Hub
     from router.service.ws import hello
+
+    # --- ha-mqtt: the partition's MQTT bridge (router/ha/devices.py) ---
+    bridges = None
+    if mqtt is not None:
+        from router.ha.devices import PartitionBridges
+
+        bridges = app.state.bridges = PartitionBridges(mqtt, settings.ttl_s, settings.poll_s)
+    # --- end ha-mqtt ---
 
     async def gain(term: Term) -> None:
         core = term.core
@@ -172,8 +182,12 @@ async def partitioned(app: FastAPI, cfg, store, settings: HaSettings, *, clock=N
         term.extras["feed"] = asyncio.create_task(hub.run(core.subscribe("ws-hub")),
                                                   name=f"baton-ws-hub-{term.partition}")
         term.extras["since"] = time.time()
+        if bridges is not None:  # ha-mqtt
+            await bridges.start(term)
 
     async def lose(term: Term) -> None:
+        if bridges is not None:  # ha-mqtt: disconnect before the core stops
+            await bridges.stop(term)
         # The partition's sockets must reconnect (to its new leader) and resync from hello.
         hub = term.extras.get("hub")
         if hub is not None:
@@ -203,3 +217,5 @@ async def partitioned(app: FastAPI, cfg, store, settings: HaSettings, *, clock=N
         app.state.forwarder = None
         await leadership.aclose()
         await forwarder.aclose()
+        if bridges is not None:  # ha-mqtt
+            await bridges.aclose()

@@ -125,7 +125,8 @@ def create_app(cfg: BatonConfig, db_url: str | None = None, *, clock: Clock | No
             app.state.core = app.state.hub = None
             app.state.audit = AuditLog(clock.now if clock else time.time, _audit_path(db_url))
             try:
-                async with partitioned(app, cfg, store, ha, clock=clock, autotick=autotick):
+                async with partitioned(app, cfg, store, ha, clock=clock, autotick=autotick,
+                                       mqtt=bridge_settings):
                     yield
             finally:
                 await store.close()

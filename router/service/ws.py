@@ -89,7 +89,8 @@ async def worker_socket(ws: WebSocket) -> None:
                 conn.send({"type": "error", "message": "send JSON text frames, not binary"})
                 continue
             await _handle(core, conn, principal, raw,
-                          getattr(ws.app.state, "bridge", None))
+                          getattr(ws.state, "bridge", None)
+                          or getattr(ws.app.state, "bridge", None))
     except WebSocketDisconnect:
         pass
     finally:

@@ -13,6 +13,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from router.store.events import RAW_LIMIT, EventStore, _text
 from router.store.errors import SeqGap
 from router.store.tables import (
+    alerts,
     dead_letters,
     device_commands,
     device_presence,
@@ -138,17 +139,33 @@ class SyncStore:
 
     async def put_presence(self, *, device: str, site: str, status: str, conn_id: str | None,
                            since: float, last_seen: float,
-                           telemetry: dict[str, Any] | None) -> None:
+                           telemetry: dict[str, Any] | None, alarms: list[str] | None = None,
+                           alert: dict[str, Any] | None = None) -> None:
+        """The device's presence (and its raised alarms), with ``alert`` (alert_id, kind,
+        at and detail fields) stored in the same transaction when one is raised."""
         stmt = self._b.insert(device_presence).values(
             device=device, site=site, status=status, conn=conn_id, since=since,
-            last_seen=last_seen, telemetry=telemetry)
+            last_seen=last_seen, telemetry=telemetry, alarms=alarms)
         stmt = stmt.on_conflict_do_update(
             index_elements=[device_presence.c.device],
             set_={k: stmt.excluded[k] for k in ("site", "status", "conn", "since",
-                                                "last_seen", "telemetry")})
+                                                "last_seen", "telemetry", "alarms")})
         with self._guard(f"store presence of {device!r}"):
             async with self._b.write() as conn:
                 await conn.execute(stmt)
+                if alert is not None:
+                    detail = {k: v for k, v in alert.items()
+                              if k not in ("alert_id", "kind", "at", "site", "device")}
+                    await conn.execute(alerts.insert().values(
+                        alert_id=alert["alert_id"], kind=alert["kind"], site=site,
+                        device=device, at=alert["at"], detail=detail))
+
+    async def alerts(self, since: float = 0.0, limit: int = 10_000) -> list[dict]:
+        """Stored alerts at or after ``since``, oldest first."""
+        query = select(alerts).where(alerts.c.at >= since).order_by(alerts.c.at).limit(limit)
+        with self._guard("read alerts"):
+            async with self._b.read() as conn:
+                return [dict(r._mapping) for r in await conn.execute(query)]
 
     async def presences(self) -> dict[str, dict]:
         with self._guard("read device presence"):

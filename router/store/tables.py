@@ -119,6 +119,21 @@ device_presence = sa.Table(
     sa.Column("since", sa.Double(), nullable=False),
     sa.Column("last_seen", sa.Double(), nullable=False),
     sa.Column("telemetry", sa.JSON()),
+    sa.Column("alarms", sa.JSON()),  # raised device alarms (battery_low, …); revision 0006
+)
+
+# Device alerts, each stored in the transaction of the presence change that raised it
+# (router/mqtt/bridge/presence.py; revision 0006): a partition's next leader neither loses
+# nor repeats one.
+alerts = sa.Table(
+    "alerts", metadata,
+    sa.Column("alert_id", sa.String(40), primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("site", sa.String(ID)),
+    sa.Column("device", sa.String(ID)),
+    sa.Column("at", sa.Double(), nullable=False),
+    sa.Column("detail", sa.JSON()),
+    sa.Index("ix_alerts_at", "at"),
 )
 
 # --- high availability (router/ha/; revision 0004) ----------------------------------------

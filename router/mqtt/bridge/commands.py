@@ -60,6 +60,8 @@ class Commands:
         for row in rows:
             if only is not None and row["command_id"] != only:
                 continue
+            if row["device"] not in ctx.site_of:
+                continue  # another partition's device: its leader sends it
             if row["sent_at"] is not None and self._device_status(row["device"]) == "offline":
                 continue  # the broker holds the last copy for its session
             cmd = Command(command_id=row["command_id"], type=row["type"], args=row["args"],

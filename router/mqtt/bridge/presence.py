@@ -6,7 +6,10 @@ with a fresh heartbeat window). A will whose connection id is not the device's c
 stale and ignored. Every change is written to the store and raised as an alert through the
 ordered background work (never on the intake path), published to the core's subscribers
 (``DeviceChanged``: the floor's sockets), and — when a device
-comes online — answered with its ack and its due commands (``on_online``). A device silent
+comes online — answered with its ack and its due commands (``on_online``). An alert (offline,
+online, an alarm raised) is stored in the transaction of the presence change that raises it
+and pushed once stored; the raised alarms are kept with the presence, so a partition's next
+leader (router/ha/devices.py) neither repeats nor loses one. A device silent
 for ``heartbeat_misses`` intervals (+1 s) goes offline: this covers a broker restart or a
 half-open link, which produce no will.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +27,7 @@ from protocol import topics
 from protocol.messages import DeviceState, Heartbeat
 from router.mqtt.bridge.context import BridgeContext
 from router.service.core.events import DeviceChanged
+from router.store.errors import StoreError
 from router.store.sync import SyncStore
 
 log = logging.getLogger("baton.bridge")
@@ -62,7 +67,8 @@ class Presence:
                 self.devices[dev] = DeviceInfo(dev, ctx.site_of[dev], ctx.kind_of[dev],
                                                status=row["status"], conn=row["conn"],
                                                since=row["since"], last_seen=now,
-                                               telemetry=row["telemetry"] or {})
+                                               telemetry=row["telemetry"] or {},
+                                               alarms=set(row.get("alarms") or ()))
 
     def status(self, device: str) -> str | None:
         dev = self.devices.get(device)
@@ -116,10 +122,37 @@ class Presence:
     def _alarm(self, dev: DeviceInfo, kind: str, on: bool, message: str) -> None:
         if on and kind not in dev.alarms:
             dev.alarms.add(kind)
-            self.ctx.work(self.ctx.core.raise_alert(f"device_{kind}", device=dev.device,
-                                                    site=dev.site, message=message))
-        elif not on:
+            self._record(dev, self._new_alert(f"device_{kind}", dev, message))
+        elif not on and kind in dev.alarms:
             dev.alarms.discard(kind)
+            self._record(dev, None)
+
+    def _new_alert(self, kind: str, dev: DeviceInfo, message: str) -> dict[str, Any]:
+        return {"alert_id": "al-" + uuid.uuid4().hex[:16], "kind": kind,
+                "at": self.ctx.core.clock.now(), "device": dev.device, "site": dev.site,
+                "message": message}
+
+    def _record(self, dev: DeviceInfo, alert: dict[str, Any] | None) -> None:
+        """Store the device's presence and alarms, and the alert they raise in the same
+        transaction; push the alert once stored. Through the ordered background work."""
+        row = dict(device=dev.device, site=dev.site, status=dev.status, conn_id=dev.conn,
+                   since=dev.since, last_seen=dev.last_seen,
+                   telemetry=dev.telemetry or None, alarms=sorted(dev.alarms) or None)
+        self.ctx.work(self._store_then_alert(row, alert))
+
+    async def _store_then_alert(self, row: dict[str, Any], alert: dict[str, Any] | None) -> None:
+        try:
+            await self.sync.put_presence(**row, alert=alert)
+        except StoreError as exc:
+            if exc.reason == "deposed":
+                # This router no longer leads the partition: the next leader, which reads
+                # the stored presence, raises what is still true.
+                self.ctx.stats["alerts_deposed"] += 1
+                return
+            log.warning("could not store a device's presence", extra={"error": str(exc)})
+        if alert is not None:
+            fields = {k: v for k, v in alert.items() if k not in ("kind", "at")}
+            await self.ctx.core.raise_alert(alert["kind"], **fields)
 
     def _went(self, dev: DeviceInfo, status: str, conn: str | None, reason: str) -> None:
         ctx = self.ctx
@@ -128,17 +161,14 @@ class Presence:
         ctx.stats[f"went_{status}"] += 1
         log.info("device presence", extra={"device": dev.device, "status": status,
                                            "reason": reason})
-        ctx.work(self.sync.put_presence(device=dev.device, site=dev.site, status=status,
-                                        conn_id=conn, since=now, last_seen=dev.last_seen,
-                                        telemetry=dev.telemetry or None))
-        ctx.core.publish(DeviceChanged(dev.view(), reason))
+        alert = None
         if status == "offline":
-            ctx.work(ctx.core.raise_alert("device_offline", device=dev.device, site=dev.site,
-                                          message=f"{dev.device} at {dev.site} is offline: "
-                                          f"{reason}"))
+            alert = self._new_alert("device_offline", dev, f"{dev.device} at {dev.site} is "
+                                    f"offline: {reason}")
         elif was == "offline":
-            ctx.work(ctx.core.raise_alert("device_online", device=dev.device, site=dev.site,
-                                          message=f"{dev.device} at {dev.site} is back"))
+            alert = self._new_alert("device_online", dev, f"{dev.device} at {dev.site} is back")
+        self._record(dev, alert)
+        ctx.core.publish(DeviceChanged(dev.view(), reason))
         if status == "online":
             self._on_online(dev)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from common.mqtt.client import MqttClient, Subscription
@@ -50,7 +51,10 @@ log = logging.getLogger("baton.bridge")
 
 
 class Bridge:
-    def __init__(self, core: RouterCore, settings: BridgeSettings):
+    def __init__(self, core: RouterCore, settings: BridgeSettings, *,
+                 may_connect: Callable[[], bool] | None = None):
+        """``may_connect``: asked before every (re)connect to the broker (a partition's
+        leader: only while its lease holds, router/ha/devices.py)."""
         self.core, self.cfg, self.settings = core, core.cfg, settings
         self.sync = SyncStore(core.store)
         site_of = {d.id: s.id for s in self.cfg.sites.sites for d in s.devices}
@@ -60,7 +64,7 @@ class Bridge:
         self.tasks = Supervisor("bridge", logger=log)
         self.client = MqttClient(settings.mqtt, on_message=self._on_message,
                                  subscriptions=self._subscriptions,
-                                 on_connect=self._on_connect)
+                                 on_connect=self._on_connect, may_connect=may_connect)
         self.dead_letters = DeadLetters(core, settings, self.stats, site_of)
         self.work = Work(self.stats)
         self.ctx = BridgeContext(core, settings, self.client, site_of, kind_of, self.stats,
@@ -118,8 +122,9 @@ class Bridge:
         # tests/mqtt/test_hostile.py), hands it a share of the group's messages and then
         # drops them on delivery. A device joining the routers' group would take events
         # away from the router. With a plain subscription the router gets every message.
+        sites = [s.id for s in self.cfg.sites.sites] if self.settings.own_sites_only else None
         return [Subscription(f, 0 if f.endswith("/heartbeat") else 1)
-                for f in topics.router_filters(shared=False)]
+                for f in topics.router_filters(shared=False, sites=sites)]
 
     async def _on_connect(self, conn) -> None:
         self.stats["connects"] += 1

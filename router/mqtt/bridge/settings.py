@@ -41,6 +41,9 @@ class BridgeSettings:
     case_update_ttl_s: int = 86400
     storm_count: int = 5  # gaps/conflicts of one device within storm_window_s → an alert
     storm_window_s: float = 60.0
+    # Subscribe to the configured sites' topics only (a partition's leader: its core's
+    # configuration holds its sites); False: every site (the single router).
+    own_sites_only: bool = False
 
 
 def settings_from_env(env: dict[str, str] | None = None) -> BridgeSettings | None:

@@ -35,8 +35,9 @@ Device = Annotated[Principal, require(Role.device)]
 
 
 async def bridge_of(request: Request):
-    """The MQTT bridge (router.mqtt.bridge.Bridge), or None when none runs."""
-    return getattr(request.app.state, "bridge", None)
+    """The MQTT bridge (router.mqtt.bridge.Bridge), or None when none runs. Partitioned
+    mode (router/ha/web.py) puts the partition's bridge on the request."""
+    return getattr(request.state, "bridge", None) or getattr(request.app.state, "bridge", None)
 
 
 Bridge = Annotated[Any, Depends(bridge_of)]
