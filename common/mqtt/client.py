@@ -414,17 +414,28 @@ class MqttClient:
     def _cb_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._loop.call_soon_threadsafe(self._disconnected, client, str(reason_code))
 
+    def _soon(self, fn, *args) -> None:
+        """``fn(*args)`` in the loop, after the current callback. paho calls us from the
+        loop's own thread (``loop_read`` in ``_readable``): then a plain ``call_soon``,
+        which spares a write to the loop's self-pipe (and its read) per message."""
+        if threading.get_ident() == self._loop_thread:
+            self._loop.call_soon(fn, *args)
+        else:
+            self._loop.call_soon_threadsafe(fn, *args)
+
     def _cb_message(self, client, userdata, msg) -> None:
         m = Message(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain))
-        self._loop.call_soon_threadsafe(self._message, client, m)
+        self._soon(self._message, client, m)
 
     def _cb_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         codes = [rc.value if isinstance(rc, ReasonCode) else int(rc) for rc in reason_codes]
-        self._loop.call_soon_threadsafe(self._resolve, self._suback, mid, codes)
+        self._soon(self._resolve, self._suback, mid, codes)
 
     def _cb_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        if not self._puback:  # nobody waits for a PUBACK (publish_wait): nothing to do
+            return
         rc = reason_code.value if isinstance(reason_code, ReasonCode) else int(reason_code)
-        self._loop.call_soon_threadsafe(self._resolve, self._puback, mid, rc)
+        self._soon(self._resolve, self._puback, mid, rc)
 
     def _cb_socket_open(self, client, userdata, sock) -> None:
         try:  # small QoS 1 packets and their acks must not wait for Nagle + delayed ACK
