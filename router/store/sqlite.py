@@ -147,7 +147,12 @@ def make_backend(url: URL) -> Backend:
     synchronous = synchronous_of(url)
     url = url.difference_update_query(["synchronous"])
     path = Path(database_path(url))
-    engine = create_async_engine(url, hide_parameters=True, pool_reset_on_return=None)
+    # LIFO: the connection used last is used next, so the group commit keeps finding its
+    # pages in that connection's cache. FIFO rotates through the pool, and a connection
+    # that another one committed after re-reads what it touches (sync path: 45k → 2.6k
+    # pread calls per 3,600 events).
+    engine = create_async_engine(url, hide_parameters=True, pool_reset_on_return=None,
+                                 pool_use_lifo=True)
     event.listen(engine.sync_engine, "connect", _connect_hook(synchronous))
     event.listen(engine.sync_engine, "reset", _on_reset)
     write_lock = asyncio.Lock()
