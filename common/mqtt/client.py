@@ -353,7 +353,7 @@ class MqttClient:
     def _new_client(self, protocol: str) -> paho.Client:
         s = self.settings
         kwargs = {} if protocol == "5" else {"clean_session": not s.client_id}
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id,
+        client = _Client(CallbackAPIVersion.VERSION2, client_id=s.client_id,
                              protocol=paho.MQTTv5 if protocol == "5" else paho.MQTTv311,
                              reconnect_on_failure=False, **kwargs)
         client.suppress_exceptions = True
@@ -420,17 +420,28 @@ class MqttClient:
     def _cb_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._loop.call_soon_threadsafe(self._disconnected, client, str(reason_code))
 
+    def _soon(self, fn, *args) -> None:
+        """``fn(*args)`` in the loop, after the current callback. paho calls us from the
+        loop's own thread (``loop_read`` in ``_readable``): then a plain ``call_soon``,
+        which spares a write to the loop's self-pipe (and its read) per message."""
+        if threading.get_ident() == self._loop_thread:
+            self._loop.call_soon(fn, *args)
+        else:
+            self._loop.call_soon_threadsafe(fn, *args)
+
     def _cb_message(self, client, userdata, msg) -> None:
         m = Message(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain))
-        self._loop.call_soon_threadsafe(self._message, client, m)
+        self._soon(self._message, client, m)
 
     def _cb_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         codes = [rc.value if isinstance(rc, ReasonCode) else int(rc) for rc in reason_codes]
-        self._loop.call_soon_threadsafe(self._resolve, self._suback, mid, codes)
+        self._soon(self._resolve, self._suback, mid, codes)
 
     def _cb_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        if not self._puback:  # nobody waits for a PUBACK (publish_wait): nothing to do
+            return
         rc = reason_code.value if isinstance(reason_code, ReasonCode) else int(reason_code)
-        self._loop.call_soon_threadsafe(self._resolve, self._puback, mid, rc)
+        self._soon(self._resolve, self._puback, mid, rc)
 
     def _cb_socket_open(self, client, userdata, sock) -> None:
         try:  # small QoS 1 packets and their acks must not wait for Nagle + delayed ACK
@@ -481,9 +492,11 @@ class MqttClient:
             return
         rc = client.loop_read()
         sock = client.socket()
-        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and sock is not None \
-                and hasattr(sock, "pending") and sock.pending():
-            rc = client.loop_read()  # TLS keeps decrypted bytes the selector cannot see
+        # Bytes already read but not yet parsed (our read buffer; TLS keeps decrypted bytes
+        # too): the selector cannot see them, so parse them now.
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and sock is not None and (
+                client.buffered() or (hasattr(sock, "pending") and sock.pending())):
+            rc = client.loop_read()
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:  # after the callbacks paho just queued
             self._loop.call_soon(self._lose, client, paho.error_string(rc))
 
@@ -542,6 +555,59 @@ def _expiry_properties(seconds: int) -> Properties:
     props = Properties(PacketTypes.PUBLISH)
     props.MessageExpiryInterval = seconds
     return props
+
+
+class _Client(paho.Client):
+    """paho's client, cheaper per message (paho 2.x; tests/mqtt/test_client.py checks the
+    methods overridden here still exist):
+
+    - reads buffered: paho reads a packet in three or more ``recv`` calls (the command byte,
+      each length byte, the body); here one ``recv`` of up to 64 KiB feeds them all, and
+      ``MqttClient._readable`` parses what is buffered before it waits on the socket again;
+    - ``on_message`` called directly when no per-topic callback is registered (we register
+      none): paho otherwise walks its topic matcher for every message.
+    """
+
+    _READ = 65536
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._rbuf, self._rpos = b"", 0
+
+    def buffered(self) -> bool:
+        return self._rpos < len(self._rbuf)
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        buf, pos = self._rbuf, self._rpos
+        if pos >= len(buf):
+            buf = super()._sock_recv(self._READ)  # raises BlockingIOError when empty
+            if not buf:
+                return buf  # the peer closed the connection
+            pos = 0
+        end = pos + bufsize
+        if end >= len(buf):
+            self._rbuf, self._rpos = b"", 0
+            return buf[pos:] if pos else buf
+        self._rbuf, self._rpos = buf, end
+        return buf[pos:end]
+
+    def _sock_close(self) -> None:
+        self._rbuf, self._rpos = b"", 0  # bytes of a closed connection never reach the next
+        super()._sock_close()
+
+    def _handle_on_message(self, message) -> None:
+        if self._on_message_filtered._root._children:  # per-topic callbacks: paho's way
+            return super()._handle_on_message(message)
+        on_message = self.on_message
+        if on_message is not None:
+            with self._in_callback_mutex:
+                try:
+                    on_message(self, self._userdata, message)
+                except Exception as err:
+                    self._easy_log(paho.MQTT_LOG_ERR, "Caught exception in on_message: %s",
+                                   err)
+                    if not self.suppress_exceptions:
+                        raise
 
 
 def _reason_name(rc: int) -> str:

@@ -26,6 +26,11 @@ from router.store.tables import case_events, cases, origins
 # our lookup (PostgreSQL, several connections): then the compare-and-set is retried.
 CAS_ATTEMPTS = 3
 _CASE_COLUMNS = [c.name for c in cases.columns]
+_EVENT_COLUMNS = ("event_id", "case_id", "origin", "seq", "ts", "type", "payload")
+# OneTrip.rows builds the case rows in this order; a column added to ``cases`` fails here
+# at start, not in a transaction.
+_CASE_TUPLE = ("case_id", "site", "device", "resident", "state", "assigned_worker",
+               "created_at", "updated_at", "revision", "data")
 
 
 class Appender:
@@ -84,19 +89,10 @@ class Appender:
         upsert of the latest projection per case. Returns None, having possibly written,
         when the batch does not fit: the caller must roll back and use ``append`` per item.
         """
-        runs: dict[str, list[int]] = {}
-        for event, case in items:
-            if event.case_id != case.id:
-                return None  # append() explains it
-            runs.setdefault(event.origin, []).append(event.seq)
-        for seqs in runs.values():
-            if seqs != list(range(seqs[0], seqs[0] + len(seqs))):
-                return None
-        # One statement per kind for all origins (executemany: one round trip to the
-        # driver's thread, not one per origin); its row count is the sum over the rows.
-        firsts = [{"o": o} for o, seqs in runs.items() if seqs[0] == 1]
-        advances = [{"o": o, "prev": seqs[0] - 1 if seqs[0] > 1 else 1, "seq": seqs[-1]}
-                    for o, seqs in runs.items() if seqs[0] > 1 or len(seqs) > 1]
+        rows = batch_rows(items)
+        if rows is None:
+            return None
+        firsts, advances, events, latest = rows
         multi = conn.dialect.supports_sane_multi_rowcount
         for stmt, rows in ((self.first, firsts), (self.advance, advances)):
             if not rows:
@@ -110,9 +106,8 @@ class Appender:
         await conn.execute(self.events, [{
             "event_id": e.event_id, "case_id": e.case_id, "origin": e.origin, "seq": e.seq,
             "ts": e.ts, "type": e.type, "payload": e.payload.model_dump(mode="json")}
-            for e, _ in items])
-        latest = {case.id: case for _, case in items}
-        await conn.execute(self.case, [_case_row(c) for c in latest.values()])
+            for e in events])
+        await conn.execute(self.case, [_case_row(c) for c in latest])
         return [AppendStatus.applied] * len(items)
 
     async def put_case(self, conn: AsyncConnection, case: Case) -> None:
@@ -141,6 +136,70 @@ class Appender:
                              f"{event.seq} is not in the log: the origins table was edited by "
                              "hand; restore it from max(seq) per origin in case_events")
         raise SeqConflict(event.origin, event.seq, event.event_id, held_by=held_by)
+
+
+def batch_rows(items: list[tuple[Any, Case]]) -> tuple[list, list, list, list] | None:
+    """The fast path's rows: (first marks, compare-and-set advances, events, the latest
+    projection per case), or None when the batch does not fit (an event for another case
+    than its projection, or an origin's seqs that do not follow on)."""
+    runs: dict[str, list[int]] = {}
+    for event, case in items:
+        if event.case_id != case.id:
+            return None  # append() explains it
+        runs.setdefault(event.origin, []).append(event.seq)
+    for seqs in runs.values():
+        if seqs != list(range(seqs[0], seqs[0] + len(seqs))):
+            return None
+    # One statement per kind for all origins (executemany: one round trip to the driver's
+    # thread, not one per origin); its row count is the sum over the rows.
+    firsts = [{"o": o} for o, seqs in runs.items() if seqs[0] == 1]
+    advances = [{"o": o, "prev": seqs[0] - 1 if seqs[0] > 1 else 1, "seq": seqs[-1]}
+                for o, seqs in runs.items() if seqs[0] > 1 or len(seqs) > 1]
+    latest = {case.id: case for _, case in items}
+    return firsts, advances, [e for e, _ in items], list(latest.values())
+
+
+class OneTrip:
+    """The fast path as one function of a DB-API (sqlite3) connection, for a backend that
+    runs it in its driver's thread in one round trip (``Backend.one_trip``, SQLite): the
+    same statements as ``Appender.append_batch``, compiled once for the dialect.
+
+    Returns False when the batch does not fit (a compare-and-set that misses; an event id
+    that is taken raises the driver's IntegrityError): the backend rolls back, and the
+    caller sorts the items out one by one (``append``), which says what is wrong."""
+
+    def __init__(self, appender: Appender, dialect: Any):
+        def compiled(stmt, order: tuple[str, ...], keys=None) -> str:
+            c = stmt.compile(dialect=dialect, column_keys=keys)
+            if tuple(c.positiontup) != order or tuple(_CASE_COLUMNS) != _CASE_TUPLE:  # the rows below are built in this order
+                raise StoreError(f"the {dialect.name} dialect orders the parameters of "
+                                 f"{c} as {c.positiontup}, not {order}: update OneTrip")
+            return str(c)
+        self._first = compiled(appender.first, ("o", "high_water"))
+        self._advance = compiled(appender.advance, ("seq", "o", "prev"))
+        self._events = compiled(appender.events, _EVENT_COLUMNS, list(_EVENT_COLUMNS))
+        self._case = compiled(appender.case, _CASE_TUPLE, _CASE_COLUMNS)
+
+    def rows(self, batch: tuple[list, list, list, list]) -> tuple:
+        """The parameters, as tuples in each statement's order, prepared in the loop (the
+        thread touches no model)."""
+        firsts, advances, events, latest = batch
+        return ([(r["o"], 1) for r in firsts],
+                [(r["seq"], r["o"], r["prev"]) for r in advances],
+                [(e.event_id, e.case_id, e.origin, e.seq, e.ts, e.type,
+                  e.payload.model_dump_json()) for e in events],
+                [(c.id, c.site, c.device, c.resident, c.state.value, c.assigned_worker,
+                  c.created_at, c.updated_at, c.revision, c.model_dump_json())
+                 for c in latest])
+
+    def __call__(self, db: Any, prepared: tuple) -> bool:
+        firsts, advances, events, cases_ = prepared
+        for sql, rows in ((self._first, firsts), (self._advance, advances)):
+            if rows and db.executemany(sql, rows).rowcount != len(rows):
+                return False
+        db.executemany(self._events, events)  # an id taken: IntegrityError, a misfit
+        db.executemany(self._case, cases_)
+        return True
 
 
 def _case_row(case: Case) -> dict[str, Any]:

@@ -38,6 +38,12 @@ class Backend:
     # (router/ha/leases.py) puts the leader's epoch check here, so a deposed leader's write
     # fails in the very transaction that would have stored it. None: no check.
     fence: Callable[[AsyncConnection], Awaitable[None]] | None = None
+    # SQLite: ``await one_trip(fn, *args)`` runs ``fn(dbapi_connection, *args)`` in the
+    # driver's thread as one write transaction, in one round trip (under write_lock;
+    # committed when fn returns True, rolled back when it returns False or raises). The
+    # group commit's fast path: a statement through the async engine costs several round
+    # trips to that thread. None: not available (use ``write``).
+    one_trip: Callable[..., Awaitable[bool]] | None = None
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:

@@ -15,10 +15,12 @@ from sqlalchemy import bindparam, desc, select
 from sqlalchemy.exc import IntegrityError
 
 from protocol.models import TERMINAL_STATES, CaseEvent, CaseState
+from common.tasks import Supervisor
 from router.casestate import Case
-from router.store.append import Appender
+from router.store.append import Appender, OneTrip, batch_rows
 from router.store.backend import Backend
 from router.store.errors import StoreError, translating
+from router.store.ids import IdIndex
 from router.store.lookups import GroupedLookup
 from router.store.status import AppendStatus
 from router.store.tables import (
@@ -74,6 +76,9 @@ class EventStore:
     def __init__(self, backend: Backend):
         self._b = backend
         self._appender = Appender(backend.insert)
+        # SQLite: the group commit's fast path in one round trip to the driver's thread.
+        self._one_trip = None if backend.one_trip is None else OneTrip(
+            self._appender, backend.engine.dialect)
         self._closed = False
         # Is this event id stored? Asked for every device event: concurrent asks share a
         # query (router.store.lookups).
@@ -81,6 +86,12 @@ class EventStore:
                               case_events.c.seq).where(
             case_events.c.event_id.in_(bindparam("ids", expanding=True)))
         self._id_lookup = GroupedLookup(self._events_stored_at)
+        # The ids stored, in memory (router/store/ids.py), when this process is the one
+        # writer of events: not under HA's fenced partition stores, whose database other
+        # routers write too. Loaded in the background on the first ask.
+        self._ids: IdIndex | None = IdIndex() if backend.fence is None else None
+        self._tasks = Supervisor("store", logger=log)
+        self._id_load = None  # the index's load task (started by the first ask)
 
     @property
     def backend(self) -> str:
@@ -96,6 +107,7 @@ class EventStore:
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
+            await self._tasks.aclose()
             with translating("close the store", self._b.where):
                 await self._b.engine.dispose()
 
@@ -112,6 +124,7 @@ class EventStore:
         """Store ``event`` and the case it produced, in one transaction (see append.py for
         the sequence rules). Raises SeqGap or SeqConflict, having written nothing."""
         with self._guard(f"append event {event.event_id!r}"):
+            self._will_store([event])
             async with self._b.write() as conn:
                 return await self._appender.append(conn, event, case)
 
@@ -120,6 +133,13 @@ class EventStore:
         if not items:
             return []
         with self._guard(f"append {len(items)} events"):
+            self._will_store([e for e, _ in items])
+            if self._one_trip is not None and self._b.fence is None:
+                rows = batch_rows(items)
+                if rows is not None and await self._b.one_trip(self._one_trip,
+                                                               self._one_trip.rows(rows)):
+                    return [AppendStatus.applied] * len(items)
+                # did not fit (rolled back): sorted out item by item below
             try:
                 async with self._b.write() as conn:
                     fast = await self._appender.append_batch(conn, items)
@@ -138,6 +158,7 @@ class EventStore:
         whose origins have no event in ``items``), in one transaction. False, having written
         nothing, when that does not fit: the caller then writes them apart."""
         with self._guard(f"append {len(items)} events and {len(skips)} refusals"):
+            self._will_store([e for e, _ in items])
             try:
                 async with self._b.write() as conn:
                     if items and await self._appender.append_batch(conn, items) is None:
@@ -184,10 +205,39 @@ class EventStore:
                     refused_seqs.c.origin == origin, refused_seqs.c.seq == seq))).first()
         return None if row is None else ("refused", row[0])
 
+    def _will_store(self, events: list) -> None:
+        """Before a transaction that may store ``events``: their ids join the index (a
+        transaction that fails leaves only false "maybe"s)."""
+        if self._ids is not None:
+            self._ids.add_all(e.event_id for e in events)
+
     async def event_stored_at(self, event_id: str) -> tuple[str, int] | None:
         """(origin, seq) of the stored event with this id, or None."""
         with self._guard(f"look up event {event_id!r}"):
+            ids = self._ids
+            if ids is not None:
+                if ids.ready:
+                    if not ids.maybe(event_id):
+                        return None  # certain: no query
+                elif self._id_load is None or self._id_load.done():  # first, or it failed
+                    self._id_load = self._tasks.spawn(ids.load(self._stored_ids()), "id-index")
             return await self._id_lookup.get(event_id)
+
+    async def _stored_ids(self, page: int = 20_000):
+        """Every stored event id, in pages by position (keyset: each page one query)."""
+        after = 0
+        query = select(case_events.c.position, case_events.c.event_id).where(
+            case_events.c.position > bindparam("after")).order_by(
+            case_events.c.position).limit(page)
+        while True:
+            with self._guard("read the stored event ids"):
+                async with self._b.read() as conn:
+                    rows = (await conn.execute(query, {"after": after})).all()
+            if rows:
+                after = rows[-1][0]
+                yield [r[1] for r in rows]
+            if len(rows) < page:
+                return
 
     async def _events_stored_at(self, event_ids: list[str]) -> dict[str, tuple[str, int]]:
         async with self._b.read() as conn:

@@ -91,6 +91,42 @@ def _on_reset(dbapi_connection: Any, _record: Any, state: Any) -> None:
         dbapi_connection.rollback()
 
 
+def _in_transaction(db: sqlite3.Connection, fn: Any, *args: Any) -> bool:
+    """In aiosqlite's thread: ``fn`` as one transaction (sqlite3 begins it at the first
+    write: isolation_level IMMEDIATE). A unique or check constraint that fails is a misfit
+    (False, rolled back), like ``fn`` returning False."""
+    try:
+        ok = fn(db, *args)
+    except sqlite3.IntegrityError:
+        ok = False
+    except BaseException:
+        if db.in_transaction:
+            db.rollback()
+        raise
+    if ok:
+        db.commit()
+    elif db.in_transaction:
+        db.rollback()
+    return bool(ok)
+
+
+def _one_trip(engine: Any, write_lock: asyncio.Lock):
+    async def one_trip(fn: Any, *args: Any) -> bool:
+        async with write_lock:
+            async with engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                driver = raw.driver_connection  # aiosqlite.Connection
+                try:
+                    # aiosqlite runs every call on its connection through this queue to its
+                    # thread (0.22: Connection._execute); one call here, one round trip.
+                    return await driver._execute(_in_transaction, driver._conn, fn, *args)
+                except sqlite3.OperationalError as e:
+                    raise StoreUnavailable(f"SQLite: {e}; retry") from e
+                except sqlite3.Error as e:
+                    raise StoreError(f"SQLite: {e}") from e
+    return one_trip
+
+
 def _lock_schema(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -111,10 +147,17 @@ def make_backend(url: URL) -> Backend:
     synchronous = synchronous_of(url)
     url = url.difference_update_query(["synchronous"])
     path = Path(database_path(url))
-    engine = create_async_engine(url, hide_parameters=True, pool_reset_on_return=None)
+    # LIFO: the connection used last is used next, so the group commit keeps finding its
+    # pages in that connection's cache. FIFO rotates through the pool, and a connection
+    # that another one committed after re-reads what it touches (sync path: 45k → 2.6k
+    # pread calls per 3,600 events).
+    engine = create_async_engine(url, hide_parameters=True, pool_reset_on_return=None,
+                                 pool_use_lifo=True)
     event.listen(engine.sync_engine, "connect", _connect_hook(synchronous))
     event.listen(engine.sync_engine, "reset", _on_reset)
+    write_lock = asyncio.Lock()
     return Backend(name="sqlite", engine=engine, reader=engine,
-                   insert=insert, write_lock=asyncio.Lock(), lock_schema=_lock_schema,
+                   insert=insert, write_lock=write_lock, lock_schema=_lock_schema,
                    where=url.render_as_string(hide_password=True),
-                   prepare=lambda: _prepare(path))
+                   prepare=lambda: _prepare(path),
+                   one_trip=_one_trip(engine, write_lock))

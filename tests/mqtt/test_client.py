@@ -106,3 +106,33 @@ async def test_reconnects_and_resumes_its_session_after_a_broker_restart(tmp_pat
             assert c.connects == 2 and c.connection.session_present
     finally:
         m.stop()
+
+
+def test_the_paho_internals_our_client_overrides_still_exist():
+    # common/mqtt/client.py's _Client overrides these (buffered reads, no topic matcher
+    # walk per message): a paho upgrade that renames them must fail here, not in production.
+    import paho.mqtt.client as paho
+
+    for name in ("_sock_recv", "_sock_close", "_handle_on_message", "_easy_log"):
+        assert callable(getattr(paho.Client, name, None)), name
+    c = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    assert c._on_message_filtered._root._children == {}
+    assert hasattr(c, "_in_callback_mutex") and hasattr(c, "_userdata")
+
+
+async def test_many_messages_in_one_read_are_all_delivered_in_order(tmp_path):
+    # Small messages published back to back arrive in a few TCP reads; each read feeds
+    # several packets from the client's buffer, and none waits for the next read.
+    with MosquittoProcess(tmp_path) as m:
+        got: list = []
+        a = MqttClient(Settings("127.0.0.1", m.port, client_id="a"),
+                       on_message=got.append, subscriptions=[Subscription("t/#")])
+        b = MqttClient(Settings("127.0.0.1", m.port, client_id="b"), on_message=lambda m: None)
+        async with a, b:
+            await a.wait_connected(10)
+            await b.wait_connected(10)
+            for i in range(2000):
+                b.publish("t/x", str(i).encode() * (1 + i % 50), qos=1)
+            await await_until(lambda: len(got) == 2000, 20, "every message")
+            assert [g.payload for g in got] == [str(i).encode() * (1 + i % 50)
+                                                for i in range(2000)]

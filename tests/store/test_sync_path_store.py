@@ -95,3 +95,77 @@ async def test_durability_is_set_by_the_url(tmp_path, query, level):
 async def test_a_bad_durability_says_what_to_use(tmp_path):
     with pytest.raises(StoreError, match="use normal .* or full"):
         await open_store(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}?synchronous=off")
+
+
+# --- the id index and the one-trip group commit (issue 17) ---------------------------------
+
+
+def test_the_bloom_set_never_forgets_and_seldom_imagines():
+    from router.store.ids import BloomSet
+
+    ids = BloomSet(capacity=1000)  # grows past its first layer below
+    added = [f"dev-{i}-{i * 7919}" for i in range(20_000)]
+    for i in added:
+        ids.add(i)
+    assert all(i in ids for i in added) and len(ids) == 20_000
+    false = sum(f"other-{i}" in ids for i in range(20_000))
+    assert false < 20_000 * 0.03, f"{false} false positives in 20000"
+
+
+async def test_stored_ids_are_answered_from_memory_once_loaded(tmp_path):
+    from tests.store.test_event_store import World
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
+    w = World()
+    store = await open_store(url)
+    try:
+        await store.append_many([w.open("c1", 100.0), w.turn("c1", 101.0)])
+    finally:
+        await store.close()
+    store = await open_store(url)  # a restart: the index loads what is stored
+    try:
+        assert await store.event_stored_at("k1-2") == ("k1", 2)  # before the load: a query
+        for _ in range(100):
+            if store._ids.ready:
+                break
+            await asyncio.sleep(0.01)
+        assert store._ids.ready and store._ids.loaded == 2
+        queries = store._id_lookup.queries
+        assert await store.event_stored_at("k1-1") == ("k1", 1)  # "maybe": asked
+        assert await asyncio.gather(*(store.event_stored_at(f"new-{i}")
+                                      for i in range(200))) == [None] * 200
+        assert store._id_lookup.queries - queries <= 1 + 200 * 0.03
+        await store.append_many([w.turn("c1", 102.0)])  # added as it is stored
+        assert await store.event_stored_at("k1-3") == ("k1", 3)
+    finally:
+        await store.close()
+
+
+async def test_the_one_trip_commit_falls_back_when_an_id_is_taken(tmp_path):
+    from router.store import SeqConflict
+    from tests.store.test_event_store import World
+
+    store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")
+    calls = 0
+    one_trip = store._b.one_trip
+
+    async def counting(*args):
+        nonlocal calls
+        calls += 1
+        return await one_trip(*args)
+
+    store._b.one_trip = counting
+    try:
+        w = World()
+        first = [w.open("c1", 100.0), w.open("c2", 100.5, device="k2"), w.turn("c1", 101.0)]
+        await store.append_many(first)
+        assert calls == 1 and await store.high_water("k1") == 2
+        event, case = w.turn("c1", 102.0)
+        reused = event.model_copy(update={"event_id": "k2-1"})
+        with pytest.raises(SeqConflict):  # the item-by-item path says what is wrong
+            await store.append_many([w.turn("c2", 103.0, origin="k2"), (reused, case)])
+        assert calls == 2
+        assert await store.high_water("k1") == 2 and await store.high_water("k2") == 1
+        assert [e.event_id for e in await store.case_events("c1")] == ["k1-1", "k1-2"]
+    finally:
+        await store.close()

@@ -41,6 +41,9 @@ EVENT = TypeAdapter(CaseEvent)
 # Events waiting per origin; an edge keeps at most its window (256) in flight, so only a
 # misbehaving one gets here. What is dropped is not acked, so it is sent again.
 MAX_QUEUED_PER_ORIGIN = 5000
+# An origin's worker waits this long for the origin's next event before it ends: a device
+# sending steadily keeps one task instead of a new one per event.
+WORKER_LINGER_S = 5.0
 
 
 def _refusal_stat(exc: CoreError) -> str:
@@ -71,12 +74,18 @@ def validate(model, raw: bytes, limit: int):
         return None, "schema", where
 
 
+def _wake(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 class Intake:
     def __init__(self, ctx: BridgeContext, acks: Acks, dead_letters: DeadLetters,
                  tasks: Supervisor):
         self.ctx, self.acks, self.dead_letters, self.tasks = ctx, acks, dead_letters, tasks
         self._queues: dict[str, deque] = {}
         self._workers: dict[str, asyncio.Task] = {}
+        self._idle: dict[str, asyncio.Future] = {}  # origins whose worker waits for more
         self._refusal_budget: dict[str, Bucket] = {}
         self._slow: set[str] = set()  # origins over their refusal budget
 
@@ -103,15 +112,32 @@ class Intake:
             self.ctx.stats["overload_dropped"] += 1  # not acked: the edge sends it again
             return
         queue.append(item)
-        if t.device not in self._workers:
+        idle = self._idle.pop(t.device, None)
+        if idle is not None:
+            if not idle.done():
+                idle.set_result(None)
+        elif t.device not in self._workers:
             self._workers[t.device] = self.tasks.spawn(
                 self._origin_worker(t.device, t.site), f"origin-{t.device}", origin=t.device)
 
     async def _origin_worker(self, origin: str, site: str) -> None:
         queue = self._queues[origin]
         unacked = 0
+        loop = asyncio.get_running_loop()
         try:
-            while queue:
+            while True:
+                if not queue:
+                    # Wait a while for the origin's next event (it wakes us: _enqueue).
+                    more = self._idle[origin] = loop.create_future()
+                    timer = loop.call_later(WORKER_LINGER_S, _wake, more)
+                    try:
+                        await more
+                    finally:
+                        timer.cancel()
+                        if self._idle.get(origin) is more:
+                            del self._idle[origin]
+                    if not queue:
+                        return
                 event, msg, seq, cls, why, event_id = queue.popleft()
                 try:
                     if event is None:
@@ -131,6 +157,7 @@ class Intake:
                     await asyncio.sleep(1 / self.ctx.settings.refusals_per_s)
         finally:
             self._workers.pop(origin, None)
+            self._idle.pop(origin, None)
 
     def _ahead(self, origin: str, site: str, seq: int, msg) -> bool:
         """True (handled) when ``seq`` is past the next one: a gap (resend) or far ahead."""

@@ -147,6 +147,9 @@ class RouterCore:
         self._closed: OrderedDict[str, Case] = OrderedDict()  # recently closed, for reads
         self._recent = OpenCaseEvents()  # open cases' events: packets without a store read
         self._batch: list[tuple[Any, Case]] = []  # the current unit's staged events
+        # event id -> (origin, seq) of every staged event not yet written (or failed): the
+        # current unit's, the writer's queue and what it is writing (_event_id_taken).
+        self._staged_ids: dict[str, tuple[str, int]] = {}
         self._outbox: list[tuple[str | None, dict[str, Any], str | None]] = []
         self._left: dict[str, str] = {}  # case id -> the worker it left in this unit
         self._pending: deque[tuple[list, list, asyncio.Future]] = deque()  # not yet durable
@@ -163,6 +166,7 @@ class RouterCore:
         self._needs_restore = False
         self._last_sweep = 0.0
         self._wake = asyncio.Event()
+        self._timer_at = float("inf")  # when the timer loop wakes next (clock time)
         self._timer: asyncio.Task | None = None
         self._grace: dict[str, asyncio.Task] = {}
         # The writer, the timer loop and the presence grace periods: every failure is
@@ -255,7 +259,10 @@ class RouterCore:
         batch, self._batch = self._batch, []
         outbox, self._outbox = self._outbox, []
         if batch:
-            await self.store.append_many(batch)
+            try:
+                await self.store.append_many(batch)
+            finally:
+                self._unstage(batch)
         await self._write_presence(outbox)
         self._deliver(outbox)
         log.info("router state restored", extra={"open_cases": len(self._open)})
@@ -290,6 +297,7 @@ class RouterCore:
         except TransitionError as exc:
             raise CoreError(str(exc)) from None
         self._batch.append((event, new))
+        self._staged_ids[event.event_id] = (event.origin, event.seq)
         if self.audit is not None and event.origin != self.origin \
                 and (entry := device_audit_entry(event)) is not None:
             self._outbox.append(_AuditEntry(entry))
@@ -330,6 +338,7 @@ class RouterCore:
                 # A refusal raised before anything was staged changed nothing; anything
                 # else may have touched the engine or presence: rebuild from the store.
                 if self._batch or not isinstance(exc, CoreError):
+                    self._unstage(self._batch)
                     self._batch = []
                     await self._drain()
                     try:
@@ -344,13 +353,18 @@ class RouterCore:
             outbox, self._outbox = self._outbox, []
             durable = None
             if self._skip is not None:  # a refusal: written in order by the writer
+                self._unstage(batch)
                 batch, self._skip = self._skip, None
             if batch or any(isinstance(item, _PresenceRow) for item in outbox):
                 durable = asyncio.get_running_loop().create_future()
                 self._pending.append((batch, outbox, durable))
                 self._idle.clear()
                 self._writer_wake.set()
-            self._wake.set()
+            # The timer loop sleeps until the engine's next deadline: wake it only when
+            # this unit made one earlier (not after every command).
+            deadline = self._engine.next_deadline()
+            if deadline is not None and deadline < self._timer_at:
+                self._wake.set()
         if durable is None:
             self._deliver(outbox)
         else:
@@ -376,6 +390,10 @@ class RouterCore:
                 await self._write_units(units)
                 self._idle.set()
             self._idle.set()
+            if not self._pending and len(self._staged_ids) > len(self._batch):
+                # Nothing queued: only the current unit's events can be staged (a guard
+                # against an id left behind by a path that forgot to unstage).
+                self._staged_ids = {e.event_id: (e.origin, e.seq) for e, _ in self._batch}
             if self._tainted:
                 await self._recover()
 
@@ -442,7 +460,14 @@ class RouterCore:
             log.warning("could not store worker presence", extra={
                 "workers": sorted({r[0] for r in rows})[:20], "error": str(exc)[:300]})
 
+    def _unstage(self, items) -> None:
+        staged = self._staged_ids
+        for event, _ in items:
+            staged.pop(event.event_id, None)
+
     def _settle(self, written: list, failed: list) -> None:
+        for unit in (*written, *failed):
+            self._unstage(unit[0])
         for _, outbox, fut in written:
             self._deliver(outbox)
             if not fut.done():
@@ -501,7 +526,8 @@ class RouterCore:
                 units = list(self._pending)
                 self._pending.clear()
                 await self._write_units(units)
-            for _, _, fut in self._pending:
+            for batch, _, fut in self._pending:
+                self._unstage(batch)
                 if not fut.done():
                     fut.set_exception(Unavailable("the case store is unavailable; the change "
                                                   "was not saved, try again"))
@@ -657,8 +683,10 @@ class RouterCore:
     async def _timer_loop(self) -> None:
         while True:
             deadline = self._engine.next_deadline()
+            now = self.clock.now()
             delay = IDLE_SWEEP_S if deadline is None else \
-                min(IDLE_SWEEP_S, max(0.0, deadline - self.clock.now()))
+                min(IDLE_SWEEP_S, max(0.0, deadline - now))
+            self._timer_at = now + delay
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), delay)
@@ -1087,14 +1115,9 @@ class RouterCore:
             return "refused"
 
     def _event_id_taken(self, event_id: str, stored_at: tuple[str, int] | None) -> str | None:
-        for units in (self._in_flight, self._pending):
-            for batch, _, _ in units:
-                for e, _ in batch:
-                    if e.event_id == event_id:
-                        return f"{e.origin} seq {e.seq}, not yet durable"
-        for e, _ in self._batch:
-            if e.event_id == event_id:
-                return f"{e.origin} seq {e.seq}"
+        staged = self._staged_ids.get(event_id)
+        if staged is not None:
+            return f"{staged[0]} seq {staged[1]}, not yet durable"
         return None if stored_at is None else f"{stored_at[0]} seq {stored_at[1]}"
 
     async def ack_alert(self, alert_id: str, by: str) -> dict[str, Any]:
