@@ -6,6 +6,7 @@ and translates library errors into StoreError subclasses (see errors.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -90,8 +91,11 @@ class EventStore:
         # writer of events: not under HA's fenced partition stores, whose database other
         # routers write too. Loaded in the background on the first ask.
         self._ids: IdIndex | None = IdIndex() if backend.fence is None else None
+        # Likewise the case ids: a caller may name a new case's id, and almost every such
+        # open asks "is it taken?" of an id that is not (POST /v1/cases by devices).
+        self._case_ids: IdIndex | None = IdIndex() if backend.fence is None else None
         self._tasks = Supervisor("store", logger=log)
-        self._id_load = None  # the index's load task (started by the first ask)
+        self._loads: dict[str, asyncio.Task] = {}  # index -> its load task (first ask)
 
     @property
     def backend(self) -> str:
@@ -210,18 +214,43 @@ class EventStore:
         transaction that fails leaves only false "maybe"s)."""
         if self._ids is not None:
             self._ids.add_all(e.event_id for e in events)
+        if self._case_ids is not None:  # an event's transaction writes its case's row
+            self._case_ids.add_all({e.case_id for e in events})
+
+    def _surely_absent(self, name: str, index: IdIndex | None, key: str, pages) -> bool:
+        """True when ``index`` is loaded and certain ``key`` is not stored. Otherwise False
+        (ask the database), and the index's load starts if it has not (first ask, or the
+        last load failed): ``pages()`` gives the stored keys, page by page."""
+        if index is None:
+            return False
+        if index.ready:
+            return not index.maybe(key)
+        task = self._loads.get(name)
+        if task is None or task.done():
+            self._loads[name] = self._tasks.spawn(index.load(pages()), f"{name}-index")
+        return False
 
     async def event_stored_at(self, event_id: str) -> tuple[str, int] | None:
         """(origin, seq) of the stored event with this id, or None."""
         with self._guard(f"look up event {event_id!r}"):
-            ids = self._ids
-            if ids is not None:
-                if ids.ready:
-                    if not ids.maybe(event_id):
-                        return None  # certain: no query
-                elif self._id_load is None or self._id_load.done():  # first, or it failed
-                    self._id_load = self._tasks.spawn(ids.load(self._stored_ids()), "id-index")
+            if self._surely_absent("event-id", self._ids, event_id, self._stored_ids):
+                return None  # certain: no query
             return await self._id_lookup.get(event_id)
+
+    async def _stored_case_ids(self, page: int = 20_000):
+        """Every stored case id, in pages (keyset on the key: each page one query)."""
+        after = ""
+        query = select(cases.c.case_id).where(cases.c.case_id > bindparam("after")).order_by(
+            cases.c.case_id).limit(page)
+        while True:
+            with self._guard("read the stored case ids"):
+                async with self._b.read() as conn:
+                    rows = (await conn.execute(query, {"after": after})).scalars().all()
+            if rows:
+                after = rows[-1]
+                yield list(rows)
+            if len(rows) < page:
+                return
 
     async def _stored_ids(self, page: int = 20_000):
         """Every stored event id, in pages by position (keyset: each page one query)."""
@@ -292,11 +321,15 @@ class EventStore:
         """Write a projection row without an event (repair or rebuild from the log). Like
         append, it never replaces a newer revision."""
         with self._guard(f"write case {case.id!r}"):
+            if self._case_ids is not None:
+                self._case_ids.add_all([case.id])
             async with self._b.write() as conn:
                 await self._appender.put_case(conn, case)
 
     async def get_case(self, case_id: str) -> Case | None:
         with self._guard(f"read case {case_id!r}"):
+            if self._surely_absent("case-id", self._case_ids, case_id, self._stored_case_ids):
+                return None  # certain: no query
             async with self._b.read() as conn:
                 data = await conn.scalar(select(cases.c.data).where(cases.c.case_id == case_id))
         return None if data is None else _parse_case(data)

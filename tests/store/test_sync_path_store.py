@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 
 import pytest
+from sqlalchemy import event
 
 from router.store import open_store
 from router.store.errors import StoreError
@@ -137,6 +138,43 @@ async def test_stored_ids_are_answered_from_memory_once_loaded(tmp_path):
         assert store._id_lookup.queries - queries <= 1 + 200 * 0.03
         await store.append_many([w.turn("c1", 102.0)])  # added as it is stored
         assert await store.event_stored_at("k1-3") == ("k1", 3)
+    finally:
+        await store.close()
+
+
+async def test_unknown_case_ids_are_answered_from_memory_once_loaded(tmp_path):
+    """A caller-given case id on open is checked against the store; once the case-id index
+    has loaded, an id it never saw costs no query, and every stored case is still found —
+    those stored before this process opened the store (the load) and after (as stored)."""
+    from tests.store.test_event_store import World
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
+    w = World()
+    store = await open_store(url)
+    try:
+        await store.append_many([w.open(f"c{i}", 100.0 + i) for i in range(30)])
+    finally:
+        await store.close()
+    store = await open_store(url)  # a restart: the index loads what is stored
+    try:
+        assert (await store.get_case("c7")).id == "c7"  # before the load: a query
+        for _ in range(200):
+            if store._case_ids.ready:
+                break
+            await asyncio.sleep(0.01)
+        assert store._case_ids.ready and store._case_ids.loaded == 30
+        reads = 0
+
+        def count(conn, cursor, statement, *args):
+            nonlocal reads
+            reads += "FROM cases" in statement
+
+        event.listen(store._b.engine.sync_engine, "before_cursor_execute", count)
+        assert [await store.get_case(f"new-{i}") for i in range(200)] == [None] * 200
+        assert reads <= 200 * 0.03, f"{reads} reads for 200 unknown ids"
+        assert [(await store.get_case(f"c{i}")).id for i in range(30)] == [f"c{i}" for i in range(30)]
+        await store.append_many([w.open("c-later", 200.0)])  # added as it is stored
+        assert (await store.get_case("c-later")).id == "c-later"
     finally:
         await store.close()
 
