@@ -131,7 +131,8 @@ class PartitionPrefix:
         scope = dict(scope, path=rest, raw_path=rest.encode(),
                      state={**scope.get("state", {}), "core": term.core,
                             "hub": term.extras.get("hub"), "partition": pid,
-                            "bridge": term.extras.get("bridge")})
+                            "bridge": term.extras.get("bridge"),
+                            "conversations": term.extras.get("conversations")})
         return await self.app(scope, receive, send)
 
 
@@ -173,6 +174,12 @@ async def partitioned(app: FastAPI, cfg, store, settings: HaSettings, *, clock=N
 
         bridges = app.state.bridges = PartitionBridges(mqtt, settings.ttl_s, settings.poll_s)
     # --- end ha-mqtt ---
+    # Resident turns: one Conversations per led partition's core, on one transition layer
+    # and assistant for the process (the embedding model loads once, before leading).
+    from router.service.conversation import Conversations, dialogue_parts
+
+    layer, assistant = await asyncio.to_thread(dialogue_parts, cfg,
+                                               clock.now if clock else time.time)
 
     async def gain(term: Term) -> None:
         core = term.core
@@ -182,7 +189,13 @@ async def partitioned(app: FastAPI, cfg, store, settings: HaSettings, *, clock=N
         term.extras["feed"] = asyncio.create_task(hub.run(core.subscribe("ws-hub")),
                                                   name=f"baton-ws-hub-{term.partition}")
         term.extras["since"] = time.time()
+        conversations = term.extras["conversations"] = Conversations(core, layer, assistant)
         if bridges is not None:  # ha-mqtt
+            async def send_command(*args, **kwargs):
+                # The term's bridge as it is now (the guard may have restarted it).
+                return await term.extras["bridge"].send_command(*args, **kwargs)
+
+            conversations.send_command = send_command  # chat to the partition's devices
             await bridges.start(term)
 
     async def lose(term: Term) -> None:
@@ -219,3 +232,4 @@ async def partitioned(app: FastAPI, cfg, store, settings: HaSettings, *, clock=N
         await forwarder.aclose()
         if bridges is not None:  # ha-mqtt
             await bridges.aclose()
+        await assistant.aclose()

@@ -247,19 +247,25 @@ class Conversations:
 
 
 def build_conversations(core: RouterCore) -> Conversations:
+    """The transition layer and the assistant from config (``dialogue_parts``) on ``core``."""
+    layer, assistant = dialogue_parts(core.cfg, core.clock.now)
+    return Conversations(core, layer, assistant)
+
+
+def dialogue_parts(cfg, now) -> tuple[TransitionLayer, Assistant]:
     """The transition layer and the assistant from config: the OpenAI-compatible adapter
-    when assistant.yaml sets llm.url, else the built-in assistant on the demo accounts."""
+    when assistant.yaml sets llm.url, else the built-in assistant on the demo accounts.
+    Loads the embedding model (seconds, ~230 MB): build them once per process and share them
+    between cores (a router leading several partitions makes one Conversations per core)."""
     from router.assistant import BuiltinAssistant, InMemoryAccountService, OpenAICompatibleAssistant
 
-    cfg = core.cfg
     tc = cfg.transition
     layer = TransitionLayer.load(cfg, transition=tc)  # loads the embedding model once
     zones = {s.id: s.timezone for s in cfg.sites.sites}
-    accounts = InMemoryAccountService.demo(now=core.clock.now,
-                                           tz=next(iter(zones.values()), "UTC"))
+    accounts = InMemoryAccountService.demo(now=now, tz=next(iter(zones.values()), "UTC"))
     if tc.assistant.llm.url:
         assistant: Assistant = OpenAICompatibleAssistant(tc.assistant, accounts)
     else:
         assistant = BuiltinAssistant(tc.assistant, accounts, site_timezones=zones,
                                      vectors=layer.vectors, cache_dir=layer.cache_dir)
-    return Conversations(core, layer, assistant)
+    return layer, assistant

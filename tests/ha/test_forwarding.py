@@ -95,6 +95,18 @@ async def test_a_follower_forwards_commands_and_relays_the_socket_as_the_caller(
                                          headers={"Authorization": f"Bearer {WORKER}"},
                                          json={"status": "resolved", "code": "answered"})
                 assert closed.status_code == 200, closed.text
+            # A resident's turn through the follower runs the partition's conversation
+            # layer on the leader: asking for a person hands the case over.
+            opened = await http.post(f"{r2}/p/city/v1/cases", headers=SUPERVISOR, json={
+                "case_id": "c-fwd-2", "site": "city-office", "language": "en",
+                "escalate": False})  # with the AI
+            assert opened.status_code == 201, opened.text
+            turn = await http.post(f"{r2}/p/city/v1/cases/c-fwd-2/turns", headers=SUPERVISOR,
+                                   json={"text": "I want to talk to a real person, please",
+                                         "language": "en"})
+            assert turn.status_code == 200, turn.text
+            assert turn.json()["handoff"]["status"] == "connecting", turn.json()
+            assert turn.headers["x-baton-served-by"] == "router:r1"
             # Refusals come from the leader, for the caller: a wrong token is refused.
             bad = await http.post(f"{r2}/p/city/v1/cases/c-fwd-1/close",
                                   headers={"Authorization": "Bearer nope"}, json={})

@@ -37,7 +37,10 @@ async def resident_turn(case_id: str, body: views.ResidentTurn, request: Request
     """A resident's turn: the AI answers, or the case is handed to a person. The answer
     says which (``ai_silent``, ``handoff`` with a wait estimate)."""
     await visible_case(core, principal, case_id)
-    return await request.app.state.conversations.resident_turn(
+    # Partitioned (router/ha/): the partition's own; the single router: the app's.
+    conversations = getattr(request.state, "conversations", None) \
+        or request.app.state.conversations
+    return await conversations.resident_turn(
         case_id, body.text, body.language, body.translated, untranslated=body.untranslated)
 
 
