@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from sandbox.ha_cluster import create_database, drop_database
 from tests.store.conftest import new_db_name, pg_server  # noqa: F401  (fixture re-export)
 
 
@@ -19,3 +20,14 @@ async def pg_url(pg_server) -> AsyncIterator[str]:  # noqa: F811
         yield url
     finally:
         await server.drop(name)
+
+
+@pytest.fixture
+async def db(pg_server) -> AsyncIterator[tuple[str, str]]:  # noqa: F811
+    """(name, url) of a fresh database for a cluster of `baton router` processes
+    (sandbox/ha_cluster.py), dropped after the test."""
+    name, url = await create_database("baton_ha")
+    try:
+        yield name, url
+    finally:
+        await drop_database(name)

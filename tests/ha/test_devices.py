@@ -16,7 +16,7 @@ import pytest
 
 from router.config import load_config
 from router.mqtt.auth import write_auth
-from sandbox.ha_cluster import PG, Cluster, create_database, drop_database
+from sandbox.ha_cluster import PG, Cluster
 from sandbox.mosquitto import MosquittoProcess
 from edge.outbox import Outbox
 from edge.sync import EdgeSync
@@ -63,13 +63,20 @@ async def _emit(sync, device: str, site: str, first: int, last: int) -> None:
                                            "text": f"turn {seq}"}, event_id=f"{device}-{seq}")
 
 
-async def test_the_next_leader_resumes_the_partitions_session(pg_server, tmp_path):
+def bound_broker(tmp_path) -> MosquittoProcess:
+    """Mosquitto with the generated passwd/ACL (tmp_path/auth) and client ids bound to
+    usernames, started."""
     passwd, acl = write_auth(load_config(CONFIG), tmp_path / "auth")
     assert "user baton-router-city\ntopic readwrite baton/v1/city-office/#" in acl.read_text()
     broker = MosquittoProcess(tmp_path / "broker", passwd=passwd, acl=acl,
                               bind_client_ids=True)
     broker.start()
-    db, url = await create_database("baton_ha_mqtt")
+    return broker
+
+
+async def test_the_next_leader_resumes_the_partitions_session(db, tmp_path):
+    broker = bound_broker(tmp_path)
+    db, url = db  # the database name, as the helpers above take it
     cluster = Cluster(CONFIG, url, 2, lease_s=LEASE_S, poll_s=0.25, mqtt_port=broker.port)
     try:
         cluster.start_all()
@@ -128,20 +135,15 @@ async def test_the_next_leader_resumes_the_partitions_session(pg_server, tmp_pat
     finally:
         cluster.stop_all()
         broker.stop()
-        await drop_database(db)
 
 
-async def test_a_leader_paused_with_the_session_neither_takes_it_back_nor_writes(pg_server,
-                                                                                 tmp_path):
+async def test_a_leader_paused_with_the_session_neither_takes_it_back_nor_writes(db, tmp_path):
     """SIGSTOP the leader while its bridge holds ``baton-router-city``: the next leader's
     connect takes the session over (Mosquitto closes the paused holder's connection and
     hands the new one what was in flight), and when the paused router resumes, its
     writes are refused by the lease fence and it does not connect again."""
-    passwd, acl = write_auth(load_config(CONFIG), tmp_path / "auth")
-    broker = MosquittoProcess(tmp_path / "broker", passwd=passwd, acl=acl,
-                              bind_client_ids=True)
-    broker.start()
-    db, url = await create_database("baton_ha_mqtt")
+    broker = bound_broker(tmp_path)
+    db, url = db  # the database name, as the helpers above take it
     cluster = Cluster(CONFIG, url, 2, lease_s=LEASE_S, poll_s=0.25, mqtt_port=broker.port)
     try:
         cluster.start("r1")
@@ -172,4 +174,3 @@ async def test_a_leader_paused_with_the_session_neither_takes_it_back_nor_writes
     finally:
         cluster.stop_all()
         broker.stop()
-        await drop_database(db)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import websockets
 
-from sandbox.ha_cluster import PG, Cluster, create_database, drop_database
+from sandbox.ha_cluster import PG, Cluster
 
 pytestmark = pytest.mark.postgres
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -24,15 +24,6 @@ SUPERVISOR = {"Authorization": "Bearer demo-sato-floor-token-0001"}
 ADMIN = {"Authorization": "Bearer demo-admin-token-0001"}
 WORKER = "demo-haruto-token-0001"  # a specialist of the city partition (en)
 LEASE_S = 2.0
-
-
-@pytest.fixture
-async def db(pg_server):
-    name, url = await create_database("baton_ha_fwd")
-    try:
-        yield name, url
-    finally:
-        await drop_database(name)
 
 
 async def _events(name: str, case_id: str) -> list:

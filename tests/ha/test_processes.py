@@ -11,21 +11,12 @@ import asyncpg
 import httpx
 import pytest
 
-from sandbox.ha_cluster import PG, Cluster, create_database, drop_database
+from sandbox.ha_cluster import PG, Cluster
 
 pytestmark = pytest.mark.postgres
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 SUPERVISOR = {"Authorization": "Bearer demo-sato-floor-token-0001"}
 LEASE_S = 2.0
-
-
-@pytest.fixture
-async def db(pg_server):
-    name, url = await create_database("baton_ha_test")
-    try:
-        yield name, url
-    finally:
-        await drop_database(name)
 
 
 async def _events(name: str) -> list:
