@@ -2,6 +2,11 @@
 // ApiError carrying the router's message (its error bodies say what to do) and status.
 let token = null;
 
+// Under several routers (docs/scale-out.md) a page is opened inside its partition,
+// /p/<partition>/desk: its REST calls and socket then go to /p/<partition>/v1/..., which any
+// router serves (forwarded or relayed to the partition's leader). A single router: "".
+export const BASE = (location.pathname.match(/^\/p\/[^/]+(?=\/)/) || [""])[0];
+
 export function setToken(t) { token = t; }
 export function getToken() { return token; }
 
@@ -21,7 +26,7 @@ export async function api(method, path, body) {
   }
   let r;
   try {
-    r = await fetch(path, init);
+    r = await fetch(path.startsWith("/v1/") ? BASE + path : path, init);
   } catch (e) {
     throw new ApiError(`${method} ${path}: the router cannot be reached (${e.message})`, 0, null);
   }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import pytest
 import websockets
 
 from sandbox.ha_cluster import PG, Cluster
+from sandbox.procs import CHROMIUM, CHROMIUM_ARGS
+from tests.helpers import require
 
 pytestmark = pytest.mark.postgres
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -172,5 +175,53 @@ async def test_a_relayed_socket_resumes_on_the_next_leader_after_a_kill(db):
             "city": "r2", "north": "r2"}
         metrics = httpx.get(f"{r2}/metrics").text
         assert 'baton_forwarded_total{kind="ws",outcome="resumed"} 1.0' in metrics
+    finally:
+        cluster.stop_all()
+
+
+@pytest.mark.slow
+async def test_a_desk_page_opened_on_a_follower_works_inside_its_partition(db):
+    """The desk as a worker meets it under several routers: opened at /p/city/desk on a
+    router that does not lead the partition, it signs in, its socket is relayed to the
+    leader, and an offer the leader makes shows up and is accepted by a click."""
+    require(shutil.which("chromium") is not None, "Chromium at /usr/bin/chromium",
+            "apt-get install chromium")
+    from playwright.async_api import async_playwright, expect
+
+    name, url = db
+    cluster = Cluster(CONFIG, url, 2, lease_s=LEASE_S, poll_s=0.25)
+    errors: list[str] = []
+    try:
+        cluster.start("r1")
+        assert await cluster.wait_led(["city", "north"]) == {"city": "r1", "north": "r1"}
+        cluster.start("r2")
+        r2 = cluster.routers["r2"].url
+        async with async_playwright() as pw, httpx.AsyncClient(timeout=10) as http:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page()
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.set_default_timeout(20_000)
+                await page.goto(f"{r2}/p/city/desk#token={WORKER}")
+                await page.wait_for_selector('#conn[data-state="connected"]')
+                await page.get_by_label("Available").check()
+                deadline = time.monotonic() + 15
+                while True:  # the presence reached the leader through the relay
+                    r = await http.get(f"{r2}/p/city/v1/workers", headers=SUPERVISOR)
+                    if next(w for w in r.json()["workers"] if w["id"] == "haruto"
+                            )["presence"] == "available":
+                        break
+                    assert time.monotonic() < deadline, "haruto never became available"
+                    await asyncio.sleep(0.2)
+                assert (await _open(http, r2, "c-page-1")).status_code == 201
+                accept = page.get_by_role("button", name="Accept case c-page-1")
+                await accept.click()
+                await expect(page.locator("#case-h")).to_have_text("Case c-page-1")
+            finally:
+                await browser.close()
+        events = await _events(name, "c-page-1")
+        accepted = [json.loads(e["payload"]) for e in events if e["type"] == "offer_result"]
+        assert [(a["worker_id"], a["status"]) for a in accepted] == [("haruto", "accepted")]
+        assert not errors, errors
     finally:
         cluster.stop_all()
