@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from router.config import load_config
@@ -112,6 +113,14 @@ async def test_the_next_leader_resumes_the_partitions_session(db, tmp_path):
             await city.wait_acked(15, timeout=30)
             await _wait_alerts(db, [("kiosk-1", "device_battery_low"),
                                     ("kiosk-1", "device_offline")])
+            # The new leader's floor list holds the old term's alert too (restored from the
+            # store at its rebuild, not raised again) beside the one it raised.
+            floor = httpx.get(f"{cluster.routers[leaders['city']].url}/p/city/v1/alerts",
+                              headers={"Authorization": "Bearer demo-sato-floor-token-0001"},
+                              timeout=10).json()["alerts"]
+            assert [(a["device"], a["kind"]) for a in floor
+                    if a["kind"].startswith("device_")] == [
+                ("kiosk-1", "device_battery_low"), ("kiosk-1", "device_offline")], floor
             await _emit(north, "kiosk-2", "north-branch", 6, 8)
             await north.wait_acked(8, timeout=30)
 

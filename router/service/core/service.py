@@ -55,6 +55,8 @@ from router.service.core.recent import OpenCaseEvents
 from router.service.core.warm import WarmTransfers
 from router.store.sync import SyncStore
 
+# How far back a (re)started core lists the device alerts the bridge stored.
+ALERT_RESTORE_S = 24 * 3600.0
 log = logging.getLogger("baton.core")
 CLOSED_CACHE = 5000
 IDLE_SWEEP_S = 30.0  # how often cases the AI holds are checked for inactivity
@@ -253,6 +255,7 @@ class RouterCore:
                 if presence is not Presence.available:
                     await self._withdraw_pending(wid)
                 effects += self._engine.set_presence(wid, presence, now)
+        await self._restore_alerts(now)
         effects += self._engine.tick(now)  # offers that expired while we were down
         await self._effects(effects)
         # Persisted directly: the writer may be the one restoring.
@@ -630,6 +633,18 @@ class RouterCore:
         self._emit(events.PresenceChanged(worker_id, presence, reason))
         if presence is Presence.away:
             self._alert("worker_away", worker_id=worker_id, message=reason)
+
+    async def _restore_alerts(self, now: float) -> None:
+        """The device alerts the bridge stored (alerts table) in the last ALERT_RESTORE_S,
+        for this core's sites, back in the floor's list after a restart or a failover. They
+        were pushed when raised: listed again, not raised again."""
+        sites = {site.id for site in self.cfg.sites.sites}
+        known = {a.get("alert_id") for a in self._alerts}
+        for row in await SyncStore(self.store).alerts(since=now - ALERT_RESTORE_S):
+            if row["site"] in sites and row["alert_id"] not in known:
+                self._alerts.append({**(row.get("detail") or {}), "kind": row["kind"],
+                                     "at": row["at"], "alert_id": row["alert_id"],
+                                     "site": row["site"], "device": row["device"]})
 
     def _alert(self, kind: str, **fields: Any) -> None:
         # Every alert has an id, so any supervisor can acknowledge it for the whole floor.
