@@ -45,6 +45,7 @@ import httpx
 import websockets
 from websockets.exceptions import InvalidStatus, WebSocketException
 
+from common.errors import BatonError
 from router.ha.leader import Leadership
 from router.store import StoreError
 
@@ -72,10 +73,13 @@ _BACK = {"content-type", "retry-after", "location", "www-authenticate", "cache-c
 _FINAL_CLOSES = {1000, 1001, 1003, 1007, 1008, 1009, 1010, 4400, 4401, 4403, 4404}
 
 
-class NoLeader(Exception):
+class NoLeader(BatonError):
+    """Nobody a request can be forwarded to: ``reason`` no_leader or no_address."""
+
+    reason = "no_leader"
+
     def __init__(self, reason: str, message: str):
-        self.reason = reason
-        super().__init__(message)
+        super().__init__(message, reason=reason)
 
 
 class Forwarder:
