@@ -22,14 +22,11 @@ import asyncio
 import json
 import logging
 import os
-import shutil
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -42,19 +39,7 @@ from common.mqtt.client import Message, Settings  # noqa: E402
 from router.service.core import RouterCore  # noqa: E402
 from router.service.hub import Connection, Hub, encoded  # noqa: E402
 from router.store import open_store  # noqa: E402
-
-SITE = "bench-site"
-
-
-def make_config(tmp: Path, devices: int) -> Path:
-    cfg = tmp / "config"
-    shutil.copytree(REPO / "config", cfg)
-    sites = yaml.safe_load((cfg / "sites.yaml").read_text())
-    sites["sites"].append({"id": SITE, "name": "Benchmark site", "languages": ["en"],
-                           "devices": [{"id": f"b{i:03d}", "kind": "robot"}
-                                       for i in range(devices)]})
-    (cfg / "sites.yaml").write_text(yaml.safe_dump(sites))
-    return cfg
+from sync import SITE, make_config  # noqa: E402  (benchmarks/sync.py: the same bench site and devices)
 
 
 def event(device: str, seq: int, ts: float) -> bytes:
