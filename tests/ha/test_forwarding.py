@@ -56,14 +56,19 @@ async def _open(http: httpx.AsyncClient, url: str, case_id: str) -> httpx.Respon
                                  "intent": "general"})
 
 
+async def _r1_leads_r2_follows(cluster: Cluster) -> tuple[str, str]:
+    """r1 started alone leads both partitions; then r2 starts as a follower. Their URLs."""
+    cluster.start("r1")
+    assert await cluster.wait_led(["city", "north"]) == {"city": "r1", "north": "r1"}
+    cluster.start("r2")
+    return cluster.routers["r1"].url, cluster.routers["r2"].url
+
+
 async def test_a_follower_forwards_commands_and_relays_the_socket_as_the_caller(db):
     name, url = db
     cluster = Cluster(CONFIG, url, 2, lease_s=LEASE_S, poll_s=0.25)
     try:
-        cluster.start("r1")
-        assert await cluster.wait_led(["city", "north"]) == {"city": "r1", "north": "r1"}
-        cluster.start("r2")
-        r1, r2 = cluster.routers["r1"].url, cluster.routers["r2"].url
+        r1, r2 = await _r1_leads_r2_follows(cluster)
         ready = httpx.get(f"{r2}/readyz").json()
         assert ready["leads"] == [] and ready["address"] == r2
         async with httpx.AsyncClient(timeout=10) as http:
@@ -131,10 +136,7 @@ async def test_a_relayed_socket_resumes_on_the_next_leader_after_a_kill(db):
     name, url = db
     cluster = Cluster(CONFIG, url, 2, lease_s=LEASE_S, poll_s=0.25)
     try:
-        cluster.start("r1")
-        assert await cluster.wait_led(["city", "north"]) == {"city": "r1", "north": "r1"}
-        cluster.start("r2")
-        r2 = cluster.routers["r2"].url
+        _, r2 = await _r1_leads_r2_follows(cluster)
         async with httpx.AsyncClient(timeout=10) as http:
             async with websockets.connect(f"{r2.replace('http', 'ws')}/p/city/v1/ws",
                                           additional_headers={
@@ -192,10 +194,7 @@ async def test_a_desk_page_opened_on_a_follower_works_inside_its_partition(db):
     cluster = Cluster(CONFIG, url, 2, lease_s=LEASE_S, poll_s=0.25)
     errors: list[str] = []
     try:
-        cluster.start("r1")
-        assert await cluster.wait_led(["city", "north"]) == {"city": "r1", "north": "r1"}
-        cluster.start("r2")
-        r2 = cluster.routers["r2"].url
+        _, r2 = await _r1_leads_r2_follows(cluster)
         async with async_playwright() as pw, httpx.AsyncClient(timeout=10) as http:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:

@@ -34,3 +34,21 @@ def mateo_takes_appointments(cfg: Path) -> None:
     roster = yaml.safe_load((cfg / "workers.yaml").read_text())
     next(w for w in roster["workers"] if w["id"] == "mateo")["skills"]["appointments"] = 3
     (cfg / "workers.yaml").write_text(yaml.safe_dump(roster, allow_unicode=True))
+
+
+def escalate_at_kiosk(client, text: str = "Prefiero hablar con una persona, por favor.") -> dict:
+    """A resident at kiosk-1 (city office, Spanish): one answered question, then ``text``
+    asking for a person. Returns the turn's answer (``case_id``, the escalate ``decision``)."""
+    kiosk = {"Authorization": "Bearer demo-kiosk-1-token-0001"}
+    r = client.post("/v1/cases", headers=kiosk, json={
+        "site": "city-office", "device": "kiosk-1", "language": "es", "escalate": False,
+        "transcript": [
+            {"speaker": "resident", "language": "es", "text": "¿Dónde pago mis impuestos?",
+             "translated": "Where do I pay my taxes?", "translated_language": "en"},
+            {"speaker": "ai", "language": "es", "text": "En la ventanilla 3, planta baja."}]})
+    assert r.status_code == 201, r.text
+    r = client.post(f"/v1/cases/{r.json()['id']}/turns", headers=kiosk, json={
+        "text": text, "language": "es", "translated": "I'd rather speak to a real person, please."})
+    out = r.json()
+    assert out["decision"]["decision"] == "escalate", out
+    return out

@@ -14,7 +14,12 @@ import httpx
 import pytest
 
 from sandbox.procs import CHROMIUM, CHROMIUM_ARGS
-from tests.pages.conftest import mateo_takes_appointments, running_router, sqlite_url
+from tests.pages.conftest import (
+    escalate_at_kiosk,
+    mateo_takes_appointments,
+    running_router,
+    sqlite_url,
+)
 from tests.helpers import require
 from tests.service.conftest import config_copy
 
@@ -103,19 +108,8 @@ def test_desk_offer_accept_packet_note_transfer_close(router, browser):
     shot(mateo, "02-signed-in-available")
 
     # A resident at the kiosk: one answered question, then asks for a person.
-    r = client.post("/v1/cases", headers=kiosk, json={
-        "site": "city-office", "device": "kiosk-1", "language": "es", "escalate": False,
-        "transcript": [
-            {"speaker": "resident", "language": "es", "text": "¿Dónde pago mis impuestos?",
-             "translated": "Where do I pay my taxes?", "translated_language": "en"},
-            {"speaker": "ai", "language": "es", "text": "En la ventanilla 3, planta baja."}]})
-    assert r.status_code == 201, r.text
-    case_id = r.json()["id"]
-    r = client.post(f"/v1/cases/{case_id}/turns", headers=kiosk, json={
-        "text": "Prefiero hablar con una persona, por favor.", "language": "es",
-        "translated": "I'd rather speak to a real person, please."})
-    out = r.json()
-    assert out["decision"]["decision"] == "escalate", out
+    out = escalate_at_kiosk(client)
+    case_id = out["case_id"]
     reasons = out["decision"]["reasons"]
 
     # The offer with its preview.

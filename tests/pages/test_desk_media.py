@@ -35,6 +35,15 @@ def auth(subject: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(subject)}"}
 
 
+def open_video_case(http) -> str:
+    """A resident at robot-1 (city office, Japanese) asks for a person on video: the case id."""
+    r = http.post("/v1/cases", headers=auth("robot-1"),
+                  json={"site": "city-office", "device": "robot-1", "language": "ja",
+                        "channel": "video", "skills": {"general": 3}})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
 async def wait_for(fn, timeout: float, what: str, every: float = 0.1):
     deadline = time.monotonic() + timeout
     while True:
@@ -77,11 +86,7 @@ async def test_desk_live_video_captions_and_robot_controls(router, broker,  # no
                            5, "aiko available")
 
             # A resident at robot-1 asks for a person on video; aiko accepts over REST.
-            r = http.post("/v1/cases", headers=auth("robot-1"),
-                          json={"site": "city-office", "device": "robot-1", "language": "ja",
-                                "channel": "video", "skills": {"general": 3}})
-            assert r.status_code == 201, r.text
-            case_id = r.json()["id"]
+            case_id = open_video_case(http)
             offer = page.locator("li.offer", has_text=case_id)
             await expect(offer).to_be_visible()
             offer_id = await offer.get_attribute("data-offer-id")

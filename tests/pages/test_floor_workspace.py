@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from router.config import load_config
 from tests.pages.conftest import running_router, sqlite_url
 from router.service.app import create_app
-from tests.pages.test_desk import PAGE_ERRORS, TIMEOUT_MS, bearer, browser, shot  # noqa: F401
+from tests.pages.test_desk import PAGE_ERRORS, bearer, browser, shot  # noqa: F401
 from tests.pages.test_floor import accept_when_offered
-from tests.pages.test_workspace import STUBS, axe_check, no_sideways_scroll, open_desk
+from tests.pages.test_workspace import axe_check, no_sideways_scroll, open_desk, open_page
 from tests.service.conftest import ManualClock, Router, auth, config_copy
 
 HOUR = 3600.0
@@ -67,14 +67,7 @@ def visit(page, name: str) -> None:
 
 def open_floor(browser, url: str, width: int = 1280, height: int = 1000,  # noqa: F811
                token: str = "demo-sato-floor-token-0001"):
-    ctx = browser.new_context(viewport={"width": width, "height": height})
-    ctx.add_init_script(STUBS)
-    page = ctx.new_page()
-    page.on("pageerror", lambda e: PAGE_ERRORS.append(f"floor: {e}"))
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(f"{url}/floor#token={token}")
-    page.wait_for_selector('#conn[data-state="connected"]')
-    return page
+    return open_page(browser, f"{url}/floor#token={token}", "floor", width, height)
 
 
 def test_floor_trends_assign_why_not_alert_actions_and_small_screens(router, browser):  # noqa: F811

@@ -22,7 +22,7 @@ from sandbox.procs import CHROMIUM, CHROMIUM_ARGS
 from tests.helpers import require
 from tests.mqtt.helpers import fleet_config
 from tests.pages.test_desk import SHOTS
-from tests.pages.test_desk_media import auth, wait_for
+from tests.pages.test_desk_media import auth, open_video_case, wait_for
 from tests.pages.test_resident import AXE
 from tests.telepresence.conftest import broker, device_link, router, token  # noqa: F401
 from tests.webrtc.conftest import loopback_ice  # noqa: F401 (fixture)
@@ -102,11 +102,7 @@ async def test_warm_transfer_keeps_video_until_accepted_and_returns_on_timeout(
 
         try:
             aiko = await open_page("/desk", "aiko")
-            r = http.post("/v1/cases", headers=auth("robot-1"),
-                          json={"site": "city-office", "device": "robot-1", "language": "ja",
-                                "channel": "video", "skills": {"general": 3}})
-            assert r.status_code == 201, r.text
-            case_id = r.json()["id"]
+            case_id = open_video_case(http)
             offer = aiko.locator("li.offer", has_text=case_id)
             await expect(offer).to_be_visible()
             edge_task = asyncio.create_task(edge_side("aiko", case_id))

@@ -15,7 +15,12 @@ import time
 
 import pytest
 
-from tests.pages.conftest import mateo_takes_appointments, running_router, sqlite_url
+from tests.pages.conftest import (
+    escalate_at_kiosk,
+    mateo_takes_appointments,
+    running_router,
+    sqlite_url,
+)
 from tests.pages.test_desk import PAGE_ERRORS, TIMEOUT_MS, bearer, browser, shot  # noqa: F401
 from tests.pages.test_resident import AXE
 from tests.helpers import require
@@ -79,31 +84,22 @@ def no_sideways_scroll(page, what: str) -> None:
     assert sizes[0] <= sizes[1], f"{what}: page scrolls sideways ({sizes[0]} > {sizes[1]} px)"
 
 
-def open_desk(browser, url: str, subject: str, width: int = 1280, height: int = 900):  # noqa: F811
+def open_page(browser, address: str, who: str, width: int, height: int):
+    """``address`` (with its #token) in a new context with the sound/notification STUBS;
+    page errors are collected under ``who``; returns once its socket is connected."""
     ctx = browser.new_context(viewport={"width": width, "height": height})
     ctx.add_init_script(STUBS)
     page = ctx.new_page()
-    page.on("pageerror", lambda e: PAGE_ERRORS.append(f"{subject}: {e}"))
+    page.on("pageerror", lambda e: PAGE_ERRORS.append(f"{who}: {e}"))
     page.set_default_timeout(TIMEOUT_MS)
-    page.goto(f"{url}/desk#token=demo-{subject}-token-0001")
+    page.goto(address)
     page.wait_for_selector('#conn[data-state="connected"]')
     return page
 
 
-def escalate(client, text: str = "Prefiero hablar con una persona, por favor.") -> str:
-    kiosk = bearer("kiosk-1")
-    r = client.post("/v1/cases", headers=kiosk, json={
-        "site": "city-office", "device": "kiosk-1", "language": "es", "escalate": False,
-        "transcript": [
-            {"speaker": "resident", "language": "es", "text": "¿Dónde pago mis impuestos?",
-             "translated": "Where do I pay my taxes?", "translated_language": "en"},
-            {"speaker": "ai", "language": "es", "text": "En la ventanilla 3, planta baja."}]})
-    assert r.status_code == 201, r.text
-    case_id = r.json()["id"]
-    r = client.post(f"/v1/cases/{case_id}/turns", headers=kiosk, json={
-        "text": text, "language": "es", "translated": "I'd rather speak to a real person, please."})
-    assert r.json()["decision"]["decision"] == "escalate", r.text
-    return case_id
+def open_desk(browser, url: str, subject: str, width: int = 1280, height: int = 900):  # noqa: F811
+    return open_page(browser, f"{url}/desk#token=demo-{subject}-token-0001", subject,
+                     width, height)
 
 
 def wait_presence(client, subject: str, presence: str) -> None:
@@ -130,7 +126,7 @@ def test_offers_cannot_be_missed_and_away_is_explained(router, browser):  # noqa
 
     title = page.title()
     page.evaluate("window.__background = true")  # the worker is in another tab
-    case_id = escalate(client)
+    case_id = escalate_at_kiosk(client)["case_id"]
     offer = page.locator("li.offer", has_text=case_id)
     expect(offer).to_be_visible()
     # The title flashes while the offer is pending: it alternates with the page's own title.
@@ -173,7 +169,7 @@ def test_offers_cannot_be_missed_and_away_is_explained(router, browser):  # noqa
     expect(page.get_by_label("Available")).to_be_checked()
 
     # A second case: the A key accepts the oldest offer (not while typing).
-    second = escalate(client)
+    second = escalate_at_kiosk(client)["case_id"]
     expect(page.locator("li.offer", has_text=second)).to_be_visible()
     page.evaluate("document.activeElement && document.activeElement.blur()")
     page.keyboard.press("a")
@@ -188,7 +184,7 @@ def test_case_page_bar_canned_handback_guard_disposition_wrapup(router, browser)
     page = open_desk(browser, proc.url, "mateo", height=800)
     page.get_by_label("Available").check()
     wait_presence(client, "mateo", "available")
-    case_id = escalate(client)
+    case_id = escalate_at_kiosk(client)["case_id"]
     page.locator("li.offer", has_text=case_id).get_by_role(
         "button", name=f"Accept case {case_id}").click()
     expect(page.locator("#case-h")).to_have_text(f"Case {case_id}")
@@ -286,7 +282,7 @@ def test_desk_on_a_phone_and_a_tablet(router, browser):  # noqa: F811
     wait_presence(client, "mateo", "available")
     for width in (390, 768):
         page.set_viewport_size({"width": width, "height": 1024 if width == 768 else 844})
-        case_id = escalate(client)
+        case_id = escalate_at_kiosk(client)["case_id"]
         offer = page.locator("li.offer", has_text=case_id)
         expect(offer).to_be_visible()
         expect(offer.locator("blockquote.words").last).to_be_visible()
@@ -328,7 +324,7 @@ def test_warm_transfer_consult_then_handover(calm_router, browser):  # noqa: F81
     a = open_desk(browser, proc.url, "mateo")
     a.get_by_label("Available").check()
     wait_presence(client, "mateo", "available")
-    case_id = escalate(client)
+    case_id = escalate_at_kiosk(client)["case_id"]
     a.locator("li.offer", has_text=case_id).get_by_role(
         "button", name=f"Accept case {case_id}").click()
     expect(a.locator("#case-h")).to_have_text(f"Case {case_id}")
