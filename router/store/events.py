@@ -237,29 +237,21 @@ class EventStore:
                 return None  # certain: no query
             return await self._id_lookup.get(event_id)
 
-    async def _stored_case_ids(self, page: int = 20_000):
-        """Every stored case id, in pages (keyset on the key: each page one query)."""
-        after = ""
-        query = select(cases.c.case_id).where(cases.c.case_id > bindparam("after")).order_by(
-            cases.c.case_id).limit(page)
-        while True:
-            with self._guard("read the stored case ids"):
-                async with self._b.read() as conn:
-                    rows = (await conn.execute(query, {"after": after})).scalars().all()
-            if rows:
-                after = rows[-1]
-                yield list(rows)
-            if len(rows) < page:
-                return
+    def _stored_case_ids(self):
+        """Every stored case id, in pages (keyset on the id itself)."""
+        return self._stored_keys(cases.c.case_id, cases.c.case_id, "", "case ids")
 
-    async def _stored_ids(self, page: int = 20_000):
-        """Every stored event id, in pages by position (keyset: each page one query)."""
-        after = 0
-        query = select(case_events.c.position, case_events.c.event_id).where(
-            case_events.c.position > bindparam("after")).order_by(
-            case_events.c.position).limit(page)
+    def _stored_ids(self):
+        """Every stored event id, in pages by position."""
+        return self._stored_keys(case_events.c.position, case_events.c.event_id, 0, "event ids")
+
+    async def _stored_keys(self, order, value, start, what: str, page: int = 20_000):
+        """Every ``value`` stored, in pages of ``page`` by the unique column ``order``
+        (keyset from ``start``: each page one query), for the id indexes' loads."""
+        query = select(order, value).where(order > bindparam("after")).order_by(order).limit(page)
+        after = start
         while True:
-            with self._guard("read the stored event ids"):
+            with self._guard(f"read the stored {what}"):
                 async with self._b.read() as conn:
                     rows = (await conn.execute(query, {"after": after})).all()
             if rows:
