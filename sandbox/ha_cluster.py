@@ -53,7 +53,7 @@ class Cluster:
 
     def __init__(self, config_dir: str | Path, db_url: str, n: int, *, lease_s: float = 2.0,
                  poll_s: float = 0.25, log_level: str = "info", mqtt_port: int | None = None):
-        # ha-mqtt: ``mqtt_port``: each partition's leader runs its bridge on that broker.
+        # ``mqtt_port``: each partition's leader runs its bridge on that broker.
         mqtt = {"BATON_MQTT_HOST": ""} if mqtt_port is None else {
             "BATON_MQTT_HOST": "127.0.0.1", "BATON_MQTT_PORT": str(mqtt_port)}
         self.routers = {f"r{i}": RouterProcess(config_dir, db_url, log_level=log_level, env={

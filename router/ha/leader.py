@@ -70,7 +70,7 @@ class Leadership:
         self.book = LeaseBook(store)
         self.terms: dict[str, Term] = {}
         self.on_gain, self.on_lose = on_gain, on_lose
-        self.address = address  # advertised base URL (router/ha/forward.py; ha-web)
+        self.address = address  # advertised base URL (router/ha/forward.py)
         self.gained = 0  # terms started (metrics)
         self.lost = 0  # terms ended by a failed renewal (metrics)
         self.live_routers = 1

@@ -167,13 +167,12 @@ async def partitioned(app: FastAPI, cfg, store, settings: HaSettings, *, clock=N
     from router.service.hub import Hub
     from router.service.ws import hello
 
-    # --- ha-mqtt: the partition's MQTT bridge (router/ha/devices.py) ---
+    # The partition's MQTT bridge (router/ha/devices.py), when a broker is configured.
     bridges = None
     if mqtt is not None:
         from router.ha.devices import PartitionBridges
 
         bridges = app.state.bridges = PartitionBridges(mqtt, settings.ttl_s, settings.poll_s)
-    # --- end ha-mqtt ---
     # Resident turns: one Conversations per led partition's core, on one transition layer
     # and assistant for the process (the embedding model loads once, before leading).
     from router.service.conversation import Conversations, dialogue_parts
@@ -190,16 +189,17 @@ async def partitioned(app: FastAPI, cfg, store, settings: HaSettings, *, clock=N
                                                   name=f"baton-ws-hub-{term.partition}")
         term.extras["since"] = time.time()
         conversations = term.extras["conversations"] = Conversations(core, layer, assistant)
-        if bridges is not None:  # ha-mqtt
+        if bridges is not None:
+            await bridges.start(term)  # sets term.extras["bridge"]
+
             async def send_command(*args, **kwargs):
                 # The term's bridge as it is now (the guard may have restarted it).
                 return await term.extras["bridge"].send_command(*args, **kwargs)
 
             conversations.send_command = send_command  # chat to the partition's devices
-            await bridges.start(term)
 
     async def lose(term: Term) -> None:
-        if bridges is not None:  # ha-mqtt: disconnect before the core stops
+        if bridges is not None:  # disconnect before the core stops
             await bridges.stop(term)
         # The partition's sockets must reconnect (to its new leader) and resync from hello.
         hub = term.extras.get("hub")
@@ -230,6 +230,6 @@ async def partitioned(app: FastAPI, cfg, store, settings: HaSettings, *, clock=N
         app.state.forwarder = None
         await leadership.aclose()
         await forwarder.aclose()
-        if bridges is not None:  # ha-mqtt
+        if bridges is not None:
             await bridges.aclose()
         await assistant.aclose()
