@@ -6,6 +6,7 @@ receipted), device presence, and origin sequence numbers consumed by rejected ev
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
@@ -160,9 +161,11 @@ class SyncStore:
                         alert_id=alert["alert_id"], kind=alert["kind"], site=site,
                         device=device, at=alert["at"], detail=detail))
 
-    async def alerts(self, since: float = 0.0, limit: int = 10_000) -> list[dict]:
-        """Stored alerts at or after ``since``, oldest first."""
-        query = select(alerts).where(alerts.c.at >= since).order_by(alerts.c.at).limit(limit)
+    async def alerts(self, sites: Iterable[str], since: float = 0.0,
+                     limit: int = 10_000) -> list[dict]:
+        """Stored alerts of ``sites`` at or after ``since``, oldest first."""
+        query = select(alerts).where(alerts.c.site.in_(list(sites)), alerts.c.at >= since) \
+            .order_by(alerts.c.at).limit(limit)
         with self._guard("read alerts"):
             async with self._b.read() as conn:
                 return [dict(r._mapping) for r in await conn.execute(query)]

@@ -638,10 +638,10 @@ class RouterCore:
         """The device alerts the bridge stored (alerts table) in the last ALERT_RESTORE_S,
         for this core's sites, back in the floor's list after a restart or a failover. They
         were pushed when raised: listed again, not raised again."""
-        sites = {site.id for site in self.cfg.sites.sites}
+        sites = [site.id for site in self.cfg.sites.sites]
         known = {a.get("alert_id") for a in self._alerts}
-        for row in await SyncStore(self.store).alerts(since=now - ALERT_RESTORE_S):
-            if row["site"] in sites and row["alert_id"] not in known:
+        for row in await SyncStore(self.store).alerts(sites, since=now - ALERT_RESTORE_S):
+            if row["alert_id"] not in known:
                 self._alerts.append({**(row.get("detail") or {}), "kind": row["kind"],
                                      "at": row["at"], "alert_id": row["alert_id"],
                                      "site": row["site"], "device": row["device"]})
